@@ -1,0 +1,24 @@
+"""linrank: geometry and training dynamics of deep linear neural networks.
+
+Implements the Riemannian geometry of Bah, Rauhut, Terstiege and Westdickenberg (2019),
+"Learning deep linear neural networks: Riemannian gradient flows and convergence to global
+minimizers": the metric g_W(a, b) = <A_W^{-1} a, b> on the manifold of rank-k matrices.
+"""
+
+from .manifold import DeepLinearFixedRank, FactorGradient, FixedRankPoint, TangentVector
+from .metric import core_weights, metric_weights, side_weights
+from .problems import ambient_problem, autograd_problem
+
+__all__ = [
+    "DeepLinearFixedRank",
+    "FactorGradient",
+    "FixedRankPoint",
+    "TangentVector",
+    "core_weights",
+    "side_weights",
+    "metric_weights",
+    "ambient_problem",
+    "autograd_problem",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,185 @@
+r"""The operator :math:`\mathcal{A}_W` of Definition 4 and its weights, in SVD coordinates.
+
+For a point :math:`W = u\,\mathrm{diag}(s)\,v^T` of rank :math:`k` and depth :math:`N \ge 1`,
+
+.. math::
+
+    \mathcal{A}_W(Z) = \sum_{j=1}^N (WW^T)^{\frac{N-j}{N}}\, Z\, (W^TW)^{\frac{j-1}{N}}
+    \qquad \text{(Definition 4, eq. (29) of Bah, Rauhut, Terstiege, Westdickenberg 2019)}
+
+acts on a tangent vector :math:`\xi = u M v^T + U_p v^T + u V_p^T` blockwise:
+
+* core block: :math:`M_{ik} \mapsto w_{ik} M_{ik}` with
+  :math:`w_{ik} = \sum_{j=1}^N s_i^{2(N-j)/N} s_k^{2(j-1)/N}
+  = \frac{s_i^2 - s_k^2}{s_i^{2/N} - s_k^{2/N}}`;
+* side blocks: :math:`U_p \mapsto U_p\,\mathrm{diag}(p)`, :math:`V_p \mapsto V_p\,\mathrm{diag}(p)` with
+  :math:`p_k = s_k^{2(N-1)/N}`;
+* the normal space :math:`U_\perp (\cdot) V_\perp^T` is mapped to 0 when :math:`N \ge 2`.
+
+Accuracy
+--------
+The weights are evaluated as
+
+.. math::
+
+    w_{ik} = e^{\frac{N-1}{N} x}\;\frac{-\mathrm{expm1}(-\delta)}{-\mathrm{expm1}(-\delta/N)},
+    \qquad x = 2\log\max(s_i, s_k),\quad \delta = 2\,\mathrm{log1p}\!\left(\frac{|s_i - s_k|}{\min(s_i, s_k)}\right),
+
+which costs O(1) in the depth, never forms :math:`s^2` (no overflow below the largest float of the
+result itself) and has no cancellation: the relative error is a few units of roundoff times
+:math:`\max(1, |\log s|)`, measured <= 1e-13 against 60-digit mpmath sums for singular values in
+[1e-8, 1e8], ratios :math:`s_i/s_k - 1` down to 1e-15 and depths 1 to 10^6 (tests/test_metric.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "check_depth",
+    "core_weights",
+    "side_weights",
+    "metric_weights",
+    "dense_A",
+    "dense_A_inverse_on_tangent",
+]
+
+# Below this value of delta the ratio (1 - e^-delta) / (1 - e^{-delta/N}) equals N to rounding
+# (its first-order term is N * delta * (N - 1) / (2N) relative, < 1e-300).
+_DELTA_TINY = 1e-290
+
+
+def check_depth(depth: object) -> int:
+    """Validate a depth N (a positive integer, Python or numpy) and return it as ``int``.
+
+    Raises
+    ------
+    TypeError
+        If ``depth`` is not an integer (bool and float are rejected, even 2.0).
+    ValueError
+        If ``depth < 1``.
+    """
+    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)):
+        raise TypeError(f"depth must be a positive integer (number of layers N >= 1), got {depth!r}")
+    if depth < 1:
+        raise ValueError(f"depth must be a positive integer (number of layers N >= 1), got {depth}")
+    return int(depth)
+
+
+def _check_s(s: np.ndarray) -> np.ndarray:
+    s = np.asarray(s, dtype=float)
+    if s.ndim != 1:
+        raise ValueError(f"singular values must be a 1-d array, got shape {s.shape}")
+    if not np.all(np.isfinite(s)) or not np.all(s > 0):
+        raise ValueError("singular values must be finite and positive (a point of M_k has rank k)")
+    return s
+
+
+def side_weights(s: np.ndarray, depth: int) -> np.ndarray:
+    r"""Weights :math:`p_k = s_k^{2(N-1)/N}` of :math:`\mathcal{A}_W` on the blocks U_p, V_p.
+
+    Parameters
+    ----------
+    s : (k,) array of positive singular values of W.
+    depth : the depth N >= 1.
+
+    Returns
+    -------
+    (k,) array; all ones for N = 1. Computed as :math:`\exp(\frac{N-1}{N}\,2\log s_k)`, relative
+    error a few ulps times :math:`\max(1, |\log s_k|)`.
+    """
+    depth = check_depth(depth)
+    s = _check_s(s)
+    if depth == 1:
+        return np.ones_like(s)
+    return np.exp((1.0 - 1.0 / depth) * 2.0 * np.log(s))
+
+
+def core_weights(s: np.ndarray, depth: int) -> np.ndarray:
+    r"""Weights :math:`w_{ik}` of :math:`\mathcal{A}_W` on the core block M (Definition 4).
+
+    .. math::
+
+        w_{ik} = \sum_{j=1}^N s_i^{2(N-j)/N} s_k^{2(j-1)/N}
+               = \frac{s_i^2 - s_k^2}{s_i^{2/N} - s_k^{2/N}},\qquad w_{ii} = N s_i^{2(N-1)/N}.
+
+    Evaluated in the cancellation-free, depth-independent form given in the module docstring;
+    exact (to a few ulps) at equal and nearly equal singular values.
+
+    Parameters
+    ----------
+    s : (k,) array of positive singular values.
+    depth : the depth N >= 1.
+
+    Returns
+    -------
+    (k, k) symmetric array with positive entries; all ones for N = 1.
+    """
+    depth = check_depth(depth)
+    s = _check_s(s)
+    if depth == 1:
+        return np.ones((s.size, s.size))
+    si = s[:, None]
+    sk = s[None, :]
+    hi = np.maximum(si, sk)
+    lo = np.minimum(si, sk)
+    x = 2.0 * np.log(hi)
+    delta = 2.0 * np.log1p((hi - lo) / lo)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.expm1(-delta) / np.expm1(-delta / depth)
+    ratio = np.where(delta < _DELTA_TINY, float(depth), ratio)
+    return np.exp((1.0 - 1.0 / depth) * x) * ratio
+
+
+def metric_weights(s: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """Both weight sets at once: ``(core_weights(s, N), side_weights(s, N))``."""
+    return core_weights(s, depth), side_weights(s, depth)
+
+
+def _sym_power(C: np.ndarray, power: float) -> np.ndarray:
+    """C^power for symmetric PSD C by eigendecomposition, with 0^0 = I (the paper's convention)."""
+    lam, Q = np.linalg.eigh(C)
+    lam = np.clip(lam, 0.0, None)
+    if power == 0:
+        return np.eye(C.shape[0])
+    tol = lam.max(initial=0.0) * C.shape[0] * np.finfo(float).eps
+    lp = np.where(lam > tol, lam, 0.0) ** power
+    return (Q * lp) @ Q.T
+
+
+def dense_A(W: np.ndarray, Z: np.ndarray, depth: int) -> np.ndarray:
+    r"""Reference :math:`\mathcal{A}_W(Z)` from the dense fractional powers of Definition 4.
+
+    O(N (m^3 + n^3)): for tests and small checks only. :math:`(\cdot)^0 = I`.
+    """
+    depth = check_depth(depth)
+    WWt = W @ W.T
+    WtW = W.T @ W
+    out = np.zeros_like(Z, dtype=float)
+    for j in range(1, depth + 1):
+        out += _sym_power(WWt, (depth - j) / depth) @ Z @ _sym_power(WtW, (j - 1) / depth)
+    return out
+
+
+def dense_A_inverse_on_tangent(W: np.ndarray, Z: np.ndarray, depth: int, k: int) -> np.ndarray:
+    """Reference inverse of A_W restricted to the tangent space at W (rank k), by a dense solve.
+
+    Builds the matrix of Z -> P_T(A_W(P_T Z)) on R^{m x n} from :func:`dense_A` and solves in the
+    least-squares sense on the tangent space. O((mn)^3): tiny sizes only.
+    """
+    m, n = W.shape
+    U, _, Vt = np.linalg.svd(W)
+    u, v = U[:, :k], Vt[:k].T
+    Pu, Pv = u @ u.T, v @ v.T
+
+    def PT(X):
+        return Pu @ X + X @ Pv - Pu @ X @ Pv
+
+    cols = []
+    for idx in range(m * n):
+        E = np.zeros(m * n)
+        E[idx] = 1.0
+        cols.append(PT(dense_A(W, PT(E.reshape(m, n)), depth)).ravel())
+    Amat = np.array(cols).T
+    sol, *_ = np.linalg.lstsq(Amat, PT(Z).ravel(), rcond=1e-12)
+    return PT(sol.reshape(m, n))

@@ -1,0 +1,153 @@
+"""pymanopt problems on :class:`~linrank.DeepLinearFixedRank` from costs written on the dense W.
+
+pymanopt's own :class:`pymanopt.Problem` expects costs of the factors (u, s, vt). Costs of
+deep-linear training are functions of the product W; these helpers take them as written and route
+the Euclidean gradient (dense or factored) and Hessian-vector products through the manifold's
+exact conversions. Costs of (u, s, vt) with pymanopt's decorators keep working unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import autograd
+import autograd.numpy as anp
+import numpy as np
+import pymanopt
+
+from .manifold import DeepLinearFixedRank
+
+__all__ = ["AmbientProblem", "ambient_problem", "autograd_problem"]
+
+
+class AmbientProblem(pymanopt.Problem):
+    """A :class:`pymanopt.Problem` whose callbacks take the point as a dense m x n matrix W.
+
+    ``euclidean_gradient`` returns the ambient gradient of the cost at W in any form that
+    :meth:`DeepLinearFixedRank.projection` accepts (dense, (U, S, V), LinearOperator);
+    ``euclidean_hessian(W, Z)`` returns the Euclidean Hessian-vector product for a dense
+    direction Z (the tangent vector as an m x n matrix).
+    """
+
+    def __init__(
+        self,
+        manifold: DeepLinearFixedRank,
+        cost: Callable[[np.ndarray], float],
+        euclidean_gradient: Callable[[np.ndarray], Any],
+        euclidean_hessian: Callable[[np.ndarray, np.ndarray], Any] | None = None,
+    ):
+        if not isinstance(manifold, DeepLinearFixedRank):
+            raise TypeError(
+                f"manifold must be a linrank.DeepLinearFixedRank, got {type(manifold).__name__}"
+            )
+        for name, fn in (("cost", cost), ("euclidean_gradient", euclidean_gradient)):
+            if not callable(fn):
+                raise TypeError(f"{name} must be callable taking the dense m x n matrix W")
+        if euclidean_hessian is not None and not callable(euclidean_hessian):
+            raise TypeError("euclidean_hessian must be callable (W, Z) -> m x n, or None")
+
+        to_dense = manifold.to_dense
+
+        @pymanopt.function.numpy(manifold)
+        def _cost(u, s, vt):
+            return cost(to_dense((u, s, vt)))
+
+        super().__init__(manifold, _cost)
+        self._dense_cost = cost
+        self._dense_gradient = euclidean_gradient
+        self._dense_hessian = euclidean_hessian
+
+    @property
+    def euclidean_gradient(self):
+        def gradient(point):
+            return self._dense_gradient(self.manifold.to_dense(point))
+
+        return gradient
+
+    @property
+    def riemannian_gradient(self):
+        manifold = self.manifold
+
+        def gradient(point):
+            return manifold.euclidean_to_riemannian_gradient(
+                point, self._dense_gradient(manifold.to_dense(point))
+            )
+
+        return gradient
+
+    @property
+    def euclidean_hessian(self):
+        if self._dense_hessian is None:
+            raise NotImplementedError(
+                "this problem was built without euclidean_hessian; pass one to ambient_problem "
+                "or use autograd_problem"
+            )
+        manifold = self.manifold
+
+        def hessian(point, tangent_vector):
+            return self._dense_hessian(
+                manifold.to_dense(point), manifold.tangent_to_dense(point, tangent_vector)
+            )
+
+        return hessian
+
+    @property
+    def riemannian_hessian(self):
+        manifold = self.manifold
+        euclidean_hessian = self.euclidean_hessian
+
+        def hessian(point, tangent_vector):
+            W = manifold.to_dense(point)
+            return manifold.euclidean_to_riemannian_hessian(
+                point,
+                self._dense_gradient(W),
+                euclidean_hessian(point, tangent_vector),
+                tangent_vector,
+            )
+
+        return hessian
+
+
+def ambient_problem(
+    manifold: DeepLinearFixedRank,
+    cost: Callable[[np.ndarray], float],
+    euclidean_gradient: Callable[[np.ndarray], Any],
+    euclidean_hessian: Callable[[np.ndarray, np.ndarray], Any] | None = None,
+) -> pymanopt.Problem:
+    """A pymanopt Problem on ``manifold`` from callbacks on the dense matrix W.
+
+    Parameters
+    ----------
+    manifold : the DeepLinearFixedRank to optimize over.
+    cost : W -> float.
+    euclidean_gradient : W -> the ambient gradient (dense m x n, or factored (U, S, V), or a
+        scipy LinearOperator of shape (m, n)).
+    euclidean_hessian : optional (W, Z) -> the Euclidean Hessian of the cost at W applied to the
+        dense direction Z (m x n). Needed by TrustRegions.
+
+    Returns
+    -------
+    A :class:`pymanopt.Problem` (an :class:`AmbientProblem`) whose Riemannian gradient is
+    :math:`\\mathcal{A}_W(P_T \\nabla f)` computed by the manifold.
+    """
+    return AmbientProblem(manifold, cost, euclidean_gradient, euclidean_hessian)
+
+
+def autograd_problem(
+    manifold: DeepLinearFixedRank, cost: Callable[[np.ndarray], float]
+) -> pymanopt.Problem:
+    """A pymanopt Problem from a cost written with ``autograd.numpy`` on the dense matrix W.
+
+    The Euclidean gradient is ``autograd.grad(cost)`` and the Hessian-vector product is the
+    derivative of ``<grad cost(W), Z>`` in W (forward-over-reverse is not needed: reverse over
+    reverse with a fixed Z).
+    """
+    if not callable(cost):
+        raise TypeError("cost must be callable taking the dense m x n matrix W")
+    grad = autograd.grad(cost)
+
+    def hvp(W, Z):
+        return autograd.grad(lambda X: anp.sum(grad(X) * Z))(W)
+
+    return AmbientProblem(manifold, cost, lambda W: grad(np.asarray(W, dtype=float)), hvp)
