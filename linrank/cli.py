@@ -1,0 +1,39 @@
+"""The ``linrank`` command-line tool.
+
+Each subcommand lives in ``linrank/commands/<name>.py`` and defines ``add_arguments(parser)``,
+``run(args) -> int`` and a one-line ``HELP``. Register it in ``_COMMANDS`` below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+_COMMANDS = ["check"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="linrank",
+        description="Geometry and training dynamics of deep linear networks (Bah et al. 2019).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in _COMMANDS:
+        mod = importlib.import_module(f"linrank.commands.{name}")
+        p = sub.add_parser(name, help=mod.HELP, description=mod.__doc__)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
