@@ -34,9 +34,9 @@ Every operation costs O((m + n) k^2) beyond the products with an ambient vector,
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence
 from typing import Any, NamedTuple
-import collections
 
 import numpy as np
 import scipy.sparse as sp
@@ -155,9 +155,7 @@ class DeepLinearFixedRank(Manifold):
             raise ValueError(f"rank k must satisfy 1 <= k <= min(m, n) = {min(m, n)}, got k = {k}")
         self._m, self._n, self._k = int(m), int(n), int(k)
         self._depth = check_depth(depth)
-        name = (
-            f"Rank-{k} {m}x{n} matrices with the deep-linear metric of depth {self._depth}"
-        )
+        name = f"Rank-{k} {m}x{n} matrices with the deep-linear metric of depth {self._depth}"
         super().__init__(name, (self._m + self._n - self._k) * self._k, point_layout=3)
 
     # ------------------------------------------------------------------ properties
@@ -215,7 +213,7 @@ class DeepLinearFixedRank(Manifold):
         else:
             if not isinstance(vector, (tuple, list)) or len(vector) != 3:
                 raise TypeError(
-                    "a tangent vector must be (Up, M, Vp), got " f"{type(vector).__name__}"
+                    f"a tangent vector must be (Up, M, Vp), got {type(vector).__name__}"
                 )
             t = TangentVector(*(np.asarray(x) for x in vector))
         m, n, k = self._m, self._n, self._k
@@ -265,9 +263,7 @@ class DeepLinearFixedRank(Manifold):
         u, s, vt = np.linalg.svd(W, full_matrices=False)
         k = self._k
         if s[k - 1] <= s[0] * max(W.shape) * np.finfo(float).eps:
-            raise ValueError(
-                f"W has numerical rank below k = {k} (singular values {s[: k + 1]})"
-            )
+            raise ValueError(f"W has numerical rank below k = {k} (singular values {s[: k + 1]})")
         return FixedRankPoint(u[:, :k], s[:k], vt[:k])
 
     # ------------------------------------------------------------------ the operator A_W
@@ -360,11 +356,7 @@ class DeepLinearFixedRank(Manifold):
     def _is_factor_gradient(vector: Any) -> bool:
         if isinstance(vector, FactorGradient):
             return True
-        return (
-            isinstance(vector, (tuple, list))
-            and len(vector) == 3
-            and np.ndim(vector[1]) == 1
-        )
+        return isinstance(vector, (tuple, list)) and len(vector) == 3 and np.ndim(vector[1]) == 1
 
     def projection(self, point: Any, vector: Any) -> TangentVector:
         r"""Frobenius-orthogonal projection :math:`P_T` of an ambient vector onto the tangent space.
@@ -389,7 +381,9 @@ class DeepLinearFixedRank(Manifold):
         t = self._tangent(vector)
         return TangentVector(t.Up - u @ (u.T @ t.Up), t.M, t.Vp - vt.T @ (vt @ t.Vp))
 
-    def embedding(self, point: Any, tangent_vector: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def embedding(
+        self, point: Any, tangent_vector: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The tangent vector as a factored ambient matrix (U, S, V) = ([u M + Up, u], I, [v, Vp]).
 
         ``U @ S @ V.T == u M vt + Up vt + u Vp^T`` (pymanopt's convention).
@@ -412,7 +406,9 @@ class DeepLinearFixedRank(Manifold):
         u, s, vt = point
         return (np.asarray(u) * np.asarray(s)) @ np.asarray(vt)
 
-    def euclidean_to_riemannian_gradient(self, point: Any, euclidean_gradient: Any) -> TangentVector:
+    def euclidean_to_riemannian_gradient(
+        self, point: Any, euclidean_gradient: Any
+    ) -> TangentVector:
         r"""Riemannian gradient of g: :math:`\operatorname{grad} f = \mathcal{A}_W(P_T \nabla f)`.
 
         (Theorem 5 / eq. (31): the layer-wise flow's product follows

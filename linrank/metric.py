@@ -60,7 +60,9 @@ def check_depth(depth: object) -> int:
         If ``depth < 1``.
     """
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)):
-        raise TypeError(f"depth must be a positive integer (number of layers N >= 1), got {depth!r}")
+        raise TypeError(
+            f"depth must be a positive integer (number of layers N >= 1), got {depth!r}"
+        )
     if depth < 1:
         raise ValueError(f"depth must be a positive integer (number of layers N >= 1), got {depth}")
     return int(depth)

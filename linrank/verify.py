@@ -111,16 +111,25 @@ def check_instance(
     def add(name: str, err: float) -> None:
         rows.append(CheckResult(m, n, k, depth, name, err))
 
-    add("A (dense formula)", _rel(man.tangent_to_dense(x, man.apply_A(x, xi)), dense_A(W, Xi, depth)))
+    add(
+        "A (dense formula)",
+        _rel(man.tangent_to_dense(x, man.apply_A(x, xi)), dense_A(W, Xi, depth)),
+    )
     Ainv = man.apply_A_inverse(x, xi)
     add("A^-1 (dense formula)", _rel(dense_A(W, man.tangent_to_dense(x, Ainv), depth), Xi))
     g_ref = float(np.sum(man.tangent_to_dense(x, Ainv) * man.tangent_to_dense(x, eta)))
-    add("metric g (dense formula)", abs(man.inner_product(x, xi, eta) - g_ref) / max(abs(g_ref), 1e-300))
+    add(
+        "metric g (dense formula)",
+        abs(man.inner_product(x, xi, eta) - g_ref) / max(abs(g_ref), 1e-300),
+    )
     u, _, vt = x
     PTG = u @ (u.T @ G) + (G @ vt.T) @ vt - u @ (u.T @ G @ vt.T) @ vt
     add(
         "gradient (dense formula)",
-        _rel(man.tangent_to_dense(x, man.euclidean_to_riemannian_gradient(x, G)), dense_A(W, PTG, depth)),
+        _rel(
+            man.tangent_to_dense(x, man.euclidean_to_riemannian_gradient(x, G)),
+            dense_A(W, PTG, depth),
+        ),
     )
     if depth == 2:
         add("A^-1 (Prop. 9 quadrature)", _rel(man.tangent_to_dense(x, Ainv), _prop9_inverse(W, Xi)))

@@ -41,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
         key = (r.m, r.n, r.k, r.depth, r.check)
         if key not in worst or not (r.error <= worst[key].error):
             worst[key] = r
-    print(f"{'m':>3} {'n':>3} {'k':>2} {'depth':>6}  {'check':<28} {'rel. error':>10} {'bound':>8}  ok")
+    print(
+        f"{'m':>3} {'n':>3} {'k':>2} {'depth':>6}  {'check':<28} {'rel. error':>10} {'bound':>8}  ok"
+    )
     failed = 0
     for r in worst.values():
         failed += not r.ok

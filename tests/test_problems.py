@@ -1,0 +1,87 @@
+"""ambient_problem / autograd_problem: pymanopt's first-order optimizers reach the PCA projection."""
+
+import autograd.numpy as anp
+import numpy as np
+import pymanopt
+import pytest
+from scipy.sparse.linalg import LinearOperator
+
+from linrank import DeepLinearFixedRank, ambient_problem, autograd_problem
+
+d, m_samples, k = 8, 24, 3
+_rs = np.random.RandomState(5)
+X = _rs.standard_normal((d, m_samples)) / np.sqrt(d)
+C = X @ X.T
+lam, U = np.linalg.eigh(C)
+Uk = U[:, ::-1][:, :k]
+OPT = Uk @ Uk.T  # the autoencoder's global minimizer on M_k (Eckart-Young)
+
+
+def cost(W):
+    return 0.5 * np.sum((X - W @ X) ** 2)
+
+
+def egrad_dense(W):
+    return (W @ X - X) @ X.T
+
+
+def egrad_operator(W):
+    """The gradient (W X - X) X^T = W C - C as a LinearOperator (never formed)."""
+    R = W @ X - X
+    return LinearOperator(
+        (d, d),
+        matvec=lambda v: R @ (X.T @ v),
+        rmatvec=lambda v: X @ (R.T @ v),
+        matmat=lambda V: R @ (X.T @ V),
+        rmatmat=lambda V: X @ (R.T @ V),
+    )
+
+
+def run(problem, Opt, seed):
+    np.random.seed(seed)
+    opt = Opt(verbosity=0, max_iterations=2000, min_gradient_norm=1e-9)
+    return opt.run(problem)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+@pytest.mark.parametrize(
+    "Opt", [pymanopt.optimizers.SteepestDescent, pymanopt.optimizers.ConjugateGradient]
+)
+@pytest.mark.parametrize("how", ["ambient", "operator", "autograd"])
+def test_first_order_optimizers_reach_pca(depth, Opt, how):
+    man = DeepLinearFixedRank(d, d, k, depth)
+    if how == "ambient":
+        problem = ambient_problem(man, cost, egrad_dense)
+    elif how == "operator":
+        problem = ambient_problem(man, cost, egrad_operator)
+    else:
+        problem = autograd_problem(man, lambda W: 0.5 * anp.sum((X - W @ X) ** 2))
+    res = run(problem, Opt, seed=depth)
+    W = man.to_dense(res.point)
+    assert np.linalg.norm(W - OPT) < 1e-5
+    assert res.cost == pytest.approx(0.5 * (np.trace(C) - lam[::-1][:k].sum()), rel=1e-9)
+
+
+def test_autograd_gradient_and_hessian_vector_products():
+    man = DeepLinearFixedRank(d, d, k, 2)
+    problem = autograd_problem(man, lambda W: 0.5 * anp.sum((X - W @ X) ** 2))
+    np.random.seed(0)
+    x = man.random_point()
+    W = man.to_dense(x)
+    assert np.allclose(problem.euclidean_gradient(x), egrad_dense(W), rtol=1e-13, atol=1e-13)
+    xi = man.random_tangent_vector(x)
+    Z = man.tangent_to_dense(x, xi)
+    assert np.allclose(problem.euclidean_hessian(x, xi), Z @ C, rtol=1e-12, atol=1e-13)
+    assert problem.cost(x) == pytest.approx(cost(W), rel=1e-14)
+
+
+def test_problem_bad_input():
+    man = DeepLinearFixedRank(d, d, k, 2)
+    with pytest.raises(TypeError, match="DeepLinearFixedRank"):
+        ambient_problem(pymanopt.manifolds.FixedRankEmbedded(d, d, k), cost, egrad_dense)
+    with pytest.raises(TypeError, match="callable"):
+        ambient_problem(man, cost, "grad")
+    with pytest.raises(TypeError, match="callable"):
+        autograd_problem(man, 3.0)
+    with pytest.raises(NotImplementedError, match="euclidean_hessian"):
+        ambient_problem(man, cost, egrad_dense).euclidean_hessian  # noqa: B018
