@@ -5,8 +5,19 @@ Implements the Riemannian geometry of Bah, Rauhut, Terstiege and Westdickenberg 
 minimizers": the metric g_W(a, b) = <A_W^{-1} a, b> on the manifold of rank-k matrices.
 """
 
+from .flows import FlowResult, factor_flow, manifold_flow
 from .manifold import DeepLinearFixedRank, FactorGradient, FixedRankPoint, TangentVector
 from .metric import core_weights, metric_weights, side_weights
+from .network import (
+    LinearData,
+    as_data,
+    balanced_factors,
+    conserved_quantities,
+    gaussian_data,
+    imbalance,
+    product,
+    top_projector,
+)
 from .problems import ambient_problem, autograd_problem
 
 __all__ = [
@@ -19,6 +30,17 @@ __all__ = [
     "metric_weights",
     "ambient_problem",
     "autograd_problem",
+    "FlowResult",
+    "factor_flow",
+    "manifold_flow",
+    "LinearData",
+    "as_data",
+    "balanced_factors",
+    "conserved_quantities",
+    "gaussian_data",
+    "imbalance",
+    "product",
+    "top_projector",
 ]
 
 __version__ = "0.1.0"
