@@ -439,6 +439,21 @@ class DeepLinearFixedRank(Manifold):
             grad = self.projection(p, euclidean_gradient)
         return self.apply_A(p, grad)
 
+    def euclidean_to_riemannian_hessian(
+        self, point: Any, euclidean_gradient: Any, euclidean_hessian: Any, tangent_vector: Any
+    ) -> TangentVector:
+        r"""Exact Riemannian Hessian (Levi-Civita connection of g) applied to a tangent vector.
+
+        See :func:`linrank.connection.riemannian_hessian` for the formula, the accepted forms of
+        G and H (dense, (U, S, V), LinearOperator; not factor gradients, which lack the normal
+        component of G) and the cost O((m + n) k^2 + k^3) beyond the products with G and H.
+        """
+        from .connection import riemannian_hessian
+
+        return riemannian_hessian(
+            self, point, euclidean_gradient, euclidean_hessian, tangent_vector
+        )
+
     # ------------------------------------------------------------------ retraction, transport
     def retraction(self, point: Any, tangent_vector: Any) -> FixedRankPoint:
         r"""Metric-projection retraction: the rank-k truncated SVD of :math:`W + \xi`.
