@@ -5,6 +5,9 @@ Implements the Riemannian geometry of Bah, Rauhut, Terstiege and Westdickenberg 
 minimizers": the metric g_W(a, b) = <A_W^{-1} a, b> on the manifold of rank-k matrices.
 """
 
+from .connection import christoffel, levi_civita, riemannian_hessian
+from .critical import AutoencoderProblem, CriticalPoint, closed_form_spectrum, critical_points
+from .diagnostics import check_gradient, check_hessian, hessian_spectrum
 from .flows import FlowResult, factor_flow, manifold_flow
 from .manifold import DeepLinearFixedRank, FactorGradient, FixedRankPoint, TangentVector
 from .metric import core_weights, metric_weights, side_weights
@@ -21,6 +24,16 @@ from .network import (
 from .problems import ambient_problem, autograd_problem
 
 __all__ = [
+    "riemannian_hessian",
+    "levi_civita",
+    "christoffel",
+    "check_gradient",
+    "check_hessian",
+    "hessian_spectrum",
+    "critical_points",
+    "closed_form_spectrum",
+    "CriticalPoint",
+    "AutoencoderProblem",
     "DeepLinearFixedRank",
     "FactorGradient",
     "FixedRankPoint",

@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-_COMMANDS = ["check"]
+_COMMANDS = ["check", "saddles"]
 
 
 def build_parser() -> argparse.ArgumentParser:
