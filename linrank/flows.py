@@ -165,6 +165,69 @@ def _lowrank_norm(L: np.ndarray, R: np.ndarray) -> float:
     return float(np.linalg.norm(Rl @ Rr.T))
 
 
+def _extend_basis(Q: np.ndarray, L: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Extend the orthonormal Q by the part of span(L) outside span(Q).
+
+    Returns (Q_new, C, D) with L = Q C + Q_new D to rounding (C = Q^T L, D = Q_new^T L).
+    Classical Gram-Schmidt twice, a rank-revealing SVD of the remainder (directions below
+    1e-13 of the largest column of L are dropped: they change the step by that fraction of
+    h ||K||), one more projection and a QR re-orthonormalization: Q stays orthonormal to ~eps.
+    """
+    C = Q.T @ L
+    Z = L - Q @ C
+    C2 = Q.T @ Z
+    Z -= Q @ C2
+    C += C2
+    scale = float(np.max(np.linalg.norm(L, axis=0), initial=0.0))
+    room = Q.shape[0] - Q.shape[1]
+    if scale == 0.0 or room <= 0:
+        return Q[:, :0], C, np.zeros((0, L.shape[1]))
+    Qz, Rz = np.linalg.qr(Z)
+    Ur, Sz, _ = np.linalg.svd(Rz)
+    keep = int(np.sum(Sz > 1e-13 * scale))
+    keep = min(keep, room)
+    if keep == 0:
+        return Q[:, :0], C, np.zeros((0, L.shape[1]))
+    Qn = Qz @ Ur[:, :keep]
+    Qn = Qn - Q @ (Q.T @ Qn)
+    Qn, _ = np.linalg.qr(Qn)
+    return Qn, C, Qn.T @ Z
+
+
+class _StepBasis:
+    """Orthonormal bases Qu, Qv containing a base point's u, v and the factors of some slopes.
+
+    Every slope K_j = L_j R_j^T is stored by its coordinates (a_j, b_j): K_j = Qu a_j b_j^T Qv^T.
+    The left factors of all slopes of one Runge-Kutta step span at most k + 2k s directions
+    (a stage point's u lies in the span of the earlier ones), so the truncated SVD of
+    W + h sum c_j K_j costs O((d_x + d_y) r k + r^3), r = Qu.shape[1], without any QR of the
+    full stack.
+    """
+
+    def __init__(self, base: FixedRankPoint):
+        self.base = base
+        self.evals: list[_Eval] = []
+        self.Qu = np.array(base.u)
+        self.Qv = np.array(base.vt.T)
+        self.coords: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def add(self, ev: _Eval) -> None:
+        L, R = ev.K
+        Qnu, Cu, Du = _extend_basis(self.Qu, L)
+        Qnv, Cv, Dv = _extend_basis(self.Qv, R)
+        self.Qu = np.hstack((self.Qu, Qnu))
+        self.Qv = np.hstack((self.Qv, Qnv))
+        self.coords.append((np.vstack((Cu, Du)), np.vstack((Cv, Dv))))
+        self.evals.append(ev)
+
+    def combine(self, core: np.ndarray, h: float, coeffs: Sequence[float], n: int) -> np.ndarray:
+        """core + h sum_j coeffs[j] a_j b_j^T (coordinates padded with zeros to the full basis)."""
+        for c, (a, b) in zip(coeffs, self.coords[:n]):
+            if c != 0.0:
+                core[: a.shape[0], : b.shape[0]] += (h * c) * (a @ b.T)
+        return core
+
+
 class _ManifoldSystem:
     """Flow (31) on M_k in SVD coordinates; slopes are factored ambient matrices (L, R)."""
 
@@ -179,6 +242,7 @@ class _ManifoldSystem:
         self.target = target
         self.collapse_tol = collapse_tol
         self.s_ref = s_ref
+        self._cache: _StepBasis | None = None
 
     # state <-> vector
     def pack(self, p: FixedRankPoint) -> np.ndarray:
@@ -210,39 +274,44 @@ class _ManifoldSystem:
             raise _StepFailure("the right-hand side is not finite")
         return _Eval((L, R), loss, float(np.sqrt(max(gn2, 0.0))))
 
+    def _basis(self, base: FixedRankPoint, evals: Sequence[_Eval]) -> _StepBasis:
+        """The step's bases, reused while the base point and the leading slopes are the same."""
+        c = self._cache
+        if (c is None or c.base is not base or len(c.evals) > len(evals)
+                or any(e is not f for e, f in zip(c.evals, evals))):
+            c = _StepBasis(base)
+            self._cache = c
+        for ev in evals[len(c.evals):]:
+            c.add(ev)
+        return c
+
     def advance(self, p: FixedRankPoint, h: float, coeffs: Sequence[float],
                 evals: Sequence[_Eval]) -> FixedRankPoint:
-        Ls = [p.u * p.s]
-        Rs = [p.vt.T]
-        for c, ev in zip(coeffs, evals):
-            if c != 0.0:
-                Ls.append((h * c) * ev.K[0])
-                Rs.append(ev.K[1])
-        L, R = np.hstack(Ls), np.hstack(Rs)
-        if not (np.all(np.isfinite(L)) and np.all(np.isfinite(R))):
+        B = self._basis(p, evals)
+        k = self.k
+        core = np.zeros((B.Qu.shape[1], B.Qv.shape[1]))
+        core[:k, :k] = np.diag(p.s)
+        core = B.combine(core, h, coeffs, len(evals))
+        if not np.all(np.isfinite(core)):
             raise _StepFailure("the step is not finite")
         try:
-            Ql, Rl = _qr_r(L)
-            Qr, Rr = _qr_r(R)
-            Uc, Sc, Vct = np.linalg.svd(Rl @ Rr.T)
+            Uc, Sc, Vct = np.linalg.svd(core)
         except np.linalg.LinAlgError as exc:  # pragma: no cover - finite input converges
             raise _StepFailure(f"the truncated SVD failed: {exc}") from exc
-        k = self.k
         s = Sc[:k]
-        if not np.all(np.isfinite(s)) or s.size < k or s[-1] <= 0.0:
+        if s.size < k or s[-1] <= 0.0:
             raise _StepFailure(f"the step lost rank k = {k} (singular values {Sc[: k + 1]})")
-        return FixedRankPoint(Ql @ Uc[:, :k], s.copy(), Vct[:k] @ Qr.T)
+        return FixedRankPoint(B.Qu @ Uc[:, :k], s.copy(), Vct[:k] @ B.Qv.T)
 
     def scale(self, a: FixedRankPoint, b: FixedRankPoint, rtol: float, atol: float) -> float:
         size = np.sqrt(self.m * self.n)
         return atol + rtol * max(float(np.linalg.norm(a.s)), float(np.linalg.norm(b.s))) / size
 
-    def rms(self, coeffs: Sequence[float], evals: Sequence[_Eval], sc: float) -> float:
-        Ls = [c * ev.K[0] for c, ev in zip(coeffs, evals) if c != 0.0]
-        Rs = [ev.K[1] for c, ev in zip(coeffs, evals) if c != 0.0]
-        if not Ls:
-            return 0.0
-        return _lowrank_norm(np.hstack(Ls), np.hstack(Rs)) / np.sqrt(self.m * self.n) / sc
+    def rms(self, base: FixedRankPoint, coeffs: Sequence[float], evals: Sequence[_Eval],
+            sc: float) -> float:
+        B = self._basis(base, evals)
+        core = B.combine(np.zeros((B.Qu.shape[1], B.Qv.shape[1])), 1.0, coeffs, len(evals))
+        return float(np.linalg.norm(core)) / np.sqrt(self.m * self.n) / sc
 
     def rms_state(self, p: FixedRankPoint, sc: float) -> float:
         return float(np.linalg.norm(p.s)) / np.sqrt(self.m * self.n) / sc
@@ -335,7 +404,8 @@ class _FactorSystem:
     def scale(self, a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> np.ndarray:
         return atol + rtol * np.maximum(np.abs(a), np.abs(b))
 
-    def rms(self, coeffs: Sequence[float], evals: Sequence[_Eval], sc: np.ndarray) -> float:
+    def rms(self, base: np.ndarray, coeffs: Sequence[float], evals: Sequence[_Eval],
+            sc: np.ndarray) -> float:
         acc = np.zeros_like(evals[0].K)
         for c, ev in zip(coeffs, evals):
             if c != 0.0:
@@ -487,7 +557,7 @@ class _Run:
 
     # -------------------------------------------------------------- records
     def _record(self, t: float, y: np.ndarray, ev: _Eval) -> None:
-        ex = self.sys.extras(self.sys.unpack(y))
+        ex = self.sys.extras(y)
         r = self.rec
         r["t"].append(t)
         r["loss"].append(ev.loss)
@@ -496,7 +566,7 @@ class _Run:
             if key in ex:
                 r[key].append(ex[key])
         if self.o.trajectory:
-            r["traj"].append(y.copy())
+            r["traj"].append(self.sys.pack(y).copy())
 
     def _wants_record(self, t: float) -> bool:
         te = self.o.t_eval
@@ -525,7 +595,7 @@ class _Run:
             "counters": np.array([self.nfev, self.nsteps, self.nrej, self.grid_i], dtype=np.int64),
             "status": np.array(self.status),
             "message": np.array(self.message),
-            "y": self.y,
+            "y": self.sys.pack(self.y),
             "rec_t": np.array(r["t"], dtype=float),
             "rec_loss": np.array(r["loss"], dtype=float),
             "rec_gnorm": np.array(r["gnorm"], dtype=float),
@@ -564,7 +634,7 @@ class _Run:
         self.nfev, self.nsteps, self.nrej, self.grid_i = (int(x) for x in data["counters"])
         self.status = str(data["status"])
         self.message = str(data["message"])
-        self.y = np.array(data["y"], dtype=float)
+        self.y = self.sys.unpack(np.array(data["y"], dtype=float))
         r = self.rec
         r["t"] = [float(x) for x in data["rec_t"]]
         r["loss"] = [float(x) for x in data["rec_loss"]]
@@ -583,7 +653,7 @@ class _Run:
     def _eval(self, y: np.ndarray) -> _Eval:
         self.nfev += 1
         with np.errstate(over="ignore", invalid="ignore"):
-            ev = self.sys.rhs(self.sys.unpack(y))
+            ev = self.sys.rhs(y)
         if not (np.isfinite(ev.loss) and np.isfinite(ev.gnorm)):
             raise _StepFailure(
                 "the loss or the gradient is not finite: the solution diverged (for the fixed-step "
@@ -593,9 +663,8 @@ class _Run:
         return ev
 
     def _stage_point(self, y: np.ndarray, h: float, coeffs, evals) -> np.ndarray:
-        st = self.sys.unpack(y)
         with np.errstate(over="ignore", invalid="ignore"):
-            return self.sys.pack(self.sys.advance(st, h, coeffs, evals))
+            return self.sys.advance(y, h, coeffs, evals)
 
     def _fixed_step(self, y, ev0: _Eval, h: float):
         if self.o.method == "Euler":
@@ -617,9 +686,8 @@ class _Run:
         y_new = self._stage_point(y, h, _DP_B, evals)
         ev_new = self._eval(y_new)
         evals.append(ev_new)
-        st, st_new = self.sys.unpack(y), self.sys.unpack(y_new)
-        sc = self.sys.scale(st, st_new, self.o.rtol, self.o.atol)
-        err = h * self.sys.rms(_DP_E, evals, sc)
+        sc = self.sys.scale(y, y_new, self.o.rtol, self.o.atol)
+        err = h * self.sys.rms(y, _DP_E, evals, sc)
         return y_new, ev_new, err
 
     def _initial_step(self, y, ev0: _Eval) -> float:
@@ -627,16 +695,15 @@ class _Run:
         if self.o.first_step is not None:
             return min(self.o.first_step, self.o.max_step)
         interval = self.t_end - self.t
-        st = self.sys.unpack(y)
-        sc = self.sys.scale(st, st, self.o.rtol, self.o.atol)
-        d0 = self.sys.rms_state(st, sc)
-        d1 = self.sys.rms([1.0], [ev0], sc)
+        sc = self.sys.scale(y, y, self.o.rtol, self.o.atol)
+        d0 = self.sys.rms_state(y, sc)
+        d1 = self.sys.rms(y, [1.0], [ev0], sc)
         h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
         h0 = min(h0, interval)
         try:
             y1 = self._stage_point(y, h0, [1.0], [ev0])
             ev1 = self._eval(y1)
-            d2 = self.sys.rms([1.0, -1.0], [ev1, ev0], sc) / h0
+            d2 = self.sys.rms(y, [1.0, -1.0], [ev1, ev0], sc) / h0
         except _StepFailure:
             return min(h0, self.o.max_step)
         if d1 <= 1e-15 and d2 <= 1e-15:
@@ -728,7 +795,7 @@ class _Run:
                 steps_since_save += 1
                 if bar is not None:
                     bar.update(t_new - t)
-                col = self.sys.collapsed(self.sys.unpack(y_new))
+                col = self.sys.collapsed(y_new)
                 if col is not None:
                     col["t"] = t_new
                     self.collapse = col
@@ -801,7 +868,7 @@ class _Run:
             trajectory=[sysm.traj_item(row) for row in r["traj"]] if self.o.trajectory else None,
             collapse=self.collapse,
         )
-        for key, val in sysm.finish(sysm.unpack(self.y)).items():
+        for key, val in sysm.finish(self.y).items():
             setattr(res, key, val)
         return res
 
@@ -984,10 +1051,9 @@ def manifold_flow(
         p = FixedRankPoint(u[:, :k].copy(), s[:k].copy(), vt[:k].copy())
     tgt = _target(target, d_y, d_x, as_point=True)
     system = _ManifoldSystem(data, N, k, tgt, ct, float(np.max(p.s)))
-    y0 = system.pack(p)
     tg_arrays = [] if tgt is None else (list(tgt) if isinstance(tgt, FixedRankPoint) else [tgt])
-    fp = _fingerprint("manifold", data.fingerprint_arrays() + [y0] + tg_arrays, opts,
+    fp = _fingerprint("manifold", data.fingerprint_arrays() + [system.pack(p)] + tg_arrays, opts,
                       (t_end, N, k, ct))
-    run = _Run(system, y0, t_end, opts, fp)
+    run = _Run(system, p, t_end, opts, fp)
     run.run()
     return run.result()
