@@ -155,6 +155,7 @@ class DeepLinearFixedRank(Manifold):
             raise ValueError(f"rank k must satisfy 1 <= k <= min(m, n) = {min(m, n)}, got k = {k}")
         self._m, self._n, self._k = int(m), int(n), int(k)
         self._depth = check_depth(depth)
+        self._weights_cache: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
         name = f"Rank-{k} {m}x{n} matrices with the deep-linear metric of depth {self._depth}"
         super().__init__(name, (self._m + self._n - self._k) * self._k, point_layout=3)
 
@@ -203,7 +204,8 @@ class DeepLinearFixedRank(Manifold):
                 f"point (u, s, vt) must have shapes ({m}, {k}), ({k},), ({k}, {n}); got "
                 f"{np.shape(u)}, {np.shape(s)}, {np.shape(vt)}"
             )
-        if not (np.all(np.isfinite(s)) and np.all(s > 0)):
+        smin, smax = s.min(), s.max()
+        if not (smin > 0 and smax < np.inf):
             raise ValueError(f"singular values s must be finite and positive, got {s}")
         return p
 
@@ -268,9 +270,24 @@ class DeepLinearFixedRank(Manifold):
 
     # ------------------------------------------------------------------ the operator A_W
     def weights(self, point: Any) -> tuple[np.ndarray, np.ndarray]:
-        """The weights (w, p) of A_W at ``point``: core (k, k) and side (k,) (Definition 4)."""
+        """The weights (w, p) of A_W at ``point``: core (k, k) and side (k,) (Definition 4).
+
+        The last few weight sets are cached by the bytes of s (optimizers evaluate many inner
+        products at one point); the returned arrays are read-only.
+        """
         s = self._point(point).s
-        return core_weights(s, self._depth), side_weights(s, self._depth)
+        key = np.ascontiguousarray(s, dtype=float).tobytes()
+        hit = self._weights_cache.get(key)
+        if hit is not None:
+            return hit
+        w = core_weights(s, self._depth)
+        p = side_weights(s, self._depth)
+        w.flags.writeable = False
+        p.flags.writeable = False
+        if len(self._weights_cache) >= 8:
+            self._weights_cache.pop(next(iter(self._weights_cache)))
+        self._weights_cache[key] = (w, p)
+        return w, p
 
     def apply_A(self, point: Any, tangent_vector: Any) -> TangentVector:
         r"""Apply :math:`\mathcal{A}_W` (Definition 4) to a tangent vector: (Up p, w * M, Vp p).

@@ -1,0 +1,151 @@
+"""Benchmark DeepLinearFixedRank against pymanopt's FixedRankEmbedded (foundation issue).
+
+Run:  .venv/bin/python benchmarks/bench_manifold.py [--quick] [--repeat R]
+
+Targets (ratios, each the median over R interleaved pairs of timings in one process, so that load
+from other processes hits both sides alike):
+  * Riemannian gradient (depth 2) <= 1.5x the Euclidean projection of the same gradient;
+  * inner product <= 3x pymanopt's;
+  * depth 1000 <= 1.2x depth 2 for the gradient, the inner product and the retraction.
+(2000, 2000, 10) uses a dense gradient; (20000, 20000, 10) a factored gradient (U, S, V) of rank 10
+(never formed: a 20000 x 20000 matrix is 3.2 GB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+from pymanopt.manifolds import FixedRankEmbedded
+
+from linrank import DeepLinearFixedRank
+
+
+def _time(fn, number: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - t0) / number
+
+
+def paired(fa, fb, number: int, repeat: int) -> tuple[float, float, float]:
+    """Median times of fa and fb and the median of the per-pair ratios fa / fb."""
+    ta, tb = [], []
+    for _ in range(repeat):
+        ta.append(_time(fa, number))
+        tb.append(_time(fb, number))
+    ta, tb = np.array(ta), np.array(tb)
+    return float(np.median(ta)), float(np.median(tb)), float(np.median(ta / tb))
+
+
+def bench(m: int, n: int, k: int, dense: bool, repeat: int) -> list[tuple[str, str]]:
+    rng = np.random.default_rng(0)
+    np.random.seed(0)
+    ref = FixedRankEmbedded(m, n, k)
+    deep1 = DeepLinearFixedRank(m, n, k, 1)
+    deep2 = DeepLinearFixedRank(m, n, k, 2)
+    deep1000 = DeepLinearFixedRank(m, n, k, 1000)
+    x = deep2.random_point()
+    head = f"({m}, {n}, {k}) {'dense' if dense else 'factored'}"
+    rows = []
+    if dense:
+        G = rng.standard_normal((m, n))
+        proj = lambda: ref.projection(x, G)  # noqa: E731
+        proj_name = "pymanopt projection"
+    else:
+        r = 10
+        G = (
+            rng.standard_normal((m, r)),
+            np.diag(rng.uniform(1, 2, r)),
+            rng.standard_normal((n, r)),
+        )
+        # pymanopt evaluates U @ S @ V.T @ v left to right and so forms the m x n matrix: timed
+        # once for information. The baseline is the same Euclidean projection P_T computed from
+        # the factors (linrank at depth 1: pymanopt's formulas without the m x n intermediate).
+        rows.append(
+            (
+                f"{head}: pymanopt projection (forms m x n) [s]",
+                f"{_time(lambda: ref.projection(x, G), 1):.3g}",
+            )
+        )
+        proj = lambda: deep1.projection(x, G)  # noqa: E731
+        proj_name = "Euclidean projection from factors"
+    a, b = deep2.random_tangent_vector(x), deep2.random_tangent_vector(x)
+    number = 5 if dense else 20
+
+    def add(name, res, target=None):
+        ta, tb, ratio = res
+        tgt = f" (target <= {target})" if target else ""
+        rows.append((f"{head}: {name}{tgt}", f"{ratio:.3f}   [{ta:.3g} s vs {tb:.3g} s]"))
+
+    add(
+        f"gradient depth 2 / {proj_name}",
+        paired(lambda: deep2.euclidean_to_riemannian_gradient(x, G), proj, number, repeat),
+        1.5,
+    )
+    add(
+        "gradient depth 1000 / depth 2",
+        paired(
+            lambda: deep1000.euclidean_to_riemannian_gradient(x, G),
+            lambda: deep2.euclidean_to_riemannian_gradient(x, G),
+            number,
+            repeat,
+        ),
+        1.2,
+    )
+    add(
+        "inner product depth 2 / pymanopt",
+        paired(
+            lambda: deep2.inner_product(x, a, b), lambda: ref.inner_product(x, a, b), 200, repeat
+        ),
+        3,
+    )
+    add(
+        "inner product depth 1000 / depth 2",
+        paired(
+            lambda: deep1000.inner_product(x, a, b),
+            lambda: deep2.inner_product(x, a, b),
+            200,
+            repeat,
+        ),
+        1.2,
+    )
+    add(
+        "retraction depth 2 / pymanopt",
+        paired(lambda: deep2.retraction(x, a), lambda: ref.retraction(x, a), 10, repeat),
+    )
+    add(
+        "retraction depth 1000 / depth 2",
+        paired(lambda: deep1000.retraction(x, a), lambda: deep2.retraction(x, a), 10, repeat),
+        1.2,
+    )
+    if dense:  # pymanopt's transport forms an m x n intermediate
+        add(
+            "transport / pymanopt",
+            paired(lambda: deep2.transport(x, x, a), lambda: ref.transport(x, x, a), 5, repeat),
+        )
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes only (smoke run)")
+    ap.add_argument("--repeat", type=int, default=15)
+    args = ap.parse_args()
+    print(
+        f"machine: {platform.machine()}, python {platform.python_version()}, numpy {np.__version__}"
+    )
+    cases = (
+        [(200, 200, 10, True)]
+        if args.quick
+        else [(2000, 2000, 10, True), (20000, 20000, 10, False)]
+    )
+    for m, n, k, dense in cases:
+        for name, val in bench(m, n, k, dense, args.repeat):
+            print(f"{name:<78} {val}")
+
+
+if __name__ == "__main__":
+    main()
