@@ -91,6 +91,7 @@ __all__ = [
     "christoffel",
     "levi_civita",
     "riemannian_hessian",
+    "hessian_from_products",
 ]
 
 _TAYLOR_TERMS = 20
@@ -448,15 +449,59 @@ def riemannian_hessian(
             "euclidean_hessian must be the Euclidean Hessian-vector product in W as an ambient "
             "m x n vector (dense, (U, S, V) or LinearOperator), not factor derivatives"
         )
+    Gv, GVp, Gtu, GtUp = _ambient_with_frames(manifold, pt, euclidean_gradient, xi)
+    Hv, Htu = manifold._ambient_products(pt, euclidean_hessian)
+    return hessian_from_products(
+        manifold, pt, xi, np.hstack((Gv, GVp)), np.hstack((Gtu, GtUp)), Hv, Htu
+    )
+
+
+def hessian_from_products(
+    manifold,
+    point: Any,
+    tangent_vector: Any,
+    G_v_Vp: np.ndarray,
+    Gt_u_Up: np.ndarray,
+    H_v: np.ndarray,
+    Ht_u: np.ndarray,
+):
+    r"""The Riemannian Hessian of :func:`riemannian_hessian` from the products it needs.
+
+    For gradients given through data (e.g. :math:`G = (W - I)XX^T`) the products can be formed
+    in fewer passes over the data than through two separate operators.
+
+    Parameters
+    ----------
+    G_v_Vp : (m, 2k) array :math:`G\,[v, V_p]`.
+    Gt_u_Up : (n, 2k) array :math:`G^T [u, U_p]`.
+    H_v, Ht_u : (m, k) and (n, k) arrays :math:`H v`, :math:`H^T u` (H the Euclidean Hessian
+        applied to the ambient matrix of :math:`\xi = (U_p, M, V_p)`).
+
+    Returns
+    -------
+    TangentVector; O((m + n) k^2 + k^3).
+    """
+    _check_manifold(manifold)
+    pt = manifold._point(point)
+    xi = manifold._tangent(tangent_vector)
+    m, n, k = manifold.m, manifold.n, manifold.k
+    for name, arr, shape in (
+        ("G_v_Vp", G_v_Vp, (m, 2 * k)),
+        ("Gt_u_Up", Gt_u_Up, (n, 2 * k)),
+        ("H_v", H_v, (m, k)),
+        ("Ht_u", Ht_u, (n, k)),
+    ):
+        if np.shape(arr) != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {np.shape(arr)}")
+    Gv, GVp = G_v_Vp[:, :k], G_v_Vp[:, k:]
+    Gtu, GtUp = Gt_u_Up[:, :k], Gt_u_Up[:, k:]
     W = divided_difference_weights(pt.s, manifold.depth)
     u, _, vt = pt
     v = vt.T
-    Gv, GVp, Gtu, GtUp = _ambient_with_frames(manifold, pt, euclidean_gradient, xi)
     gT = manifold._project_products(pt, Gv, Gtu)
     grad = _A(W, gT)
     # B H
-    Hv, Htu = manifold._ambient_products(pt, euclidean_hessian)
-    out = _A(W, manifold._project_products(pt, Hv, Htu))
+    out = _A(W, manifold._project_products(pt, H_v, Ht_u))
     # P_T[(D_xi B)(G - P_T G / 2)]: tangent blocks halved, normal part in full
     N1 = GVp - u @ (u.T @ GVp)
     N2 = GtUp - v @ (vt @ GtUp)

@@ -103,9 +103,9 @@ class AutoencoderProblem:
 
     Duck-types the parts of a pymanopt Problem that :mod:`linrank.diagnostics` uses (``manifold``,
     ``cost``, ``riemannian_gradient``, ``riemannian_hessian``) and never forms an m x n matrix:
-    with :math:`C = XX^T`, the gradient :math:`WC - C` and the Hessian :math:`\xi C` are passed to the
-    manifold as LinearOperators, so a Hessian-vector product costs 6k products with C plus
-    O(d k^2). For pymanopt's optimizers use :func:`linrank.ambient_problem`.
+    with :math:`C = XX^T`, the gradient :math:`WC - C` and the Hessian :math:`\xi C` are products with
+    C only: a Hessian-vector product costs C times 5k vectors (two passes) plus
+    O(d k^2 + k^3). For pymanopt's optimizers use :func:`linrank.ambient_problem`.
     """
 
     def __init__(self, manifold: DeepLinearFixedRank, X: Any):
@@ -165,12 +165,26 @@ class AutoencoderProblem:
         return self.manifold.euclidean_to_riemannian_gradient(point, self.euclidean_gradient(point))
 
     def riemannian_hessian(self, point: Any, tangent_vector: Any) -> TangentVector:
-        return self.manifold.euclidean_to_riemannian_hessian(
-            point,
-            self.euclidean_gradient(point),
-            self.euclidean_hessian(point, tangent_vector),
-            tangent_vector,
-        )
+        """Hess L[xi] with the products by C batched: C [v, Vp] and C [W^T u - u, W^T Up - Up,
+        xi^T u] (5k columns in two passes over C), then
+        :func:`linrank.connection.hessian_from_products`."""
+        from .connection import hessian_from_products
+
+        man = self.manifold
+        pt = man._point(point)
+        xi = man._tangent(tangent_vector)
+        u, s, vt = pt
+        k = man.k
+        C = self.C
+        CV = C @ np.hstack((vt.T, xi.Vp))  # C [v, Vp]
+        G_v_Vp = u @ (s[:, None] * (vt @ CV)) - CV  # (W - I) C [v, Vp]
+        # xi C v = (u M + Up) (vt C v) + u (Vp^T C v)
+        H_v = (u @ xi.M + xi.Up) @ (vt @ CV[:, :k]) + u @ (xi.Vp.T @ CV[:, :k])
+        uU = np.hstack((u, xi.Up))
+        WtuU = vt.T @ (s[:, None] * (u.T @ uU))  # W^T [u, Up]
+        xitu = vt.T @ xi.M.T + xi.Vp  # xi^T u
+        CU = C @ np.hstack((WtuU - uU, xitu))
+        return hessian_from_products(man, pt, xi, G_v_Vp, CU[:, : 2 * k], H_v, CU[:, 2 * k :])
 
 
 @dataclass

@@ -55,7 +55,6 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg as sla
-from scipy.linalg import lapack
 from scipy.sparse.linalg import LinearOperator, eigsh
 
 __all__ = [
@@ -295,18 +294,34 @@ class _Coordinates:
         w, p = manifold.weights(self.pt)
         self.sw = np.sqrt(w)
         self.sp = np.sqrt(p)
-        (self.qu, self.tu), _ = sla.qr(self.pt.u, mode="raw")
-        (self.qv, self.tv), _ = sla.qr(self.pt.vt.T, mode="raw")
+        self.Yu, self.Tu = self._wy(self.pt.u)
+        self.Yv, self.Tv = self._wy(self.pt.vt.T)
         self.sizes = (k * k, (m - k) * k, (n - k) * k)
         self.dim = sum(self.sizes)
 
     @staticmethod
-    def _apply(qr, tau, c, trans):
-        lwork = max(1, 64 * c.shape[1], c.shape[0])
-        out, _, info = lapack.dormqr("L", trans, qr, tau, np.asfortranarray(c), lwork)
-        if info != 0:
-            raise RuntimeError(f"LAPACK dormqr failed (info = {info})")
-        return out
+    def _wy(a):
+        """Compact WY form Q = I - Y T Y^T of the Householder QR of a (m x k), Q = [a-ish, perp].
+
+        Applied with numpy products only (O(m k^2)); LAPACK's dormqr from scipy would run on a
+        second OpenBLAS thread pool and contend with numpy's.
+        """
+        (qr, tau), _ = sla.qr(a, mode="raw")
+        k = a.shape[1]
+        Y = np.tril(qr, -1)
+        Y[np.arange(k), np.arange(k)] = 1.0
+        T = np.zeros((k, k))
+        for i in range(k):
+            T[i, i] = tau[i]
+            if i:
+                T[:i, i] = -tau[i] * (T[:i, :i] @ (Y[:, :i].T @ Y[:, i]))
+        return Y, T
+
+    @staticmethod
+    def _apply(Y, T, c, trans):
+        """Q c (trans "N") or Q^T c (trans "T") with Q = I - Y T Y^T."""
+        TT = T if trans == "N" else T.T
+        return c - Y @ (TT @ (Y.T @ c))
 
     def to_tangent(self, y):
         from .manifold import TangentVector
@@ -316,15 +331,15 @@ class _Coordinates:
         M = y[:a].reshape(k, k) * self.sw
         cu = np.vstack((np.zeros((k, k)), y[a : a + b].reshape(m - k, k)))
         cv = np.vstack((np.zeros((k, k)), y[a + b :].reshape(n - k, k)))
-        Up = self._apply(self.qu, self.tu, cu, "N") * self.sp
-        Vp = self._apply(self.qv, self.tv, cv, "N") * self.sp
+        Up = self._apply(self.Yu, self.Tu, cu, "N") * self.sp
+        Vp = self._apply(self.Yv, self.Tv, cv, "N") * self.sp
         return TangentVector(Up, M, Vp)
 
     def from_tangent(self, t):
         k = self.k
         yM = (t.M / self.sw).ravel()
-        yU = self._apply(self.qu, self.tu, t.Up / self.sp, "T")[k:].ravel()
-        yV = self._apply(self.qv, self.tv, t.Vp / self.sp, "T")[k:].ravel()
+        yU = self._apply(self.Yu, self.Tu, t.Up / self.sp, "T")[k:].ravel()
+        yV = self._apply(self.Yv, self.Tv, t.Vp / self.sp, "T")[k:].ravel()
         return np.concatenate((yM, yU, yV))
 
 

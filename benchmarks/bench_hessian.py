@@ -1,0 +1,166 @@
+"""Benchmark the exact Riemannian Hessian (issue 3).
+
+Run:  OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_hessian.py [--quick]
+
+numpy and scipy each bundle their own OpenBLAS with its own thread pool; alternating calls into
+both (ARPACK inside eigsh, scipy.linalg) while other processes load the machine made small calls
+up to 100x slower here (a 2000 x 10 QR: 0.1 ms alone, 14-120 ms contended). The figures in
+BENCHMARKS.md are given with OPENBLAS_NUM_THREADS=1 and with the default threads.
+
+1. Hessian-vector product against a Riemannian gradient at (m, n, k) = (2000, 2000, 10), dense
+   Euclidean gradient G and Hessian-vector product H given (target: <= 5x), depths 1, 3, 1000;
+   also with G, H as LinearOperators of the autoencoder (never formed).
+2. The smallest Hessian eigenvalue at a saddle of the autoencoder, d = 2000, k = 10, by Lanczos
+   (hessian_spectrum, which="smallest"), against the closed form (target: <= 10 s).
+3. TrustRegions vs SteepestDescent vs ConjugateGradient on the autoencoder (d = 40, k = 4),
+   depths 1 to 4, from the same random start, each to the same accuracy: the first iterate with
+   Riemannian gradient norm <= 1e-6 and <= 1e-8 (pymanopt's min_gradient_norm); reports time,
+   iterations, the final excess loss f - f* and what stopped the run (SteepestDescent's line
+   search may stop on its minimal step size first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+import timeit
+
+import numpy as np
+import pymanopt
+
+from linrank import DeepLinearFixedRank, ambient_problem
+from linrank.critical import AutoencoderProblem, closed_form_spectrum
+from linrank.diagnostics import hessian_spectrum
+from linrank.manifold import FixedRankPoint
+
+
+def median_time(fn, number: int, repeat: int) -> float:
+    return float(np.median(timeit.repeat(fn, number=number, repeat=repeat)) / number)
+
+
+def bench_hvp(repeat: int) -> None:
+    m = n = 2000
+    k = 10
+    rng = np.random.default_rng(0)
+    G = rng.standard_normal((m, n))
+    H = rng.standard_normal((m, n))
+    print(f"1. Hessian-vector product vs Riemannian gradient, (m, n, k) = ({m}, {n}, {k})")
+    for depth in (1, 3, 1000):
+        man = DeepLinearFixedRank(m, n, k, depth)
+        np.random.seed(depth)
+        x = man.random_point()
+        xi = man.random_tangent_vector(x)
+        man.euclidean_to_riemannian_hessian(x, G, H, xi)  # warm the weight cache
+        tg = median_time(lambda man=man, x=x: man.euclidean_to_riemannian_gradient(x, G), 5, repeat)
+        th = median_time(
+            lambda man=man, x=x, xi=xi: man.euclidean_to_riemannian_hessian(x, G, H, xi), 5, repeat
+        )
+        print(
+            f"   depth {depth:>4}, dense G, H:  gradient {tg * 1e3:7.2f} ms   Hessian-vector "
+            f"{th * 1e3:7.2f} ms   ratio {th / tg:5.2f}  (target <= 5)"
+        )
+    # autoencoder operators: G = (W - I) C, H = xi C (products with C = X X^T only)
+    X = rng.standard_normal((m, m)) / np.sqrt(m)
+    for depth in (1, 3):
+        man = DeepLinearFixedRank(m, m, k, depth)
+        ae = AutoencoderProblem(man, X)
+        np.random.seed(depth)
+        x = man.random_point()
+        xi = man.random_tangent_vector(x)
+        ae.riemannian_hessian(x, xi)
+        tg = median_time(lambda ae=ae, x=x: ae.riemannian_gradient(x), 5, repeat)
+        th = median_time(lambda ae=ae, x=x, xi=xi: ae.riemannian_hessian(x, xi), 5, repeat)
+        print(
+            f"   depth {depth:>4}, autoencoder operators: gradient {tg * 1e3:7.2f} ms   "
+            f"Hessian-vector {th * 1e3:7.2f} ms   ratio {th / tg:5.2f}"
+        )
+
+
+def bench_lanczos(d: int, k: int) -> None:
+    print(f"2. smallest Hessian eigenvalue at a saddle, autoencoder d = {d}, k = {k}, Lanczos")
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((d, 2 * d)) / np.sqrt(2 * d)
+    man = DeepLinearFixedRank(d, d, k, 2)
+    ae = AutoencoderProblem(man, X)
+    lam, U = np.linalg.eigh(ae.C)
+    lam, U = lam[::-1], U[:, ::-1]
+    J = list(
+        range(1, k + 1)
+    )  # drop the top eigenvector: index k saddle, most negative pair (1, k+1)
+    uJ = U[:, J].copy()
+    pt = FixedRankPoint(uJ, np.ones(k), uJ.T.copy())
+    pred = closed_form_spectrum(lam, J, 2)
+    t0 = time.perf_counter()
+    spec = hessian_spectrum(man, ae, pt, which="smallest", n_eigs=1, tol=1e-10)
+    t = time.perf_counter() - t0
+    err = abs(spec.eigenvalues[0] - pred[0]) / abs(pred[0])
+    print(
+        f"   depth 2, dim {spec.dim}: lambda_min = {spec.eigenvalues[0]:.12f} (closed form "
+        f"{pred[0]:.12f}, rel. error {err:.1e}) in {t:.2f} s, {spec.n_products} Hessian-vector "
+        f"products (target <= 10 s)"
+    )
+
+
+def bench_optimizers(depths, repeat: int) -> None:
+    d, k = 40, 4
+    print(f"3. optimizers on the autoencoder, d = {d}, k = {k}, stop at ||grad||_g <= tol")
+    rs = np.random.RandomState(0)
+    X = rs.standard_normal((d, 2 * d)) / np.sqrt(2 * d)
+    C = X @ X.T
+    lam = np.sort(np.linalg.eigvalsh(C))[::-1]
+    fstar = 0.5 * np.sum(lam[k:])
+    print(
+        f"   {'depth':>5} {'optimizer':<18} {'tol':>6} {'time [s]':>9} {'iters':>6} "
+        f"{'f - f*':>9}  stopped by"
+    )
+    for depth in depths:
+        man = DeepLinearFixedRank(d, d, k, depth)
+        problem = ambient_problem(
+            man,
+            lambda W: 0.5 * np.sum((X - W @ X) ** 2),
+            lambda W: (W @ X - X) @ X.T,
+            lambda W, Z: Z @ C,
+        )
+        np.random.seed(depth)
+        x0 = man.random_point()
+        for tol in (1e-6, 1e-8):
+            for name, Opt in (
+                ("TrustRegions", pymanopt.optimizers.TrustRegions),
+                ("SteepestDescent", pymanopt.optimizers.SteepestDescent),
+                ("ConjugateGradient", pymanopt.optimizers.ConjugateGradient),
+            ):
+                times = []
+                for _ in range(repeat):
+                    opt = Opt(
+                        verbosity=0, max_iterations=100000, min_gradient_norm=tol, max_time=120
+                    )
+                    t0 = time.perf_counter()
+                    res = opt.run(problem, initial_point=x0)
+                    times.append(time.perf_counter() - t0)
+                why = res.stopping_criterion.split(" - ")[-1].split(" reached")[0]
+                print(
+                    f"   {depth:>5} {name:<18} {tol:6.0e} {np.median(times):9.3f} "
+                    f"{res.iterations:>6} {res.cost - fstar:9.1e}  {why}"
+                )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    args = parser.parse_args()
+    repeat = 3 if args.quick else 7
+    import os
+
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, load average "
+        f"{os.getloadavg()[0]:.1f}, python {platform.python_version()}, numpy {np.__version__}, "
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}"
+    )
+    bench_hvp(repeat)
+    bench_lanczos(2000, 10)
+    bench_optimizers([1, 2, 3, 4], 1 if args.quick else 3)
+
+
+if __name__ == "__main__":
+    main()
