@@ -17,6 +17,9 @@ BENCHMARKS.md are given with OPENBLAS_NUM_THREADS=1 and with the default threads
    Riemannian gradient norm <= 1e-6 and <= 1e-8 (pymanopt's min_gradient_norm); reports time,
    iterations, the final excess loss f - f* and what stopped the run (SteepestDescent's line
    search may stop on its minimal step size first).
+4. TrustRegions from many random starts, autoencoder and regression (Y != X), d = 40, k = 4,
+   depths 1 to 4: iterations to ||grad|| <= 1e-9 within 30, with Delta_bar = typical_dist =
+   sqrt(dim) (the default) and Delta_bar = 1.
 """
 
 from __future__ import annotations
@@ -145,6 +148,51 @@ def bench_optimizers(depths, repeat: int) -> None:
                 )
 
 
+def bench_trust_regions_starts(n_starts: int) -> None:
+    d, k, ns = 40, 4, 80
+    print(
+        f"4. TrustRegions from {n_starts} random starts (np.random.seed 0..{n_starts - 1}), d = {d}, "
+        f"k = {k}, max 30 iterations, stop at ||grad||_g <= 1e-9"
+    )
+    print(
+        f"   {'task':<12} {'depth':>5} {'Delta_bar':>10} {'median it':>9} {'max it':>6} "
+        f"{'not converged':>13} {'max time [s]':>12}"
+    )
+    for task in ("autoencoder", "regression"):
+        for depth in (1, 2, 3, 4):
+            X = np.random.RandomState(depth).standard_normal((d, ns)) / np.sqrt(ns)
+            if task == "autoencoder":
+                Y = X
+            else:
+                A = np.random.RandomState(100 + depth).standard_normal((d, d)) / np.sqrt(d)
+                Y = A @ X + 0.1 * np.random.RandomState(7).standard_normal((d, ns))
+            C = X @ X.T
+            man = DeepLinearFixedRank(d, d, k, depth)
+            problem = ambient_problem(
+                man,
+                lambda W, X=X, Y=Y: 0.5 * np.sum((Y - W @ X) ** 2),
+                lambda W, X=X, Y=Y: (W @ X - Y) @ X.T,
+                lambda W, Z, C=C: Z @ C,
+            )
+            for dbar in (None, 1.0):
+                its, times, fails = [], [], 0
+                for seed in range(n_starts):
+                    np.random.seed(seed)
+                    opt = pymanopt.optimizers.TrustRegions(
+                        verbosity=0, max_iterations=30, min_gradient_norm=1e-9
+                    )
+                    t0 = time.perf_counter()
+                    res = opt.run(problem, Delta_bar=dbar) if dbar else opt.run(problem)
+                    times.append(time.perf_counter() - t0)
+                    its.append(res.iterations)
+                    fails += "grad norm" not in res.stopping_criterion
+                label = f"{dbar:g}" if dbar else "sqrt(dim)"
+                print(
+                    f"   {task:<12} {depth:>5} {label:>10} {np.median(its):9.1f} {max(its):>6} "
+                    f"{fails:>7}/{n_starts:<5} {max(times):12.3f}"
+                )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
@@ -160,6 +208,7 @@ def main() -> None:
     bench_hvp(repeat)
     bench_lanczos(2000, 10)
     bench_optimizers([1, 2, 3, 4], 1 if args.quick else 3)
+    bench_trust_regions_starts(5 if args.quick else 20)
 
 
 if __name__ == "__main__":
