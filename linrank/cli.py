@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-_COMMANDS = ["check", "saddles"]
+_COMMANDS = ["check", "saddles", "reproduce"]
 
 
 def build_parser() -> argparse.ArgumentParser:

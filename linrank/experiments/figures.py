@@ -1,0 +1,214 @@
+"""Figures 1-4 of Section 7, drawn from :class:`linrank.experiments.paper.RunRecord` lists.
+
+Each function writes one PNG (matplotlib's Agg backend, 120 dpi) and returns its path. Quantities
+that decay are on logarithmic axes; the time axis ends shortly after the slowest run has reached
+the plotted floor (the runs themselves go on to their stopping rule).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .paper import RunRecord, escape_rate_fit, special_norm_exact  # noqa: E402
+
+__all__ = ["figure1", "figure2", "figure3", "figure4", "all_figures"]
+
+_DPI = 120
+_FLOOR = 1e-9  # curves are cut where they reach this level (the integrator's accuracy)
+
+
+def _tail(rec: RunRecord, y: np.ndarray, floor: float = _FLOOR) -> float:
+    """The first time y(t) <= floor (or the last recorded time)."""
+    hit = np.nonzero(y <= floor)[0]
+    return float(rec.t[hit[0]] if hit.size else rec.t[-1])
+
+
+def _xmax(pairs, floor: float = _FLOOR) -> float:
+    return 1.1 * max(_tail(r, y, floor) for r, y in pairs)
+
+
+def _positive(y: np.ndarray) -> np.ndarray:
+    return np.where(y > 0, y, np.nan)
+
+
+def _save(fig, out_dir: str, name: str) -> str:
+    path = os.path.join(out_dir, name)
+    fig.savefig(path, dpi=_DPI)
+    plt.close(fig)
+    return path
+
+
+def figure1(records: Sequence[RunRecord], out_dir: str) -> str:
+    """||W(t) - U_r U_r^T||_F for balanced starts, one panel per depth N, one curve per d."""
+    recs = [r for r in records if r.spec.figure == 1]
+    depths = sorted({r.spec.depth for r in recs})
+    fig, axes = plt.subplots(1, len(depths), figsize=(4.6 * len(depths), 4.0), squeeze=False)
+    xmax = _xmax([(r, r.error) for r in recs])
+    for ax, N in zip(axes[0], depths):
+        for r in sorted((r for r in recs if r.spec.depth == N), key=lambda r: r.spec.d):
+            ax.semilogy(r.t, _positive(r.error), label=f"d={r.spec.d}, r={r.spec.rank}")
+        ax.set_xlim(0, xmax)
+        ax.set_ylim(bottom=1e-11)
+        ax.set_title(f"N = {N}, balanced start")
+        ax.set_xlabel("t")
+        ax.set_ylabel(r"$\|W(t) - U_rU_r^T\|_F$")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("Figure 1: convergence to the global minimizer (Theorem 31, Conjecture 32)")
+    fig.tight_layout()
+    return _save(fig, out_dir, "fig1.png")
+
+
+def figure2(records: Sequence[RunRecord], out_dir: str) -> str:
+    """Top: ||W_2 - W_1^T|| (N = 2) and ||X - WX|| with the optimum (N > 2); bottom: the gaps."""
+    recs = [r for r in records if r.spec.figure == 2]
+    depths = sorted({r.spec.depth for r in recs})
+    fig, axes = plt.subplots(2, len(depths), figsize=(4.6 * len(depths), 7.6), squeeze=False)
+    gap = {id(r): np.abs(r.residual - r.optimum_residual) for r in recs}
+    xmax = _xmax([(r, gap[id(r)]) for r in recs]
+                 + [(r, r.w2_w1t) for r in recs if r.w2_w1t is not None])
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for j, N in enumerate(depths):
+        top, bottom = axes[0, j], axes[1, j]
+        rs = sorted((r for r in recs if r.spec.depth == N), key=lambda r: r.spec.d)
+        for i, r in enumerate(rs):
+            c = colors[i % len(colors)]
+            lab = f"d={r.spec.d}, r={r.spec.rank}"
+            if N == 2:
+                top.semilogy(r.t, _positive(r.w2_w1t), color=c, label=lab)
+            else:
+                top.plot(r.t, r.residual, color=c, label=lab)
+                top.axhline(r.optimum_residual, color=c, ls="--", lw=1)
+            bottom.semilogy(r.t, _positive(gap[id(r)]), color=c, label=lab)
+        if N == 2:
+            top.set_ylabel(r"$\|W_2(t) - W_1(t)^T\|_F$")
+            top.set_title("N = 2: balanced start")
+            top.set_ylim(bottom=1e-11)
+        else:
+            top.set_ylabel(r"$\|X - W(t)X\|_F$  (dashed: $\sqrt{\sum_{i>r}\sigma_i^2}$)")
+            top.set_title(f"N = {N}: residual against its optimum")
+        bottom.set_ylabel(r"$\|X - WX\|_F - \sqrt{\sum_{i>r}\sigma_i^2}$")
+        bottom.set_title(f"N = {N}: distance to the optimal residual")
+        bottom.set_ylim(bottom=1e-12)
+        for ax in (top, bottom):
+            ax.set_xlim(0, xmax)
+            ax.set_xlabel("t")
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.suptitle("Figure 2: balanced starts, rank r = %d" % recs[0].spec.rank if recs else "")
+    fig.tight_layout()
+    return _save(fig, out_dir, "fig2.png")
+
+
+def figure3(records: Sequence[RunRecord], out_dir: str) -> str:
+    """Non-balanced N = 2: ||W_2 - W_1^T|| with its conserved lower bound, ||W_2 - W_1^+||,
+    and ||W - U_r U_r^T||."""
+    recs = sorted((r for r in records if r.spec.figure == 3), key=lambda r: r.spec.d)
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.3))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    xmax = _xmax([(r, r.error) for r in recs])
+    a, b = axes
+    for i, r in enumerate(recs):
+        c = colors[i % len(colors)]
+        lab = f"d={r.spec.d}, r={r.spec.rank}"
+        a.semilogy(r.t, r.w2_w1t, color=c, label=r"$\|W_2 - W_1^T\|_F$, " + lab)
+        a.semilogy(r.t, r.more["lower_bound"], color=c, ls="--", lw=1,
+                   label=r"lower bound from $W_2^TW_2 - W_1W_1^T$" if i == 0 else None)
+        a.semilogy(r.t, _positive(r.more["w2_pinv"]), color=c, ls=":", lw=1.5,
+                   label=r"$\|W_2 - W_1^+\|_F$" if i == 0 else None)
+        b.semilogy(r.t, _positive(r.error), color=c, label=lab)
+    a.set_title(r"$W_2$ does not tend to $W_1^T$; it tends to $W_1^+$")
+    a.set_ylabel("Frobenius norm")
+    b.set_title(r"$W(t) \to U_rU_r^T$ all the same")
+    b.set_ylabel(r"$\|W(t) - U_rU_r^T\|_F$")
+    for ax in axes:
+        ax.set_xlim(0, xmax)
+        ax.set_ylim(bottom=1e-11)
+        ax.set_xlabel("t")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7.5)
+    fig.suptitle("Figure 3: non-balanced Gaussian start, N = 2")
+    fig.tight_layout()
+    return _save(fig, out_dir, "fig3.png")
+
+
+def figure4(records: Sequence[RunRecord], out_dir: str,
+            perturbed: Sequence[RunRecord] = ()) -> str:
+    """Special start W_1 = V_r^T, W_2 = -V_r: ||W(t)|| (with the exact invariant-set solution),
+    ||W(t) - U_r U_r^T||, and the escape time against the perturbation size."""
+    recs = sorted((r for r in records if r.spec.figure == 4 and r.spec.delta == 0),
+                  key=lambda r: r.spec.d)
+    fig, axes = plt.subplots(1, 3, figsize=(15.0, 4.3))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    esc = [r.summary()["escape_time"] for r in list(recs) + list(perturbed)]
+    esc = [e for e in esc if e is not None]
+    xmax = 2.5 * max(esc) if esc else max(r.t[-1] for r in recs)
+    a, b, c_ax = axes
+    for i, r in enumerate(recs):
+        c = colors[i % len(colors)]
+        lab = f"d={r.spec.d}, r={r.spec.rank}"
+        a.semilogy(r.t, r.norm, color=c, label=lab)
+        b.semilogy(r.t, _positive(r.error), color=c, label=lab)
+        te = r.summary()["escape_time"]
+        if te is not None:
+            a.axvline(te, color=c, ls=":", lw=1)
+    if recs:
+        r0 = recs[0]
+        tt = r0.t[r0.t <= xmax]
+        a.semilogy(tt, special_norm_exact(tt, r0.lam[: r0.spec.rank]), "k--", lw=1,
+                   label=f"exact solution on the invariant set (d={r0.spec.d})")
+    deltas = ", ".join(f"{r.spec.delta:g}" for r in perturbed)
+    for j, r in enumerate(perturbed):
+        a.semilogy(r.t, r.norm, color="0.55", lw=0.8, ls="-.",
+                   label=f"perturbed starts, d={r.spec.d}, delta = {deltas}" if j == 0 else None)
+    lows = [float(np.min(r.norm)) for r in list(recs) + list(perturbed)]
+    if lows:
+        a.set_ylim(bottom=max(min(lows) / 100, 1e-300))
+    a.set_title(r"$\|W(t)\|_F$: dip, then escape (dotted: escape times)")
+    a.set_ylabel(r"$\|W(t)\|_F$")
+    b.set_title(r"$\|W(t) - U_rU_r^T\|_F$")
+    b.set_ylabel(r"$\|W(t) - U_rU_r^T\|_F$")
+    for ax in (a, b):
+        ax.set_xlim(0, xmax)
+        ax.set_xlabel("t")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7.5)
+    b.set_ylim(bottom=1e-11)
+    fit = escape_rate_fit(perturbed)
+    if fit is not None:
+        x = np.log10(np.array(fit["deltas"]))
+        c_ax.plot(-x, fit["escape_times"], "o", label="measured (perturbed start)")
+        xs = np.linspace(0, max(-x) + 4, 50)
+        c_ax.plot(xs, fit["intercept"] + xs * np.log(10) / fit["lambda_1"], "k--", lw=1,
+                  label=r"slope $\ln 10/\lambda_1$ (theory)")
+        for r in recs[:1]:
+            te = r.summary()["escape_time"]
+            if te is not None:
+                c_ax.axhline(te, color=colors[0], ls=":",
+                             label=f"unperturbed start, d={r.spec.d} (rounding only)")
+        c_ax.set_xlabel(r"$\log_{10}(1/\delta)$, $\delta$ = size of the perturbation of $W_1$")
+        c_ax.set_ylabel("escape time")
+        c_ax.set_title(f"escape rate: fitted {fit['rate']:.3f}, " + r"$\lambda_1$"
+                       + f" = {fit['lambda_1']:.3f}")
+        c_ax.grid(True, alpha=0.3)
+        c_ax.legend(fontsize=7.5)
+    else:
+        c_ax.set_axis_off()
+    fig.suptitle(r"Figure 4: special start $W_1 = V_r^T$, $W_2 = -V_r$ (Remark 33), N = 2")
+    fig.tight_layout()
+    return _save(fig, out_dir, "fig4.png")
+
+
+def all_figures(records: Sequence[RunRecord], out_dir: str,
+                perturbed: Sequence[RunRecord] = ()) -> list[str]:
+    """Write fig1.png ... fig4.png into ``out_dir``; returns their paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    return [figure1(records, out_dir), figure2(records, out_dir), figure3(records, out_dir),
+            figure4(records, out_dir, perturbed)]
