@@ -102,7 +102,7 @@ def figure2(records: Sequence[RunRecord], out_dir: str) -> str:
             ax.set_xlabel("t")
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize=8)
-    fig.suptitle("Figure 2: balanced starts, rank r = %d" % recs[0].spec.rank if recs else "")
+    fig.suptitle(f"Figure 2: balanced starts, rank r = {recs[0].spec.rank}" if recs else "")
     fig.tight_layout()
     return _save(fig, out_dir, "fig2.png")
 
@@ -175,11 +175,13 @@ def figure4(records: Sequence[RunRecord], out_dir: str,
     a.set_ylabel(r"$\|W(t)\|_F$")
     b.set_title(r"$\|W(t) - U_rU_r^T\|_F$")
     b.set_ylabel(r"$\|W(t) - U_rU_r^T\|_F$")
+    a.set_xlim(0, xmax)
+    b.set_xlim(0, _xmax([(r, r.error) for r in recs]))
     for ax in (a, b):
-        ax.set_xlim(0, xmax)
         ax.set_xlabel("t")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7.5)
+    a.legend(fontsize=7.5, loc="lower right")
+    b.legend(fontsize=7.5)
     b.set_ylim(bottom=1e-11)
     fit = escape_rate_fit(perturbed)
     if fit is not None:

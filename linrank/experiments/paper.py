@@ -428,7 +428,6 @@ def run_spec(spec: RunSpec, settings: Settings, seed: int) -> RunRecord:
         extra["w2_minus_pinv_w1"] = float(np.linalg.norm(final[1] - np.linalg.pinv(W1)))
     if spec.init == "special":
         e = ser["norm"]
-        t_esc = escape_time(res.t, e)
         # before the minimum the start's (decaying) mode dominates the rounding-seeded one by
         # a factor ~ delta_eff^(-1/2) at half the time of the minimum
         upto = res.t <= 0.5 * res.t[int(np.argmin(e))]
