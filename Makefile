@@ -16,7 +16,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 reproduce: $(STAMP)
-	$(VENV)/bin/linrank check
+	$(VENV)/bin/linrank reproduce --out results/
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check linrank tests examples benchmarks

@@ -180,7 +180,7 @@ def figure4(records: Sequence[RunRecord], out_dir: str,
     for ax in (a, b):
         ax.set_xlabel("t")
         ax.grid(True, alpha=0.3)
-    a.legend(fontsize=7.5, loc="lower right")
+    a.legend(fontsize=7.5, loc="center right")
     b.legend(fontsize=7.5)
     b.set_ylim(bottom=1e-11)
     fit = escape_rate_fit(perturbed)
