@@ -100,8 +100,10 @@ def verdicts(records: Sequence[RunRecord], perturbed: Sequence[RunRecord], detai
             f"least as fast as the smallest Riemannian Hessian eigenvalue there (closed form, "
             f"Prop. 30): measured / predicted rate {min(ratios, default=0):.4f} ... "
             f"{max(ratios, default=0):.4f} (must be >= {1 - RATE_RTOL:g}); equal within 1% in "
-            f"{close} of {len(ratios)} runs (in the others the start has little weight on the "
-            f"slowest mode, and the fit sees a mixture with the next one)."))
+            f"{close} of {len(ratios)} runs"
+            + ("." if close == len(ratios) else
+               " (in the others the start has little weight on the slowest mode, and the fit "
+               "sees a mixture with the next one).")))
     f2 = [r for r in records if r.spec.figure == 2]
     two = [r for r in f2 if r.spec.depth == 2]
     if two:
