@@ -309,12 +309,23 @@ class DeepLinearFixedRank(Manifold):
 
     # ------------------------------------------------------------------ metric
     def inner_product(self, point: Any, tangent_vector_a: Any, tangent_vector_b: Any) -> float:
-        r"""g_W(a, b) = <A_W^{-1} a, b>_F (eq. (30)), O((m + n) k)."""
+        r"""g_W(a, b) = <A_W^{-1} a, b>_F (eq. (30)), O((m + n) k).
+
+        When a weight lies outside [1e-140, 1e140] (singular values beyond about 1e+-70), the
+        blocks are scaled by 1/sqrt(weight) before they are multiplied, so that neither the
+        products nor the weights' reciprocals underflow or overflow (a further O((m + n) k) copy).
+        """
         w, p = self.weights(point)
         a = self._tangent(tangent_vector_a)
         b = self._tangent(tangent_vector_b)
-        side = _colnorm_sq(a.Up, b.Up) + _colnorm_sq(a.Vp, b.Vp)
-        return float(np.sum(a.M * b.M / w) + side @ (1.0 / p))
+        lo, hi = min(w.min(), p.min()), max(w.max(), p.max())
+        if 1e-140 <= lo and hi <= 1e140:
+            side = _colnorm_sq(a.Up, b.Up) + _colnorm_sq(a.Vp, b.Vp)
+            return float(np.sum(a.M * b.M / w) + side @ (1.0 / p))
+        rw, rp = np.sqrt(w), np.sqrt(p)
+        core = np.sum((a.M / rw) * (b.M / rw))
+        side = _colnorm_sq(a.Up / rp, b.Up / rp) + _colnorm_sq(a.Vp / rp, b.Vp / rp)
+        return float(core + side.sum())
 
     def norm(self, point: Any, tangent_vector: Any) -> float:
         """sqrt(g_W(v, v))."""

@@ -402,3 +402,21 @@ def test_point_and_vector_errors(rng):
         man.point_from_matrix(np.outer(np.ones(5), np.ones(4)))
     with pytest.raises(ValueError, match="finite"):
         man.point_from_matrix(np.full((5, 4), np.nan))
+
+
+@pytest.mark.parametrize("scale", [1e-150, 1e-100, 1e100, 1e150])
+@pytest.mark.parametrize("N", [2, 10**6])
+def test_inner_product_at_extreme_scales(rng, scale, N):
+    """g is homogeneous: g_{cW}(c a, c b) = c^{2/N} g_W(a, b) (A_{cW} = c^{2(N-1)/N} A_W).
+
+    (Below s ~ 1e-150 the weights ~ s^2 are subnormal and lose digits: the stated range.)
+    """
+    man = DeepLinearFixedRank(6, 5, 2, N)
+    x = make_point(rng, 6, 5, 2, s=[1.5, 0.5])
+    a, b = tangent(man, x, rng), tangent(man, x, rng)
+    ref = man.inner_product(x, a, b)
+    xs = FixedRankPoint(x.u, x.s * scale, x.vt)
+    got = man.inner_product(xs, a * scale, b * scale)
+    factor = np.exp(2.0 / N * np.log(scale))
+    assert np.isfinite(got)
+    assert got == pytest.approx(ref * factor, rel=1e-12)
