@@ -242,6 +242,7 @@ class _ManifoldSystem:
         self.target = target
         self.collapse_tol = collapse_tol
         self.s_ref = s_ref
+        self.loss_scale = 0.0 if data.yy is None else 0.5 * data.yy
         self._cache: _StepBasis | None = None
 
     # state <-> vector
@@ -271,7 +272,7 @@ class _ManifoldSystem:
         L = -np.hstack((u @ (w * M) + Up * q, u))
         R = np.hstack((vt.T, Vp * q))
         if not (np.all(np.isfinite(L)) and np.all(np.isfinite(R)) and np.isfinite(gn2)):
-            raise _StepFailure("the right-hand side is not finite")
+            raise _StepFailure("the right-hand side is not finite: the solution diverged")
         return _Eval((L, R), loss, float(np.sqrt(max(gn2, 0.0))))
 
     def _basis(self, base: FixedRankPoint, evals: Sequence[_Eval]) -> _StepBasis:
@@ -359,6 +360,7 @@ class _FactorSystem:
         self.conserved = conserved
         self.D0 = D0
         self.depth = len(shapes)
+        self.loss_scale = 0.0 if data.yy is None else 0.5 * data.yy
 
     def pack(self, y: np.ndarray) -> np.ndarray:
         return y
@@ -388,7 +390,7 @@ class _FactorSystem:
                 T = Ws[i].T @ T
         K = -np.concatenate([g.ravel() for g in grads])
         if not np.all(np.isfinite(K)):
-            raise _StepFailure("the right-hand side is not finite")
+            raise _StepFailure("the right-hand side is not finite: the solution diverged")
         return _Eval(K, loss, float(np.linalg.norm(K)))
 
     def advance(self, y: np.ndarray, h: float, coeffs: Sequence[float],
@@ -545,6 +547,7 @@ class _Run:
         self.t = 0.0
         self.y = y0
         self.h = np.nan
+        self.loss0 = np.nan
         self.nfev = 0
         self.nsteps = 0
         self.nrej = 0
@@ -591,7 +594,7 @@ class _Run:
         arrays = {
             "version": np.array(_CHECKPOINT_VERSION),
             "fingerprint": np.array(self.fp),
-            "scalars": np.array([self.t, self.h], dtype=float),
+            "scalars": np.array([self.t, self.h, self.loss0], dtype=float),
             "counters": np.array([self.nfev, self.nsteps, self.nrej, self.grid_i], dtype=np.int64),
             "status": np.array(self.status),
             "message": np.array(self.message),
@@ -601,8 +604,8 @@ class _Run:
             "rec_gnorm": np.array(r["gnorm"], dtype=float),
             "rec_distance": np.array(r["distance"], dtype=float),
             "rec_drift": np.array(r["drift"], dtype=float),
-            "rec_sv": np.array(r["sv"], dtype=float).reshape(len(r["sv"]), -1),
-            "rec_traj": np.array(r["traj"], dtype=float).reshape(len(r["traj"]), -1),
+            "rec_sv": _rows(r["sv"]),
+            "rec_traj": _rows(r["traj"]),
         }
         if self.collapse is not None:
             arrays["collapse"] = np.array([self.collapse["t"], self.collapse["index"],
@@ -630,9 +633,11 @@ class _Run:
                 f"checkpoint {path!r} belongs to a different run (data, start, depth or options "
                 "differ); delete it, choose another path or pass resume=False"
             )
-        self.t, self.h = (float(x) for x in data["scalars"])
+        self.t, self.h, self.loss0 = (float(x) for x in data["scalars"])
         self.nfev, self.nsteps, self.nrej, self.grid_i = (int(x) for x in data["counters"])
         self.status = str(data["status"])
+        if self.status == "interrupted":
+            self.status = "running"  # continue where the interrupted run stopped
         self.message = str(data["message"])
         self.y = self.sys.unpack(np.array(data["y"], dtype=float))
         r = self.rec
@@ -721,6 +726,10 @@ class _Run:
             ev = self._eval(self.y)
         except _StepFailure as exc:
             raise ValueError(f"the flow cannot start from this point: {exc}") from exc
+        # the flow never increases L: growth by more than max(|L(0)|, L(0 matrix)) is divergence
+        if not resumed:
+            self.loss0 = ev.loss
+        self.loss_margin = max(abs(self.loss0), self.sys.loss_scale)
         if not resumed:
             if o.t_eval is None or o.t_eval[0] == 0.0:
                 self._record(0.0, self.y, ev)
@@ -795,6 +804,15 @@ class _Run:
                 steps_since_save += 1
                 if bar is not None:
                     bar.update(t_new - t)
+                if ev_new.loss > self.loss0 + self.loss_margin:
+                    self.status = "failed"
+                    self.message = (
+                        f"the loss grew from {self.loss0:.6g} to {ev_new.loss:.6g} at t = {t_new:.6g}"
+                        " (a gradient flow never increases it): the solution diverged; for "
+                        "Euler/RK4 the step exceeds the stability limit ~ 2 / (N s_max^(2(N-1)/N)"
+                        " lambda_max(XX^T))"
+                    )
+                    break
                 col = self.sys.collapsed(y_new)
                 if col is not None:
                     col["t"] = t_new
@@ -871,6 +889,11 @@ class _Run:
         for key, val in sysm.finish(self.y).items():
             setattr(res, key, val)
         return res
+
+
+def _rows(rows: list) -> np.ndarray:
+    """A list of equal-length 1-d arrays as a 2-d array (shape (0, 0) when empty)."""
+    return np.array(rows, dtype=float) if rows else np.zeros((0, 0))
 
 
 def _fingerprint(kind: str, arrays: Sequence[np.ndarray], opts: _Options, extra: tuple) -> str:

@@ -1,0 +1,191 @@
+"""Tests of linrank.network: data products, balanced factors, conserved quantities, paper data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from linrank.network import (
+    LinearData,
+    as_data,
+    balanced_factors,
+    check_factors,
+    conserved_quantities,
+    gaussian_data,
+    imbalance,
+    product,
+    top_projector,
+)
+
+
+def _thin_svd(W, k):
+    u, s, vt = np.linalg.svd(W, full_matrices=False)
+    return u[:, :k], s[:k], vt[:k]
+
+
+@pytest.mark.parametrize("form", ["samples", "covariance"])
+@pytest.mark.parametrize("auto", [False, True])
+def test_point_products_match_dense_gradient(form, auto):
+    rng = np.random.default_rng(0)
+    d_x, n = 7, 11
+    X = rng.standard_normal((d_x, n))
+    Y = X if auto else rng.standard_normal((5, n))
+    d_y = Y.shape[0]
+    data = LinearData.from_samples(X, Y, form=form)
+    assert data.form == form and data.autoencoder == auto
+    k = 3
+    W = rng.standard_normal((d_y, k)) @ rng.standard_normal((k, d_x))
+    u, s, vt = _thin_svd(W, k)
+    G_ref = (W @ X - Y) @ X.T  # the definition, independent of the implementation
+    L_ref = 0.5 * np.sum((Y - W @ X) ** 2)
+    Gv, Gtu, loss = data.point_products(u, s, vt)
+    np.testing.assert_allclose(Gv, G_ref @ vt.T, rtol=1e-12, atol=1e-12 * np.abs(G_ref).max())
+    np.testing.assert_allclose(Gtu, G_ref.T @ u, rtol=1e-12, atol=1e-12 * np.abs(G_ref).max())
+    assert loss == pytest.approx(L_ref, rel=1e-12)
+    np.testing.assert_allclose(data.gradient(W), G_ref, atol=1e-12 * np.abs(G_ref).max())
+    assert data.loss(W) == pytest.approx(L_ref, rel=1e-12)
+    lo, G = data.loss_and_gradient(W)
+    assert lo == pytest.approx(L_ref, rel=1e-12)
+    np.testing.assert_allclose(G, G_ref, atol=1e-12 * np.abs(G_ref).max())
+
+
+def test_covariance_data_and_constant():
+    rng = np.random.default_rng(1)
+    X, Y = rng.standard_normal((4, 9)), rng.standard_normal((3, 9))
+    W = rng.standard_normal((3, 4))
+    ref = 0.5 * np.sum((Y - W @ X) ** 2)
+    full = as_data(X @ X.T, Y @ X.T, covariance=True, yy=np.sum(Y * Y))
+    assert full.loss(W) == pytest.approx(ref, rel=1e-12)
+    shifted = as_data(X @ X.T, Y @ X.T, covariance=True)
+    assert shifted.loss(W) == pytest.approx(ref - 0.5 * np.sum(Y * Y), rel=1e-10)
+    auto = as_data(X @ X.T, None, covariance=True)
+    assert auto.autoencoder and auto.Cyx is auto.Cxx
+    assert as_data(full) is full
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, exc, match",
+    [
+        ((np.array([[1.0, np.nan]]), None), {}, ValueError, "finite"),
+        ((np.ones((2, 3)), np.array([[np.inf, 1, 1]])), {}, ValueError, "finite"),
+        ((np.ones((2, 3)), np.ones((2, 4))), {}, ValueError, "same number of samples"),
+        ((np.ones(3), None), {}, ValueError, "2-d"),
+        (("abc", None), {}, TypeError, "2-d array"),
+        ((np.ones((2, 3)), None), {"form": "dense"}, ValueError, "form"),
+        ((np.ones((2, 3)), np.ones((2, 2))), {"covariance": True}, ValueError, "square"),
+        ((np.array([[1.0, 2.0], [0.0, 1.0]]), None), {"covariance": True}, ValueError, "symmetric"),
+        ((np.eye(2), np.ones((3, 3))), {"covariance": True}, ValueError, "columns"),
+        ((np.eye(2), None), {"covariance": True, "yy": -1.0}, ValueError, "yy"),
+    ],
+)
+def test_data_bad_input(args, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        as_data(*args, **kwargs)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    d_x=st.integers(1, 6), d_y=st.integers(1, 6), hidden=st.lists(st.integers(1, 7), max_size=4),
+    scale=st.sampled_from([1e-6, 1.0, 1e5]), seed=st.integers(0, 10**6),
+)
+def test_balanced_factors_property(d_x, d_y, hidden, scale, seed):
+    rng = np.random.default_rng(seed)
+    k = min(d_x, d_y, *(hidden or [d_x]))
+    W0 = scale * rng.standard_normal((d_y, k)) @ rng.standard_normal((k, d_x))
+    dims = (d_x, *hidden, d_y)
+    fs = balanced_factors(W0, dims, seed=seed)
+    N = len(dims) - 1
+    assert len(fs) == N
+    for j, W in enumerate(fs):
+        assert W.shape == (dims[j + 1], dims[j])
+    nW = np.linalg.norm(W0, 2)
+    assert np.linalg.norm(product(fs) - W0) <= 1e-13 * N * nW * max(d_x, d_y)
+    # Definition 1: W_{j+1}^T W_{j+1} = W_j W_j^T, both of size ||W0||^{2/N}
+    assert imbalance(fs) <= 1e-13 * N * nW ** (2.0 / N) * max(dims)
+
+
+def test_balanced_factors_seed_and_rank():
+    rng = np.random.default_rng(3)
+    W0 = rng.standard_normal((5, 2)) @ rng.standard_normal((2, 6))
+    a = balanced_factors(W0, (6, 4, 3, 5), seed=7)
+    b = balanced_factors(W0, (6, 4, 3, 5), seed=7)
+    c = balanced_factors(W0, (6, 4, 3, 5), seed=8)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.allclose(a[1], c[1])
+    # the numerical rank is 2: a hidden width 2 suffices, 1 does not
+    balanced_factors(W0, (6, 2, 5), seed=0)
+    with pytest.raises(ValueError, match="below rank"):
+        balanced_factors(W0, (6, 1, 5), seed=0)
+    # rank= truncates to the best rank-1 approximation
+    fs = balanced_factors(W0, (6, 1, 5), seed=0, rank=1)
+    u, s, vt = np.linalg.svd(W0)
+    np.testing.assert_allclose(product(fs), s[0] * np.outer(u[:, 0], vt[0]), atol=1e-12)
+    # zero matrix: rank 0, zero factors (balanced, product 0)
+    z = balanced_factors(np.zeros((2, 3)), (3, 4, 2))
+    assert all(not np.any(W) for W in z)
+    # depth 1: the matrix itself
+    np.testing.assert_allclose(balanced_factors(W0, (6, 5))[0], W0, atol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "dims, exc, match",
+    [
+        ((6, 4, 4), ValueError, "end with d_y"),
+        ((5, 4, 5), ValueError, "start with d_x"),
+        ((6,), ValueError, "at least 2"),
+        ((6, 0, 5), ValueError, "positive"),
+        ((6, 2.0, 5), TypeError, "integers"),
+        ("65", TypeError, "sequence"),
+    ],
+)
+def test_balanced_factors_bad_dims(dims, exc, match):
+    W0 = np.ones((5, 6))
+    with pytest.raises(exc, match=match):
+        balanced_factors(W0, dims)
+
+
+def test_balanced_factors_bad_matrix():
+    with pytest.raises(ValueError, match="finite"):
+        balanced_factors(np.array([[np.nan, 1.0]]), (2, 1))
+
+
+def test_conserved_quantities_and_chain():
+    rng = np.random.default_rng(5)
+    fs = [rng.standard_normal((4, 3)), rng.standard_normal((2, 4)), rng.standard_normal((5, 2))]
+    D = conserved_quantities(fs)
+    assert [x.shape for x in D] == [(4, 4), (2, 2)]
+    np.testing.assert_allclose(D[0], fs[1].T @ fs[1] - fs[0] @ fs[0].T)
+    np.testing.assert_allclose(product(fs), fs[2] @ fs[1] @ fs[0])
+    assert imbalance(fs) == pytest.approx(max(np.linalg.norm(x) for x in D))
+    assert imbalance(fs[:1]) == 0.0
+    with pytest.raises(ValueError, match="do not chain"):
+        check_factors([fs[0], fs[2]])
+    with pytest.raises(ValueError, match="finite"):
+        check_factors([np.full((2, 2), np.inf)])
+    with pytest.raises(TypeError, match="sequence"):
+        check_factors(np.ones((2, 2)))
+    with pytest.raises(ValueError, match="at least one"):
+        check_factors([])
+    with pytest.raises(ValueError, match="d_x = 5"):
+        check_factors(fs, d_x=5)
+    with pytest.raises(ValueError, match="d_y = 4"):
+        check_factors(fs, d_y=4)
+
+
+def test_paper_data_and_projector():
+    X = gaussian_data(40, seed=0)
+    assert X.shape == (40, 120)
+    # entries N(0, 1/d): the sample variance is 1/40 within a few standard errors
+    assert abs(X.var() * 40 - 1.0) < 5 * np.sqrt(2.0 / X.size)
+    assert np.array_equal(X, gaussian_data(40, seed=0))
+    P = top_projector(X, 3)
+    lam, U = np.linalg.eigh(X @ X.T)
+    np.testing.assert_allclose(P, U[:, -3:] @ U[:, -3:].T, atol=1e-12)
+    with pytest.raises(ValueError):
+        top_projector(X, 0)
+    with pytest.raises(ValueError):
+        gaussian_data(0)
+    with pytest.raises(ValueError):
+        gaussian_data(3, sigma=-1.0)
