@@ -955,7 +955,15 @@ def factor_flow(
     FlowResult with ``factors`` (final) and ``W`` (their product).
 
     Accuracy: RK45 keeps each step's error in the factor entries below ``atol + rtol |W_j|``
-    (scipy's RMS norm); the global error is of that order times the flow's growth rate.
+    (scipy's RMS norm); the global error is of that order times the flow's growth rate. Near an
+    attracting equilibrium each step may still move the state by ~ the tolerance, so gradient
+    norms level off there at about rtol times the gradient's scale.
+
+    Note: with hidden widths above rank(W(0)) the rank is invariant only in exact arithmetic.
+    A rank-k critical point such as U_k U_k^T of the autoencoder is a saddle among products of
+    higher rank, and rounding errors (for N = 2 growing at a rate ~ lambda_{k+1}) let the flow
+    escape from it towards U_{k'} U_{k'}^T, k' = min hidden width, as in Remark 33; the manifold
+    flow stays on M_k.
     Cost per right-hand side: O(sum_j d_j d_{j-1} d_x + d_y d_x min(d_x, n)).
 
     Raises
