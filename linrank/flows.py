@@ -902,7 +902,7 @@ def _fingerprint(kind: str, arrays: Sequence[np.ndarray], opts: _Options, extra:
     for a in arrays:
         a = np.ascontiguousarray(a, dtype=float)
         h.update(str(a.shape).encode())
-        h.update(a.tobytes())
+        h.update(memoryview(a).cast("B"))  # no copy of the data
     te = None if opts.t_eval is None else opts.t_eval.tobytes().hex()
     h.update(repr((opts.method, opts.rtol, opts.atol, opts.step, opts.first_step, opts.max_step,
                    opts.max_steps, te, opts.trajectory, opts.gtol, extra)).encode())
