@@ -337,6 +337,259 @@ class _ManifoldSystem:
         return self.unpack(y)
 
 
+class _LazyEval:
+    """A right-hand side whose loss and gradient norm are computed only when read.
+
+    Stage evaluations of a Runge-Kutta step never need them; accepted points do (records,
+    divergence and gtol tests), and the driver forces them there (:meth:`_Run._eval`).
+    """
+
+    __slots__ = ("K", "_fn", "_vals")
+
+    def __init__(self, K: np.ndarray, fn):
+        self.K = K
+        self._fn = fn
+        self._vals: tuple[float, float] | None = None
+
+    def _get(self) -> tuple[float, float]:
+        if self._vals is None:
+            self._vals = self._fn()
+            self._fn = None
+        return self._vals
+
+    @property
+    def loss(self) -> float:
+        return self._get()[0]
+
+    @property
+    def gnorm(self) -> float:
+        return self._get()[1]
+
+
+class _FactoredSystem:
+    r"""Flow (31) on M_k for depth N >= 2 as a dynamical low-rank ODE in factors W = u S v^T.
+
+    The state is the flat vector (u, S, v), u (d_y x k) and v (d_x x k) orthonormal at accepted
+    points, S (k x k) invertible. Koch-Lubich equations of motion for the tangent field
+    :math:`F(W) = -\mathcal{A}_W(P_T \nabla L^1(W))`:
+
+    .. math::
+
+        \dot S = u^T F v,\qquad \dot u = (I - uu^T) F v S^{-1},\qquad
+        \dot v = (I - vv^T) F^T u S^{-T}.
+
+    With the SVD :math:`S = a\,\mathrm{diag}(\sigma)\,b^T` and :math:`u' = ua`, :math:`v' = vb`:
+    :math:`\dot S = -a\,(w \circ u'^T G v')\,b^T`,
+    :math:`\dot u = -(I - u'u'^T) G v'\,\mathrm{diag}(\sigma^{(N-2)/N})\,a^T`,
+    :math:`\dot v = -(I - v'v'^T) G^T u'\,\mathrm{diag}(\sigma^{(N-2)/N})\,b^T`, since
+    :math:`p_i / \sigma_i = \sigma_i^{(N-2)/N}` (:func:`linrank.metric.side_weights`). For
+    N >= 2 nothing is divided by a singular value: the right-hand side is bounded as
+    :math:`\sigma_k \to 0` (N = 1, where it is not, uses :class:`_ManifoldSystem`). The exact
+    solution keeps u^T u = v^T v = I; the Runge-Kutta step keeps it to its local error, and every
+    accepted step re-orthonormalizes u and v by Cholesky-QR (positive-diagonal R factors absorbed
+    into S, so W is unchanged to rounding). Per evaluation: one k x k SVD, the data products and
+    O((d_x + d_y) k^2) work in ~30 numpy calls.
+    """
+
+    kind = "manifold"
+
+    def __init__(self, data: LinearData, depth: int, k: int, target: Any, collapse_tol: float,
+                 s_ref: float):
+        self.data = data
+        self.depth = depth
+        self.k = k
+        self.m, self.n = data.d_y, data.d_x
+        self.target = target
+        self.collapse_tol = collapse_tol
+        self.s_ref = s_ref
+        self.loss_scale = 0.0 if data.yy is None else 0.5 * data.yy
+        self.size = float(np.sqrt(self.m * self.n))
+        self._mk = self.m * k
+        self._mkk = self._mk + k * k
+        self._r_exp = (depth - 2.0) / depth
+        self._q_exp = 2.0 * (depth - 1.0) / depth
+        self._svd_cache: tuple[Any, Any] = (None, None)
+
+    # state <-> vector
+    def views(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        k = self.k
+        return (y[: self._mk].reshape(self.m, k), y[self._mk: self._mkk].reshape(k, k),
+                y[self._mkk:].reshape(self.n, k))
+
+    def from_point(self, p: FixedRankPoint) -> np.ndarray:
+        return np.concatenate((p.u.ravel(), np.diag(p.s).ravel(), p.vt.T.ravel()))
+
+    def pack(self, y: np.ndarray) -> np.ndarray:
+        return y
+
+    def unpack(self, y: np.ndarray) -> np.ndarray:
+        return np.array(y, dtype=float)
+
+    def _svd(self, y: np.ndarray):
+        c = self._svd_cache
+        if c[0] is y:
+            return c[1]
+        u, S, v = self.views(y)
+        a, sig, bt = np.linalg.svd(S)
+        out = (u @ a, sig, bt @ v.T)
+        self._svd_cache = (y, out)
+        return out
+
+    def point(self, y: np.ndarray) -> FixedRankPoint:
+        u, s, vt = self._svd(y)
+        return FixedRankPoint(u.copy(), s.copy(), vt.copy())
+
+    # right-hand side
+    def rhs(self, y: np.ndarray) -> _LazyEval:
+        m, n, k = self.m, self.n, self.k
+        mk, mkk = self._mk, self._mkk
+        u = y[:mk].reshape(m, k)
+        v = y[mkk:].reshape(n, k)
+        try:
+            a, sig, bt = np.linalg.svd(y[mk:mkk].reshape(k, k))
+        except np.linalg.LinAlgError as exc:
+            raise _StepFailure(f"the SVD of the core failed: {exc}") from exc
+        if not sig[-1] > 0.0 or not sig[0] < np.inf:
+            raise _StepFailure(f"the state lost rank k = {k} or is not finite (core singular "
+                               f"values {sig})")
+        up = u @ a
+        vp = v @ bt.T
+        data = self.data
+        if data.form == "covariance":
+            if data.autoencoder:
+                CV = data.Cxx @ np.hstack((vp, up))
+                Cv, Cyx_t_u = CV[:, :k], CV[:, k:]
+                Cyx_v = Cv
+            else:
+                Cv = data.Cxx @ vp
+                Cyx_v = data.Cyx @ vp
+                Cyx_t_u = data.Cyx.T @ up
+            B = vp.T @ Cv
+            Gv = up @ (sig[:, None] * B) - Cyx_v
+            Gtu = Cv * sig - Cyx_t_u
+            loss = None
+        else:
+            Gv, Gtu, loss = data.point_products(up, sig, vp.T)
+            B = None
+        M = up.T @ Gv
+        Up = Gv - up @ M
+        Vp = Gtu - vp @ M.T
+        lg = np.log(sig)
+        w = _core_weights_log(lg, self.depth)
+        rr = np.exp(self._r_exp * lg)  # p / sigma = sigma^((N-2)/N), never a division
+        K = np.empty(y.shape[0])
+        np.matmul(Up * (-rr), a.T, out=K[:mk].reshape(m, k))
+        np.matmul(a, (w * M) @ (-bt), out=K[mk:mkk].reshape(k, k))
+        np.matmul(Vp * (-rr), bt, out=K[mkk:].reshape(n, k))
+        q_exp = self._q_exp
+        yy = data.yy
+
+        def values() -> tuple[float, float]:
+            q = np.exp(q_exp * lg)
+            gn2 = float(np.sum(w * M * M) + q @ (np.einsum("ij,ij->j", Up, Up)
+                                                  + np.einsum("ij,ij->j", Vp, Vp)))
+            if loss is None:
+                # 0.5 (||Y||^2 - 2 tr(W^T YX^T) + tr(W XX^T W^T)) with u'^T YX^T v' = diag(s) B - M
+                s2b = sig * sig * np.diagonal(B)
+                val = 0.5 * ((0.0 if yy is None else yy) - float(np.sum(s2b))
+                             + 2.0 * float(sig @ np.diagonal(M)))
+            else:
+                val = loss
+            return val, float(np.sqrt(max(gn2, 0.0)))
+
+        return _LazyEval(K, values)
+
+    def normalize(self, y: np.ndarray) -> np.ndarray:
+        """Re-orthonormalize u and v (Cholesky-QR, R factors into S): W unchanged to rounding."""
+        u, S, v = self.views(y)
+        try:
+            Lu = np.linalg.cholesky(u.T @ u)
+            Lv = np.linalg.cholesky(v.T @ v)
+        except np.linalg.LinAlgError as exc:
+            raise _StepFailure(f"the step lost the rank of u or v: {exc}") from exc
+        out = np.empty_like(y)
+        k = self.k
+        np.matmul(u, np.linalg.inv(Lu).T, out=out[: self._mk].reshape(self.m, k))
+        np.matmul(Lu.T @ S, Lv, out=out[self._mk: self._mkk].reshape(k, k))
+        np.matmul(v, np.linalg.inv(Lv).T, out=out[self._mkk:].reshape(self.n, k))
+        return out
+
+    def advance(self, y: np.ndarray, h: float, coeffs: Sequence[float],
+                evals: Sequence[Any]) -> np.ndarray:
+        nc = len(coeffs)
+        if nc == 1:
+            out = y + (h * coeffs[0]) * evals[0].K
+        else:
+            out = y + np.dot(np.multiply(h, coeffs), np.vstack([ev.K for ev in evals[:nc]]))
+        if not np.isfinite(out[self._mk: self._mkk]).all():
+            raise _StepFailure("the step is not finite")
+        return out
+
+    def _w_norm(self, base: np.ndarray, E: np.ndarray) -> float:
+        """||dW||_F for the factor increment E at base (u, v orthonormal there): first order,
+        sqrt(||E_u S||^2 + ||E_S||^2 + ||S E_v^T||^2) (the three terms are orthogonal up to the
+        components of E_u, E_v along u, v, which are of higher order)."""
+        k = self.k
+        S = base[self._mk: self._mkk].reshape(k, k)
+        Eu = E[: self._mk].reshape(self.m, k) @ S
+        Es = E[self._mk: self._mkk]
+        Ev = E[self._mkk:].reshape(self.n, k) @ S.T
+        return float(np.sqrt(np.vdot(Eu, Eu) + Es @ Es + np.vdot(Ev, Ev)))
+
+    def scale(self, a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> float:
+        sa = a[self._mk: self._mkk]
+        sb = b[self._mk: self._mkk]
+        return atol + rtol * float(np.sqrt(max(sa @ sa, sb @ sb))) / self.size
+
+    def rms(self, base: np.ndarray, coeffs: Sequence[float], evals: Sequence[Any],
+            sc: float) -> float:
+        E = np.dot(np.asarray(coeffs, dtype=float),
+                   np.vstack([ev.K for ev in evals[: len(coeffs)]]))
+        return self._w_norm(base, E) / self.size / sc
+
+    def rms_state(self, y: np.ndarray, sc: float) -> float:
+        s = y[self._mk: self._mkk]
+        return float(np.sqrt(s @ s)) / self.size / sc
+
+    def extras(self, y: np.ndarray) -> dict:
+        _, s, _ = self._svd(y)
+        out = {"sv": s.copy()}
+        if self.target is not None:
+            out["distance"] = _distance_point(self.point(y), self.target)
+        return out
+
+    def collapsed(self, y: np.ndarray) -> dict | None:
+        _, s, _ = self._svd(y)
+        s_ref = max(self.s_ref, float(s[0]))
+        i = int(np.argmin(s))
+        if s[i] < self.collapse_tol * s_ref:
+            return {"index": i, "value": float(s[i]), "reference": s_ref}
+        return None
+
+    def finish(self, y: np.ndarray) -> dict:
+        return {"point": self.point(y)}
+
+    def traj_item(self, y: np.ndarray) -> Any:
+        return self.point(np.asarray(y, dtype=float))
+
+
+def _core_weights_log(lg: np.ndarray, depth: int) -> np.ndarray:
+    r""":func:`linrank.metric.core_weights` from lg = log(s), in fewer operations (hot path).
+
+    :math:`w_{ik} = e^{(N-1) x_h} (1 - e^{-N\delta}) / (1 - e^{-\delta})` with
+    :math:`x = (2/N)\log s`, :math:`x_h = \max(x_i, x_k)`, :math:`\delta = |x_i - x_k|`;
+    :math:`w_{ii} = N s_i^{2(N-1)/N}`. Relative error a few ulps times
+    :math:`N^2 \max(1, |\log s|)` (the difference of logarithms), exact at equal values.
+    """
+    x = (2.0 / depth) * lg
+    d = np.subtract.outer(x, x)
+    delta = np.abs(d)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.expm1(-depth * delta) / np.expm1(-delta)
+    ratio[delta < 1e-290] = float(depth)
+    return np.exp((depth - 1.0) * np.maximum.outer(x, x)) * ratio
+
+
 def _distance_point(p: FixedRankPoint, target: Any) -> float:
     if isinstance(target, FixedRankPoint):
         L = np.hstack((p.u * p.s, -(target.u * target.s)))
@@ -655,11 +908,18 @@ class _Run:
         return True
 
     # -------------------------------------------------------------- stepping
-    def _eval(self, y: np.ndarray) -> _Eval:
+    def _eval(self, y: np.ndarray, full: bool = True) -> _Eval:
+        """The right-hand side at y; ``full=False`` (Runge-Kutta stages) skips the loss and the
+        gradient norm when the system computes them lazily and only checks the slope."""
         self.nfev += 1
         with np.errstate(over="ignore", invalid="ignore"):
             ev = self.sys.rhs(y)
-        if not (np.isfinite(ev.loss) and np.isfinite(ev.gnorm)):
+            if not full and isinstance(ev, _LazyEval):
+                if not np.isfinite(ev.K).all():
+                    raise _StepFailure("the right-hand side is not finite: the solution diverged")
+                return ev
+            ok = np.isfinite(ev.loss) and np.isfinite(ev.gnorm)
+        if not ok:
             raise _StepFailure(
                 "the loss or the gradient is not finite: the solution diverged (for the fixed-step "
                 "methods the step is probably above the stability limit ~ 2 / (N s_max^(2(N-1)/N)"
@@ -671,24 +931,37 @@ class _Run:
         with np.errstate(over="ignore", invalid="ignore"):
             return self.sys.advance(y, h, coeffs, evals)
 
+    def _accept_point(self, y: np.ndarray) -> np.ndarray:
+        """The system's canonical form of a step's result (re-orthonormalized factors)."""
+        norm = getattr(self.sys, "normalize", None)
+        if norm is None:
+            return y
+        with np.errstate(over="ignore", invalid="ignore"):
+            return norm(y)
+
     def _fixed_step(self, y, ev0: _Eval, h: float):
         if self.o.method == "Euler":
-            y_new = self._stage_point(y, h, [1.0], [ev0])
+            y_new = self._accept_point(self._stage_point(y, h, [1.0], [ev0]))
             return y_new, self._eval(y_new), 1.0
         evals = [ev0]
         for i in range(1, 4):
             yi = self._stage_point(y, h, _RK4_A[i], evals)
-            evals.append(self._eval(yi))
-        y_new = self._stage_point(y, h, _RK4_B, evals)
+            evals.append(self._eval(yi, full=False))
+        y_new = self._accept_point(self._stage_point(y, h, _RK4_B, evals))
         return y_new, self._eval(y_new), 1.0
 
     def _dp_step(self, y, ev0: _Eval, h: float):
-        """One Dormand-Prince attempt: (y_new, ev_new, error norm)."""
+        """One Dormand-Prince attempt: (y_new, ev_new, error norm).
+
+        The last stage (first-same-as-last) is evaluated at the canonical form of y_new; for the
+        factored manifold system that differs from y_new by its orthonormality defect, of the
+        order of the local error, so the error estimate changes by h times that only.
+        """
         evals = [ev0]
         for i in range(1, 6):
             yi = self._stage_point(y, h, _DP_A[i], evals)
-            evals.append(self._eval(yi))
-        y_new = self._stage_point(y, h, _DP_B, evals)
+            evals.append(self._eval(yi, full=False))
+        y_new = self._accept_point(self._stage_point(y, h, _DP_B, evals))
         ev_new = self._eval(y_new)
         evals.append(ev_new)
         sc = self.sys.scale(y, y_new, self.o.rtol, self.o.atol)
@@ -707,7 +980,7 @@ class _Run:
         h0 = min(h0, interval)
         try:
             y1 = self._stage_point(y, h0, [1.0], [ev0])
-            ev1 = self._eval(y1)
+            ev1 = self._eval(y1, full=False)
             d2 = self.sys.rms(y, [1.0, -1.0], [ev1, ev0], sc) / h0
         except _StepFailure:
             return min(h0, self.o.max_step)
@@ -991,7 +1264,7 @@ def factor_flow(
 def manifold_flow(
     X: object, Y: object, W0: object, depth: int, t_end: float, *, rank: int | None = None,
     collapse_tol: float = 1e-10, target: object = None, covariance: bool = False,
-    yy: float | None = None, form: str = "auto", **options: Any,
+    yy: float | None = None, form: str = "auto", engine: str = "auto", **options: Any,
 ) -> FlowResult:
     r"""Integrate the Riemannian gradient flow (31) :math:`\dot W = -\mathcal{A}_W(\nabla L^1(W))`.
 
@@ -1021,6 +1294,10 @@ def manifold_flow(
         below ``collapse_tol * max(s_1(t), s_1(0))``.
     target : a d_y x d_x matrix or a point; ||W(t) - target||_F is recorded (from factors, error
         ~eps ||W||, for a point target).
+    engine : "auto" (default: "factored" for N >= 2, "projected" for N = 1), "factored" (the
+        dynamical low-rank ODE in factors u S v^T, Koch-Lubich; N >= 2 only, since for N = 1 its
+        right-hand side divides by the singular values) or "projected" (projected Runge-Kutta
+        with truncated SVDs of low-rank sums; any N). See the module docstring.
     **options : see the module docstring.
 
     Returns
@@ -1040,6 +1317,13 @@ def manifold_flow(
     N = check_depth(depth)
     t_end = _check_t_end(t_end)
     opts = _parse_options(t_end, **options)
+    if not isinstance(engine, str) or engine not in ("auto", "factored", "projected"):
+        raise ValueError(f"engine must be 'auto', 'factored' or 'projected', got {engine!r}")
+    if engine == "auto":
+        engine = "factored" if N >= 2 else "projected"
+    if engine == "factored" and N < 2:
+        raise ValueError("engine='factored' needs depth N >= 2 (for N = 1 its right-hand side "
+                         "divides by the singular values); use 'projected' or 'auto'")
     ct = _positive("collapse_tol", collapse_tol, allow_none=False)
     if ct >= 1:
         raise ValueError(f"collapse_tol must be < 1, got {ct}")
@@ -1081,10 +1365,13 @@ def manifold_flow(
             raise ValueError("W0 has rank 0 (it is zero): the flow needs a point of M_k, k >= 1")
         p = FixedRankPoint(u[:, :k].copy(), s[:k].copy(), vt[:k].copy())
     tgt = _target(target, d_y, d_x, as_point=True)
-    system = _ManifoldSystem(data, N, k, tgt, ct, float(np.max(p.s)))
+    cls = _FactoredSystem if engine == "factored" else _ManifoldSystem
+    system = cls(data, N, k, tgt, ct, float(np.max(p.s)))
+    y0 = system.from_point(p) if engine == "factored" else p
     tg_arrays = [] if tgt is None else (list(tgt) if isinstance(tgt, FixedRankPoint) else [tgt])
-    fp = _fingerprint("manifold", data.fingerprint_arrays() + [system.pack(p)] + tg_arrays, opts,
-                      (t_end, N, k, ct))
-    run = _Run(system, p, t_end, opts, fp)
+    fp = _fingerprint("manifold", data.fingerprint_arrays()
+                      + [np.concatenate((p.u.ravel(), p.s, p.vt.ravel()))] + tg_arrays, opts,
+                      (t_end, N, k, ct, engine))
+    run = _Run(system, y0, t_end, opts, fp)
     run.run()
     return run.result()

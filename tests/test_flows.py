@@ -17,6 +17,7 @@ from linrank import (
     product,
     top_projector,
 )
+from linrank import flows as flows_module
 from linrank.metric import dense_A
 
 TOL = {"rtol": 1e-10, "atol": 1e-12}
@@ -250,7 +251,7 @@ def _interrupt_after(monkeypatch, cls, name, n_calls):
     monkeypatch.setattr(cls, name, wrapper)
 
 
-@pytest.mark.parametrize("flow", ["factor", "manifold"])
+@pytest.mark.parametrize("flow", ["factor", "manifold", "manifold-projected"])
 @pytest.mark.parametrize("method", ["RK45", "Euler"])
 def test_checkpoint_resume_is_bit_identical(tmp_path, monkeypatch, flow, method):
     X = gaussian_data(6, seed=9)
@@ -265,17 +266,20 @@ def test_checkpoint_resume_is_bit_identical(tmp_path, monkeypatch, flow, method)
         def call(**kw):
             return factor_flow(X, None, fs, 10.0, conserved=True, **opts, **kw)
 
-        hook = "loss_and_gradient"
+        hook_cls, hook = LinearData, "loss_and_gradient"
     else:
+        engine = "projected" if flow == "manifold-projected" else "auto"
 
         def call(**kw):
-            return manifold_flow(X, None, W0, 2, 10.0, **opts, **kw)
+            return manifold_flow(X, None, W0, 2, 10.0, engine=engine, **opts, **kw)
 
-        hook = "point_products"
+        # the interrupt comes from inside the right-hand side of the engine in use
+        hook_cls, hook = ((LinearData, "point_products") if engine == "projected"
+                          else (flows_module._FactoredSystem, "rhs"))
     full = call()
     path = tmp_path / "ck.npz"
     with monkeypatch.context() as mp:
-        _interrupt_after(mp, LinearData, hook, 60)
+        _interrupt_after(mp, hook_cls, hook, 60)
         with pytest.warns(UserWarning, match="interrupted"):
             part = call(checkpoint=path, checkpoint_steps=3)
     assert part.status == "interrupted"
