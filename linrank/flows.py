@@ -71,6 +71,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.linalg.lapack import dgesdd as _dgesdd
 
 from .manifold import DeepLinearFixedRank, FixedRankPoint
 from .metric import check_depth, core_weights, side_weights
@@ -97,6 +98,11 @@ _RK4_A = [[], [0.5], [0.0, 0.5], [0.0, 0.0, 1.0]]
 _RK4_B = [1 / 6, 1 / 3, 1 / 3, 1 / 6]
 
 _METHODS = {"rk45": "RK45", "rk4": "RK4", "euler": "Euler"}
+
+
+def _QUIET() -> np.errstate:
+    """Overflow and invalid operations in a step are detected by the driver, not warned about."""
+    return np.errstate(over="ignore", invalid="ignore")
 
 
 class _StepFailure(Exception):
@@ -441,58 +447,54 @@ class _FactoredSystem:
 
     # right-hand side
     def rhs(self, y: np.ndarray) -> _LazyEval:
+        """Slope of (u, S, v) at y. All data terms carry the sign of -G (H = -G), so the slopes
+        need no separate negation; the loss and gradient norm are computed on demand."""
         m, n, k = self.m, self.n, self.k
         mk, mkk = self._mk, self._mkk
         u = y[:mk].reshape(m, k)
         v = y[mkk:].reshape(n, k)
-        try:
-            a, sig, bt = np.linalg.svd(y[mk:mkk].reshape(k, k))
-        except np.linalg.LinAlgError as exc:
-            raise _StepFailure(f"the SVD of the core failed: {exc}") from exc
-        if not sig[-1] > 0.0 or not sig[0] < np.inf:
+        a, sig, bt, info = _dgesdd(y[mk:mkk].reshape(k, k))
+        if info != 0 or not sig[-1] > 0.0 or not sig[0] < np.inf:
             raise _StepFailure(f"the state lost rank k = {k} or is not finite (core singular "
-                               f"values {sig})")
+                               f"values {sig}, LAPACK info {info})")
         up = u @ a
         vp = v @ bt.T
         data = self.data
         if data.form == "covariance":
+            Cv = data.Cxx @ vp
             if data.autoencoder:
-                CV = data.Cxx @ np.hstack((vp, up))
-                Cv, Cyx_t_u = CV[:, :k], CV[:, k:]
-                Cyx_v = Cv
+                Cyx_v, Cyx_t_u = Cv, data.Cxx @ up
             else:
-                Cv = data.Cxx @ vp
-                Cyx_v = data.Cyx @ vp
-                Cyx_t_u = data.Cyx.T @ up
+                Cyx_v, Cyx_t_u = data.Cyx @ vp, data.Cyx.T @ up
             B = vp.T @ Cv
-            Gv = up @ (sig[:, None] * B) - Cyx_v
-            Gtu = Cv * sig - Cyx_t_u
+            Hv = Cyx_v - up @ (sig[:, None] * B)  # -G v'
+            Htu = Cyx_t_u - Cv * sig  # -G^T u'
             loss = None
         else:
             Gv, Gtu, loss = data.point_products(up, sig, vp.T)
-            B = None
-        M = up.T @ Gv
-        Up = Gv - up @ M
-        Vp = Gtu - vp @ M.T
+            Hv, Htu, B = -Gv, -Gtu, None
+        Hm = up.T @ Hv  # -M
+        Hup = Hv - up @ Hm  # -U_p
+        Hvp = Htu - vp @ Hm.T  # -V_p
         lg = np.log(sig)
         w = _core_weights_log(lg, self.depth)
         rr = np.exp(self._r_exp * lg)  # p / sigma = sigma^((N-2)/N), never a division
         K = np.empty(y.shape[0])
-        np.matmul(Up * (-rr), a.T, out=K[:mk].reshape(m, k))
-        np.matmul(a, (w * M) @ (-bt), out=K[mk:mkk].reshape(k, k))
-        np.matmul(Vp * (-rr), bt, out=K[mkk:].reshape(n, k))
+        np.matmul(Hup * rr, a.T, out=K[:mk].reshape(m, k))
+        np.matmul(a, (w * Hm) @ bt, out=K[mk:mkk].reshape(k, k))
+        np.matmul(Hvp * rr, bt, out=K[mkk:].reshape(n, k))
         q_exp = self._q_exp
         yy = data.yy
 
         def values() -> tuple[float, float]:
             q = np.exp(q_exp * lg)
-            gn2 = float(np.sum(w * M * M) + q @ (np.einsum("ij,ij->j", Up, Up)
-                                                  + np.einsum("ij,ij->j", Vp, Vp)))
+            gn2 = float(np.sum(w * Hm * Hm) + q @ (np.einsum("ij,ij->j", Hup, Hup)
+                                                    + np.einsum("ij,ij->j", Hvp, Hvp)))
             if loss is None:
                 # 0.5 (||Y||^2 - 2 tr(W^T YX^T) + tr(W XX^T W^T)) with u'^T YX^T v' = diag(s) B - M
                 s2b = sig * sig * np.diagonal(B)
                 val = 0.5 * ((0.0 if yy is None else yy) - float(np.sum(s2b))
-                             + 2.0 * float(sig @ np.diagonal(M)))
+                             - 2.0 * float(sig @ np.diagonal(Hm)))
             else:
                 val = loss
             return val, float(np.sqrt(max(gn2, 0.0)))
@@ -516,14 +518,11 @@ class _FactoredSystem:
 
     def advance(self, y: np.ndarray, h: float, coeffs: Sequence[float],
                 evals: Sequence[Any]) -> np.ndarray:
+        # non-finite results are caught by the next evaluation (the SVD of the core)
         nc = len(coeffs)
         if nc == 1:
-            out = y + (h * coeffs[0]) * evals[0].K
-        else:
-            out = y + np.dot(np.multiply(h, coeffs), np.vstack([ev.K for ev in evals[:nc]]))
-        if not np.isfinite(out[self._mk: self._mkk]).all():
-            raise _StepFailure("the step is not finite")
-        return out
+            return y + (h * coeffs[0]) * evals[0].K
+        return y + np.dot(np.multiply(h, coeffs), np.array([ev.K for ev in evals[:nc]]))
 
     def _w_norm(self, base: np.ndarray, E: np.ndarray) -> float:
         """||dW||_F for the factor increment E at base (u, v orthonormal there): first order,
@@ -543,8 +542,7 @@ class _FactoredSystem:
 
     def rms(self, base: np.ndarray, coeffs: Sequence[float], evals: Sequence[Any],
             sc: float) -> float:
-        E = np.dot(np.asarray(coeffs, dtype=float),
-                   np.vstack([ev.K for ev in evals[: len(coeffs)]]))
+        E = np.dot(coeffs, np.array([ev.K for ev in evals[: len(coeffs)]]))
         return self._w_norm(base, E) / self.size / sc
 
     def rms_state(self, y: np.ndarray, sc: float) -> float:
@@ -580,12 +578,11 @@ def _core_weights_log(lg: np.ndarray, depth: int) -> np.ndarray:
     :math:`x = (2/N)\log s`, :math:`x_h = \max(x_i, x_k)`, :math:`\delta = |x_i - x_k|`;
     :math:`w_{ii} = N s_i^{2(N-1)/N}`. Relative error a few ulps times
     :math:`N^2 \max(1, |\log s|)` (the difference of logarithms), exact at equal values.
+    Called under ``np.errstate(invalid="ignore")`` (the driver's evaluations are).
     """
     x = (2.0 / depth) * lg
-    d = np.subtract.outer(x, x)
-    delta = np.abs(d)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.expm1(-depth * delta) / np.expm1(-delta)
+    delta = np.abs(np.subtract.outer(x, x))
+    ratio = np.expm1(-depth * delta) / np.expm1(-delta)  # 0/0 where delta = 0: replaced
     ratio[delta < 1e-290] = float(depth)
     return np.exp((depth - 1.0) * np.maximum.outer(x, x)) * ratio
 
@@ -912,14 +909,12 @@ class _Run:
         """The right-hand side at y; ``full=False`` (Runge-Kutta stages) skips the loss and the
         gradient norm when the system computes them lazily and only checks the slope."""
         self.nfev += 1
-        with np.errstate(over="ignore", invalid="ignore"):
-            ev = self.sys.rhs(y)
-            if not full and isinstance(ev, _LazyEval):
-                if not np.isfinite(ev.K).all():
-                    raise _StepFailure("the right-hand side is not finite: the solution diverged")
-                return ev
-            ok = np.isfinite(ev.loss) and np.isfinite(ev.gnorm)
-        if not ok:
+        ev = self.sys.rhs(y)
+        if not full and isinstance(ev, _LazyEval):
+            if not np.isfinite(ev.K).all():
+                raise _StepFailure("the right-hand side is not finite: the solution diverged")
+            return ev
+        if not (np.isfinite(ev.loss) and np.isfinite(ev.gnorm)):
             raise _StepFailure(
                 "the loss or the gradient is not finite: the solution diverged (for the fixed-step "
                 "methods the step is probably above the stability limit ~ 2 / (N s_max^(2(N-1)/N)"
@@ -928,16 +923,12 @@ class _Run:
         return ev
 
     def _stage_point(self, y: np.ndarray, h: float, coeffs, evals) -> np.ndarray:
-        with np.errstate(over="ignore", invalid="ignore"):
-            return self.sys.advance(y, h, coeffs, evals)
+        return self.sys.advance(y, h, coeffs, evals)
 
     def _accept_point(self, y: np.ndarray) -> np.ndarray:
         """The system's canonical form of a step's result (re-orthonormalized factors)."""
         norm = getattr(self.sys, "normalize", None)
-        if norm is None:
-            return y
-        with np.errstate(over="ignore", invalid="ignore"):
-            return norm(y)
+        return y if norm is None else norm(y)
 
     def _fixed_step(self, y, ev0: _Eval, h: float):
         if self.o.method == "Euler":
@@ -996,7 +987,8 @@ class _Run:
         if self.status != "running":
             return  # a finished run, loaded from its checkpoint
         try:
-            ev = self._eval(self.y)
+            with _QUIET():
+                ev = self._eval(self.y)
         except _StepFailure as exc:
             raise ValueError(f"the flow cannot start from this point: {exc}") from exc
         # the flow never increases L: growth by more than max(|L(0)|, L(0 matrix)) is divergence
@@ -1009,7 +1001,8 @@ class _Run:
                 if o.t_eval is not None:
                     self.grid_i = 1
             if o.method == "RK45":
-                self.h = self._initial_step(self.y, ev) if self.t_end > 0 else 0.0
+                with _QUIET():
+                    self.h = self._initial_step(self.y, ev) if self.t_end > 0 else 0.0
             else:
                 self.h = o.step
             if o.gtol is not None and ev.gnorm <= o.gtol:
@@ -1039,11 +1032,12 @@ class _Run:
                     else:
                         t_new = t + h_try
                     try:
-                        if o.method == "RK45":
-                            y_new, ev_new, err = self._dp_step(y, ev, h_try)
-                        else:
-                            y_new, ev_new, err = self._fixed_step(y, ev, h_try)
-                            err = 0.0
+                        with _QUIET():
+                            if o.method == "RK45":
+                                y_new, ev_new, err = self._dp_step(y, ev, h_try)
+                            else:
+                                y_new, ev_new, err = self._fixed_step(y, ev, h_try)
+                                err = 0.0
                     except _StepFailure as exc:
                         if o.method != "RK45":
                             raise
