@@ -461,10 +461,12 @@ class _FactoredSystem:
         vp = v @ bt.T
         data = self.data
         if data.form == "covariance":
-            Cv = data.Cxx @ vp
-            if data.autoencoder:
-                Cyx_v, Cyx_t_u = Cv, data.Cxx @ up
+            if data.autoencoder:  # one pass over XX^T for both products (memory bound)
+                CV = data.Cxx @ np.hstack((vp, up))
+                Cv, Cyx_t_u = CV[:, :k], CV[:, k:]
+                Cyx_v = Cv
             else:
+                Cv = data.Cxx @ vp
                 Cyx_v, Cyx_t_u = data.Cyx @ vp, data.Cyx.T @ up
             B = vp.T @ Cv
             Hv = Cyx_v - up @ (sig[:, None] * B)  # -G v'

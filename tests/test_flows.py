@@ -381,6 +381,8 @@ def test_large_depth_and_small_singular_values():
         ({"W0": (np.eye(4)[:, :1], np.array([-1.0]), np.eye(4)[:1])}, ValueError, "positive"),
         ({"rank": 3}, ValueError, "numerical rank"),
         ({"target": np.ones((3, 3))}, ValueError, "target"),
+        ({"engine": "fast"}, ValueError, "engine"),
+        ({"engine": "factored", "depth": 1}, ValueError, "N >= 2"),
     ],
 )
 def test_manifold_flow_bad_input(kwargs, exc, match):
@@ -420,3 +422,88 @@ def test_zero_time_and_gtol_at_start():
     np.testing.assert_allclose(r.W, P, atol=1e-12)
     r2 = manifold_flow(X, None, P, 2, 5.0, gtol=1e-8)
     assert r2.status == "converged" and r2.nsteps == 0
+
+
+# ---------------------------------------------------------------------- the factored engine
+@pytest.mark.parametrize("N", [2, 3, 8])
+def test_factored_engine_against_dense_ode_and_projected_engine(N):
+    """Both manifold engines (independent integrators of the same flow) against the dense ODE."""
+    rng = np.random.default_rng(40 + N)
+    X, Y = rng.standard_normal((6, 11)) / 2, rng.standard_normal((4, 11))
+    W0 = _low_rank(rng, 4, 6, 3, svals=[1.0, 1.0 + 1e-9, 1e-3])
+    ref = _dense_reference(X, Y, W0, N, 2.0)
+    for form in ("samples", "covariance"):
+        data = LinearData.from_samples(X, Y, form=form)
+        rf = manifold_flow(data, None, W0, N, 2.0, engine="factored", **TOL)
+        rp = manifold_flow(data, None, W0, N, 2.0, engine="projected", **TOL)
+        assert rf.success and rp.success
+        assert np.linalg.norm(rf.W - ref) <= 1e-9 * np.linalg.norm(ref)
+        assert np.linalg.norm(rp.W - ref) <= 1e-7 * np.linalg.norm(ref)
+        np.testing.assert_allclose(rf.loss[-1], 0.5 * np.linalg.norm(ref @ X - Y) ** 2,
+                                   rtol=1e-9)
+        np.testing.assert_allclose(rf.singular_values[-1],
+                                   np.linalg.svd(ref, compute_uv=False)[:3], rtol=1e-8)
+        np.testing.assert_allclose(rf.grad_norm[-1], rp.grad_norm[-1], rtol=1e-5)
+        # the final point is a valid SVD: orthonormal factors, descending positive s
+        p = rf.point
+        assert np.linalg.norm(p.u.T @ p.u - np.eye(3)) < 1e-13
+        assert np.linalg.norm(p.vt @ p.vt.T - np.eye(3)) < 1e-13
+        assert np.all(np.diff(p.s) <= 0) and p.s[-1] > 0
+
+
+def _dense_A_eig(W, Z, N):
+    """Definition 4 summed term by term over j = 1..N in the eigenbases of WW^T and W^TW."""
+    lu, Qu = np.linalg.eigh(W @ W.T)
+    lv, Qv = np.linalg.eigh(W.T @ W)
+    tol = 1e-12 * max(lu.max(), lv.max())
+    lu, lv = np.where(lu > tol, lu, 0.0), np.where(lv > tol, lv, 0.0)
+    j = np.arange(1, N + 1)
+    # sum_j lu_i^((N-j)/N) lv_k^((j-1)/N), with 0^0 = 1 (numpy's convention too)
+    weights = (lu[:, None] ** ((N - j) / N)) @ (lv[:, None] ** ((j - 1) / N)).T
+    return Qu @ (weights * (Qu.T @ Z @ Qv)) @ Qv.T
+
+
+def test_depth_1000_matches_dense_reference():
+    X = gaussian_data(5, seed=50)
+    rng = np.random.default_rng(50)
+    W0 = _low_rank(rng, 5, 5, 3, svals=[1.0, 0.3, 1e-3])
+    N, t_end = 1000, 2e-3  # the flow is fast at depth N: rates ~ N s^2 lambda
+
+    def f(_t, w):
+        W = w.reshape(5, 5)
+        return -_dense_A_eig(W, (W @ X - X) @ X.T, N).ravel()
+
+    assert np.allclose(_dense_A_eig(W0, X @ X.T, 3), dense_A(W0, X @ X.T, 3))
+    ref = solve_ivp(f, (0, t_end), W0.ravel(), method="DOP853", rtol=1e-12,
+                    atol=1e-14).y[:, -1].reshape(5, 5)
+    assert np.linalg.norm(ref - W0) > 0.05 * np.linalg.norm(W0)  # the flow moved
+    for engine in ("factored", "projected"):
+        r = manifold_flow(X, None, W0, N, t_end, engine=engine, **TOL)
+        assert r.success
+        assert np.linalg.norm(r.W - ref) <= 1e-8 * np.linalg.norm(ref), engine
+
+
+def test_factored_engine_follows_a_decaying_singular_value():
+    """N = 3 on the line W = -s u_1 u_1^T (Remark 33's start): ds/dt = -3 lambda_1 s^(4/3) (1 + s),
+    s -> 0 like t^-3; the factored engine tracks s to relative 1e-6 down to ~1e-6 and reports a
+    collapse below collapse_tol (nothing divides by s)."""
+    X, U = _spectrum_data([2.0, 1.0, 0.7, 0.4], 8, seed=33)
+    lam1, N = 2.0, 3
+    u1 = U[:, :1]
+    t_eval = np.linspace(0.0, 40.0, 41)
+
+    def g(_t, z):  # z = log s
+        s = np.exp(z[0])
+        return [-N * lam1 * s ** ((N - 2) / N) * (1.0 + s)]
+
+    ref = np.exp(solve_ivp(g, (0, 40.0), [0.0], method="DOP853", t_eval=t_eval, rtol=1e-13,
+                           atol=1e-14).y[0])
+    r = manifold_flow(X, None, -u1 @ u1.T, N, 40.0, t_eval=t_eval, rtol=1e-11, atol=1e-20)
+    assert r.status == "completed"
+    assert ref[-1] < 1e-5
+    np.testing.assert_allclose(r.singular_values[:, 0], ref, rtol=1e-6)
+    with pytest.warns(RuntimeWarning, match="Remark 33"):
+        rc = manifold_flow(X, None, -u1 @ u1.T, N, 40.0, rtol=1e-11, atol=1e-20,
+                           collapse_tol=1e-4)
+    assert rc.status == "collapsed" and np.all(np.isfinite(rc.W))
+    assert rc.collapse["value"] < 1e-4 <= rc.singular_values[-2, 0]
