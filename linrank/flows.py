@@ -16,6 +16,7 @@ API summary
     with state the thin SVD (u, s, vt): memory O((d_x + d_y) k) beyond the data (plus X X^T when
     the data are used as covariances), cost per step independent of the depth. W0 is dense (k =
     its numerical rank, or ``rank=k``) or a point (u, s, vt). The result has ``point``.
+    ``engine``: "auto", "factored" or "projected" (see Integrators).
 
 Data: ``X`` (d_x x n) and ``Y`` (d_y x n; ``None`` means Y = X, the autoencoder), or
 ``covariance=True`` with X := X X^T, Y := Y X^T and optionally ``yy = ||Y||_F^2``, or a
@@ -48,8 +49,33 @@ factor lists, or None), ``W`` (final product, dense), ``point`` / ``factors`` (f
 
 Integrators
 -----------
-The manifold integrator is a projected Runge-Kutta method: every stage and the step are
-:math:`P_k(W_n + h\sum_j a_{ij} K_j)`, the rank-k truncated SVD of a low-rank ambient sum (each
+manifold_flow has two engines (option ``engine``; "auto" picks "factored" for N >= 2 and
+"projected" for N = 1).
+
+**factored** (:class:`_FactoredSystem`): the dynamical low-rank form of the flow in factors
+W = u S v^T, u and v orthonormal, S (k x k) invertible, with the Koch-Lubich equations of motion
+of the tangent field :math:`F = -\mathcal{A}_W(P_T \nabla L^1(W))`:
+:math:`\dot S = u^T F v`, :math:`\dot u = (I - uu^T) F v S^{-1}`,
+:math:`\dot v = (I - vv^T) F^T u S^{-T}`. In the frame of the SVD of S the factor S^{-1} meets
+the side weight :math:`p_i = \sigma_i^{2(N-1)/N}` and leaves :math:`\sigma_i^{(N-2)/N}`,
+bounded as :math:`\sigma_i \to 0` for N >= 2 (computed as exp of a logarithm, never as a
+quotient), so small and collapsing singular values are harmless; for N = 1 the quotient is a
+genuine 1/sigma (stiff), hence the projected engine there. The Runge-Kutta method (the same
+tableaux) runs on the flat vector (u, S, v); every accepted step re-orthonormalizes u and v by
+Cholesky-QR and absorbs the R factors into S (W unchanged to rounding). The error of W is
+estimated from the factor errors as :math:`(\|E_u S\|^2 + \|E_S\|^2 + \|S E_v^T\|^2)^{1/2}`
+(the Frobenius norm of the first-order change of W, the three terms being orthogonal up to
+higher order), so rtol/atol keep their meaning. Per evaluation: one k x k SVD (LAPACK gesdd),
+the data products, O((d_x + d_y) k^2) work in ~30 numpy calls; the loss and the gradient norm
+are computed only at accepted points. Cost per evaluation independent of the depth, state
+O((d_x + d_y) k).
+
+Tested against the dense ODE of Definition 4 at rtol 1e-10: relative error of W <= 1e-9 at
+N = 2, 3, 8 and <= 1e-8 at N = 1000 (measured 3e-11 at N = 2, where the projected engine is off
+by 8e-8), and at N = 3 along a singular value decaying like t^-3 (relative 1e-6 down to 1e-6).
+
+**projected** (:class:`_ManifoldSystem`): a projected Runge-Kutta method: every stage and the
+step are :math:`P_k(W_n + h\sum_j a_{ij} K_j)`, the rank-k truncated SVD of a low-rank ambient sum (each
 stage slope :math:`K_j` is a tangent matrix of rank <= 2k, kept factored), computed from two thin
 QR factorizations and the SVD of an r x r core, r <= 13k: O((d_x + d_y) k^2) per stage. This is
 the Runge-Kutta method applied to the extension :math:`F(P_k(W))` of the vector field, whose
