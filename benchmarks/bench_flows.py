@@ -123,8 +123,8 @@ def bench_large() -> None:
           f"{t2 - t0:.1f} s")
     print(f"- peak memory of the flow beyond data and covariance (tracemalloc): "
           f"**{(peak - after_cov) / 2**20:.2f} MiB**; the state (u, s, vt) is "
-          f"{state / 2**20:.3f} MiB; per-step bases Qu, Qv are d x r, r <= 13k, and the "
-          f"recorded history grows with the number of steps\n")
+          f"{state / 2**20:.3f} MiB; the rest is the Runge-Kutta stages (7 slopes of the factors, "
+          f"each O((m + n) k)) and the recorded history, which grows with the number of steps\n")
     W_ref = r.point
     print("Explicit Euler on this problem, relative error of W(20) against the RK45 run:\n")
     print("| step h | error | time |\n|---:|---:|---:|")
