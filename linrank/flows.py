@@ -100,7 +100,7 @@ import numpy as np
 from scipy.linalg.lapack import dgesdd as _dgesdd
 
 from .manifold import DeepLinearFixedRank, FixedRankPoint
-from .metric import check_depth, core_weights, side_weights
+from .metric import check_depth, core_weights, core_weights_from_log, side_weights
 from .network import LinearData, as_data, check_factors, conserved_quantities, product
 
 __all__ = ["FlowResult", "factor_flow", "manifold_flow"]
@@ -505,7 +505,7 @@ class _FactoredSystem:
         Hup = Hv - up @ Hm  # -U_p
         Hvp = Htu - vp @ Hm.T  # -V_p
         lg = np.log(sig)
-        w = _core_weights_log(lg, self.depth)
+        w = core_weights_from_log(lg, self.depth)
         rr = np.exp(self._r_exp * lg)  # p / sigma = sigma^((N-2)/N), never a division
         K = np.empty(y.shape[0])
         np.matmul(Hup * rr, a.T, out=K[:mk].reshape(m, k))
@@ -597,22 +597,6 @@ class _FactoredSystem:
 
     def traj_item(self, y: np.ndarray) -> Any:
         return self.point(np.asarray(y, dtype=float))
-
-
-def _core_weights_log(lg: np.ndarray, depth: int) -> np.ndarray:
-    r""":func:`linrank.metric.core_weights` from lg = log(s), in fewer operations (hot path).
-
-    :math:`w_{ik} = e^{(N-1) x_h} (1 - e^{-N\delta}) / (1 - e^{-\delta})` with
-    :math:`x = (2/N)\log s`, :math:`x_h = \max(x_i, x_k)`, :math:`\delta = |x_i - x_k|`;
-    :math:`w_{ii} = N s_i^{2(N-1)/N}`. Relative error a few ulps times
-    :math:`N^2 \max(1, |\log s|)` (the difference of logarithms), exact at equal values.
-    Called under ``np.errstate(invalid="ignore")`` (the driver's evaluations are).
-    """
-    x = (2.0 / depth) * lg
-    delta = np.abs(np.subtract.outer(x, x))
-    ratio = np.expm1(-depth * delta) / np.expm1(-delta)  # 0/0 where delta = 0: replaced
-    ratio[delta < 1e-290] = float(depth)
-    return np.exp((depth - 1.0) * np.maximum.outer(x, x)) * ratio
 
 
 def _distance_point(p: FixedRankPoint, target: Any) -> float:
