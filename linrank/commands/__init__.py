@@ -1,0 +1,29 @@
+"""Subcommands of the ``linrank`` tool (see :mod:`linrank.cli`) and their shared argument types."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+
+def int_at_least(lowest: int) -> Callable[[str], int]:
+    """An argparse ``type`` accepting integers >= ``lowest`` with a message that says so."""
+    what = {0: "a non-negative integer", 1: "a positive integer"}.get(
+        lowest, f"an integer >= {lowest}"
+    )
+
+    def parse(text: str) -> int:
+        try:
+            val = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if val < lowest:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {val}")
+        return val
+
+    parse.__name__ = "non-negative int" if lowest == 0 else f"int >= {lowest}"
+    return parse
+
+
+non_negative_int = int_at_least(0)
+positive_int = int_at_least(1)

@@ -12,6 +12,7 @@ import argparse
 import numpy as np
 
 from ..verify import check_instance
+from . import non_negative_int, positive_int
 
 HELP = "check the metric, its inverse and the gradient against dense references"
 
@@ -20,15 +21,16 @@ _DEPTHS = [1, 2, 3, 5, 10, 1000]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     parser.add_argument(
-        "--repeats", type=int, default=2, help="random instances per size and depth (default 2)"
+        "--repeats",
+        type=positive_int,
+        default=2,
+        help="random instances per size and depth (default 2)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.repeats < 1:
-        raise SystemExit("linrank check: --repeats must be a positive integer")
     rng = np.random.default_rng(args.seed)
     rows = []
     for m, n, k in _SIZES:

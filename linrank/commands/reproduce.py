@@ -11,37 +11,44 @@ from __future__ import annotations
 
 import argparse
 
+from . import non_negative_int
+
 HELP = "redo Section 7 (Figures 1-4): figures, summary.json and report.md with verdicts"
-
-
-def _seed(text: str) -> int:
-    try:
-        val = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if val < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {val}")
-    return val
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="results", help="output directory (results)")
-    parser.add_argument("--seed", type=_seed, default=0, help="seed of data and starts (0)")
-    parser.add_argument("--quick", action="store_true",
-                        help="a smaller run (about 10 s) with the same kinds of runs")
-    parser.add_argument("--no-cache", action="store_true",
-                        help="recompute every run instead of reusing those in OUT/.runs")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of data and starts (0)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smaller run (about 10 s) with the same kinds of runs",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="recompute every run instead of reusing those in OUT/.runs",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..experiments import reproduce
 
-    res = reproduce(args.out, seed=args.seed, quick=args.quick, progress=not args.quiet,
-                    use_cache=not args.no_cache)
-    print(f"linrank reproduce: {len(res.records)} runs (+{len(res.perturbed)} perturbed) in "
-          f"{res.elapsed:.1f} s; wrote {', '.join(res.figures)}, summary.json, details.json, "
-          f"report.md to {args.out}")
+    res = reproduce(
+        args.out,
+        seed=args.seed,
+        quick=args.quick,
+        progress=not args.quiet,
+        use_cache=not args.no_cache,
+    )
+    print(
+        f"linrank reproduce: {len(res.records)} runs (+{len(res.perturbed)} perturbed) in "
+        f"{res.elapsed:.1f} s; wrote {', '.join(res.figures)}, summary.json, details.json, "
+        f"report.md to {args.out}"
+    )
     for v in res.verdicts:
         print(f"  [{v.status}] {v.claim}")
     return 0 if res.ok else 1

@@ -19,6 +19,8 @@ import sys
 
 import numpy as np
 
+from . import non_negative_int, positive_int
+
 HELP = "critical points of the autoencoder: loss, Morse index, smallest Hessian eigenvalue"
 
 _FIELDS = [
@@ -34,27 +36,17 @@ _FIELDS = [
 ]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        val = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if val < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {val}")
-    return val
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--d", type=_positive_int, default=6, help="dimension d of the data (6)")
+    parser.add_argument("--d", type=positive_int, default=6, help="dimension d of the data (6)")
     parser.add_argument(
-        "--m", type=_positive_int, default=None, help="number of samples (default 3 d)"
+        "--m", type=positive_int, default=None, help="number of samples (default 3 d)"
     )
-    parser.add_argument("--k", type=_positive_int, default=2, help="rank k (2)")
-    parser.add_argument("--depth", type=_positive_int, default=2, help="depth N of the metric (2)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the data (0)")
+    parser.add_argument("--k", type=positive_int, default=2, help="rank k (2)")
+    parser.add_argument("--depth", type=positive_int, default=2, help="depth N of the metric (2)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed of the data (0)")
     parser.add_argument(
         "--max-points",
-        type=_positive_int,
+        type=positive_int,
         default=64,
         help="all critical points if there are at most this many, else a sample of this size (64)",
     )
