@@ -465,7 +465,12 @@ class DeepLinearFixedRank(Manifold):
             grad = TangentVector(Zv - u @ (u.T @ Zv), M, Ztu - vt.T @ (vt @ Ztu))
         else:
             grad = self.projection(p, euclidean_gradient)
-        return self.apply_A(p, grad)
+        # grad's blocks are fresh arrays: scale them in place (saves two (m + n) x k copies)
+        w, q = self.weights(p)
+        np.multiply(grad.Up, q, out=grad.Up)
+        np.multiply(grad.M, w, out=grad.M)
+        np.multiply(grad.Vp, q, out=grad.Vp)
+        return grad
 
     def euclidean_to_riemannian_hessian(
         self, point: Any, euclidean_gradient: Any, euclidean_hessian: Any, tangent_vector: Any
