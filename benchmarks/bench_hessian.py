@@ -18,8 +18,9 @@ BENCHMARKS.md are given with OPENBLAS_NUM_THREADS=1 and with the default threads
    iterations, the final excess loss f - f* and what stopped the run (SteepestDescent's line
    search may stop on its minimal step size first).
 4. TrustRegions from many random starts, autoencoder and regression (Y != X), d = 40, k = 4,
-   depths 1 to 4: iterations to ||grad|| <= 1e-9 within 30, with Delta_bar = typical_dist =
-   sqrt(dim) (the default) and Delta_bar = 1.
+   depths 1 to 4: iterations to ||grad|| <= 1e-9 within 30, for the retractions "projection"
+   (default) and "polar" and Delta_bar = typical_dist = sqrt(dim) (the default), 1 and 4.
+   (--section 4 runs only this section.)
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import timeit
 import numpy as np
 import pymanopt
 
-from linrank import DeepLinearFixedRank, ambient_problem
+from linrank import DeepLinearFixedRank, ambient_problem, autograd_problem
 from linrank.critical import AutoencoderProblem, closed_form_spectrum
 from linrank.diagnostics import hessian_spectrum
 from linrank.manifold import FixedRankPoint
@@ -152,50 +153,86 @@ def bench_trust_regions_starts(n_starts: int) -> None:
     d, k, ns = 40, 4, 80
     print(
         f"4. TrustRegions from {n_starts} random starts (np.random.seed 0..{n_starts - 1}), d = {d}, "
-        f"k = {k}, max 30 iterations, stop at ||grad||_g <= 1e-9"
+        f"k = {k}, max 30 iterations, stop at ||grad||_g <= 1e-9; per variant: runs not converged "
+        f"in 30 iterations (or not at f*) for AE/RE depth 1..4, total, median/max iterations, "
+        f"median/max time"
     )
+    cases = [(task, depth) for task in ("autoencoder", "regression") for depth in (1, 2, 3, 4)]
+    data = {}
+    for task, depth in cases:
+        X = np.random.RandomState(depth).standard_normal((d, ns)) / np.sqrt(ns)
+        if task == "autoencoder":
+            Y = X
+        else:
+            A = np.random.RandomState(100 + depth).standard_normal((d, d)) / np.sqrt(d)
+            Y = A @ X + 0.1 * np.random.RandomState(7).standard_normal((d, ns))
+        C = X @ X.T
+        L = np.linalg.cholesky(C)
+        sv = np.linalg.svd(Y @ X.T @ np.linalg.inv(L.T), compute_uv=False)
+        fstar = 0.5 * (np.sum(Y**2) - np.sum(sv[:k] ** 2))  # Eckart-Young on the whitened problem
+        data[task, depth] = (X, Y, C, fstar)
+
+    def make(task, depth, retraction, how):
+        X, Y, C, _ = data[task, depth]
+        man = DeepLinearFixedRank(d, d, k, depth, retraction=retraction)
+        if how == "autograd":
+            import autograd.numpy as anp
+
+            return autograd_problem(man, lambda W: 0.5 * anp.sum((Y - W @ X) ** 2))
+        return ambient_problem(
+            man,
+            lambda W: 0.5 * np.sum((Y - W @ X) ** 2),
+            lambda W: (W @ X - Y) @ X.T,
+            lambda W, Z: Z @ C,
+        )
+
+    variants = [
+        ("projection", None, "ambient"),
+        ("projection", 1.0, "ambient"),
+        ("projection", 4.0, "ambient"),
+        ("polar", None, "ambient"),
+        ("polar", 4.0, "ambient"),
+        ("polar", 4.0, "autograd"),
+    ]
     print(
-        f"   {'task':<12} {'depth':>5} {'Delta_bar':>10} {'median it':>9} {'max it':>6} "
-        f"{'not converged':>13} {'max time [s]':>12}"
+        f"   {'retraction':<10} {'Delta_bar':>9} {'problem':<8} {'AE 1 2 3 4 | RE 1 2 3 4':<24} "
+        f"{'total':>7} {'med it':>6} {'max it':>6} {'med t [s]':>9} {'max t [s]':>9}"
     )
-    for task in ("autoencoder", "regression"):
-        for depth in (1, 2, 3, 4):
-            X = np.random.RandomState(depth).standard_normal((d, ns)) / np.sqrt(ns)
-            if task == "autoencoder":
-                Y = X
-            else:
-                A = np.random.RandomState(100 + depth).standard_normal((d, d)) / np.sqrt(d)
-                Y = A @ X + 0.1 * np.random.RandomState(7).standard_normal((d, ns))
-            C = X @ X.T
-            man = DeepLinearFixedRank(d, d, k, depth)
-            problem = ambient_problem(
-                man,
-                lambda W, X=X, Y=Y: 0.5 * np.sum((Y - W @ X) ** 2),
-                lambda W, X=X, Y=Y: (W @ X - Y) @ X.T,
-                lambda W, Z, C=C: Z @ C,
-            )
-            for dbar in (None, 1.0):
-                its, times, fails = [], [], 0
-                for seed in range(n_starts):
-                    np.random.seed(seed)
-                    opt = pymanopt.optimizers.TrustRegions(
-                        verbosity=0, max_iterations=30, min_gradient_norm=1e-9
-                    )
-                    t0 = time.perf_counter()
-                    res = opt.run(problem, Delta_bar=dbar) if dbar else opt.run(problem)
-                    times.append(time.perf_counter() - t0)
-                    its.append(res.iterations)
-                    fails += "grad norm" not in res.stopping_criterion
-                label = f"{dbar:g}" if dbar else "sqrt(dim)"
-                print(
-                    f"   {task:<12} {depth:>5} {label:>10} {np.median(its):9.1f} {max(its):>6} "
-                    f"{fails:>7}/{n_starts:<5} {max(times):12.3f}"
+    for retraction, dbar, how in variants:
+        fails, its, times = [], [], []
+        for task, depth in cases:
+            problem = make(task, depth, retraction, how)
+            fstar = data[task, depth][3]
+            nf = 0
+            for seed in range(n_starts):
+                np.random.seed(seed)
+                opt = pymanopt.optimizers.TrustRegions(
+                    verbosity=0, max_iterations=30, min_gradient_norm=1e-9
                 )
+                t0 = time.perf_counter()
+                res = opt.run(problem, Delta_bar=dbar) if dbar else opt.run(problem)
+                times.append(time.perf_counter() - t0)
+                ok = "grad norm" in res.stopping_criterion and res.cost - fstar <= 1e-9 * fstar
+                its.append(res.iterations if ok else 31)
+                nf += not ok
+            fails.append(nf)
+        label = f"{dbar:g}" if dbar else "sqrt(dim)"
+        per = " ".join(map(str, fails[:4])) + " | " + " ".join(map(str, fails[4:]))
+        print(
+            f"   {retraction:<10} {label:>9} {how:<8} {per:<24} {sum(fails):>3}/{len(its):<3} "
+            f"{np.median(its):6.1f} {max(its):>6} {np.median(times):9.3f} {max(times):9.3f}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument(
+        "--section", type=int, choices=(1, 2, 3, 4), default=None, help="run only this section"
+    )
+    parser.add_argument(
+        "--starts", type=int, default=None, help="random starts per case in section 4 (20)"
+    )
     args = parser.parse_args()
     repeat = 3 if args.quick else 7
     import os
@@ -205,10 +242,15 @@ def main() -> None:
         f"{os.getloadavg()[0]:.1f}, python {platform.python_version()}, numpy {np.__version__}, "
         f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}"
     )
-    bench_hvp(repeat)
-    bench_lanczos(2000, 10)
-    bench_optimizers([1, 2, 3, 4], 1 if args.quick else 3)
-    bench_trust_regions_starts(5 if args.quick else 20)
+    run = {args.section} if args.section else {1, 2, 3, 4}
+    if 1 in run:
+        bench_hvp(repeat)
+    if 2 in run:
+        bench_lanczos(2000, 10)
+    if 3 in run:
+        bench_optimizers([1, 2, 3, 4], 1 if args.quick else 3)
+    if 4 in run:
+        bench_trust_regions_starts(args.starts or (5 if args.quick else 20))
 
 
 if __name__ == "__main__":

@@ -145,7 +145,12 @@ class DeepLinearFixedRank(Manifold):
     #: Relative tolerance of the orthonormality check in :meth:`check_point`.
     orthonormality_tol: float = 1e-8
 
-    def __init__(self, m: int, n: int, k: int, depth: int = 1):
+    #: Names accepted by the ``retraction`` argument.
+    retractions: tuple[str, ...] = ("projection", "polar")
+
+    def __init__(self, m: int, n: int, k: int, depth: int = 1, retraction: str = "projection"):
+        if retraction not in self.retractions:
+            raise ValueError(f"retraction must be one of {self.retractions}, got {retraction!r}")
         for name, val in (("m", m), ("n", n), ("k", k)):
             if isinstance(val, bool) or not isinstance(val, (int, np.integer)):
                 raise TypeError(f"{name} must be a positive integer, got {val!r}")
@@ -155,6 +160,7 @@ class DeepLinearFixedRank(Manifold):
             raise ValueError(f"rank k must satisfy 1 <= k <= min(m, n) = {min(m, n)}, got k = {k}")
         self._m, self._n, self._k = int(m), int(n), int(k)
         self._depth = check_depth(depth)
+        self._retraction = retraction
         self._weights_cache: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
         name = f"Rank-{k} {m}x{n} matrices with the deep-linear metric of depth {self._depth}"
         super().__init__(name, (self._m + self._n - self._k) * self._k, point_layout=3)
@@ -179,6 +185,11 @@ class DeepLinearFixedRank(Manifold):
     def depth(self) -> int:
         """The depth N of the network whose metric this is."""
         return self._depth
+
+    @property
+    def retraction_kind(self) -> str:
+        """The retraction in use: "projection" (default) or "polar" (see :meth:`retraction`)."""
+        return self._retraction
 
     @property
     def typical_dist(self) -> float:
@@ -489,14 +500,41 @@ class DeepLinearFixedRank(Manifold):
 
     # ------------------------------------------------------------------ retraction, transport
     def retraction(self, point: Any, tangent_vector: Any) -> FixedRankPoint:
-        r"""Metric-projection retraction: the rank-k truncated SVD of :math:`W + \xi`.
+        r"""Retraction :math:`R_W(\xi)`, chosen by the constructor's ``retraction`` argument.
 
+        ``"projection"`` (default): the metric projection, the rank-k truncated SVD of
+        :math:`W + \xi`. Second order for the embedded metric (depth 1), first order for depth >= 2.
         Computed from the QR factors of Up and Vp and the SVD of a 2k x 2k matrix, O((m + n) k^2)
-        (as pymanopt's FixedRankEmbedded). Singular values below ``eps * s_max`` are floored there
-        so the result stays of rank k.
+        (as pymanopt's FixedRankEmbedded).
+
+        ``"polar"``: with :math:`K = S + M` and :math:`\operatorname{pf}(A) = A (A^TA)^{-1/2}` the
+        polar factor,
+
+        .. math::
+
+            R_W(\xi) = U' K V'^T,\quad U' = \operatorname{pf}(u + U_p K^{-1}),\quad
+            V' = \operatorname{pf}(v + V_p K^{-T}),
+
+        i.e. the orthographic retraction :math:`(u + U_pK^{-1}) K (v + V_pK^{-T})^T` (Absil and
+        Oseledets 2015) with its non-orthonormal factors replaced by their polar factors. It is a
+        first-order retraction (:math:`R_W(t\xi) = W + t\xi + O(t^2)`; at depth 1 not second
+        order, unlike the projection): the singular subspaces turn by angles :math:`\arctan` of the
+        step (at most 90 degrees) while the singular values are those of K, whereas the truncated
+        SVD inflates the singular values quadratically along rotations (:math:`W = u_1u_1^T`,
+        :math:`\xi = t(u_2u_1^T + u_1u_2^T)`: :math:`s = (1 + \sqrt{1 + 4t^2})/2`, polar: 1). For
+        TrustRegions on costs whose flat directions are such rotations (the deep-linear losses
+        near optima with close eigenvalues) the quadratic model then stays valid over larger
+        steps (BENCHMARKS.md, "Hessian" section 4). K is inverted through its SVD with singular
+        values floored at ``eps * s_max`` (huge steps, singular or zero K: ``u + U_p K^{-1}`` still
+        has full column rank since its u-component is I); cost O((m + n) k^2) (two thin SVDs and a k x k one).
+        The result is exact to rounding: orthonormality of u', v' to ~ k eps.
+
+        In both, singular values below ``eps * s_max`` are floored so the result stays of rank k.
         """
         u, s, vt = self._point(point)
         t = self._tangent(tangent_vector)
+        if self._retraction == "polar":
+            return self._polar_retraction(u, s, vt, t)
         k = self._k
         Qu, Ru = np.linalg.qr(t.Up)
         Qv, Rv = np.linalg.qr(t.Vp)
@@ -509,6 +547,26 @@ class DeepLinearFixedRank(Manifold):
         S = np.maximum(S, S[0] * np.finfo(float).eps)
         Vt = Vtt[:k] @ np.vstack((vt, Qv.T))
         return FixedRankPoint(U, S, Vt)
+
+    @staticmethod
+    def _polar_retraction(u, s, vt, t: TangentVector) -> FixedRankPoint:
+        K = np.diag(s) + t.M
+        if not np.all(np.isfinite(K)):
+            raise ValueError("retraction produced non-finite singular values (step not finite)")
+        a, sig, bt = np.linalg.svd(K)
+        if not np.all(np.isfinite(sig)):
+            raise ValueError("retraction produced non-finite singular values (step not finite)")
+        # floor relative to K's scale (to the point's when K = S + M is exactly zero)
+        sig = np.maximum(sig, (sig[0] if sig[0] > 0 else s[0]) * np.finfo(float).eps)
+        # K^{-1} = bt^T diag(1/sig) a^T; U' a = pf(u + Up K^{-1}) a = pf((u a + Up bt^T / sig)),
+        # since pf(A a) = pf(A) a for orthogonal a (the same for V' with bt^T).
+        Au = u @ a + (t.Up @ bt.T) / sig
+        Av = vt.T @ bt.T + (t.Vp @ a) / sig
+        if not (np.all(np.isfinite(Au)) and np.all(np.isfinite(Av))):
+            raise ValueError("retraction produced non-finite factors (step not finite)")
+        Qa, _, Rat = np.linalg.svd(Au, full_matrices=False)
+        Qb, _, Rbt = np.linalg.svd(Av, full_matrices=False)
+        return FixedRankPoint(Qa @ Rat, sig, (Qb @ Rbt).T)
 
     def transport(self, point_a: Any, point_b: Any, tangent_vector_a: Any) -> TangentVector:
         """Vector transport by Frobenius projection onto the tangent space at ``point_b``.

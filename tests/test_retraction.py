@@ -1,0 +1,139 @@
+"""The retractions of DeepLinearFixedRank: "projection" (default) and "polar" (issue 3)."""
+
+import numpy as np
+import pymanopt
+import pytest
+import scipy.linalg as sla
+
+from linrank import DeepLinearFixedRank, FixedRankPoint, TangentVector, ambient_problem
+
+
+def make_point(rng, m, n, k, s=None):
+    u = np.linalg.qr(rng.standard_normal((m, k)))[0]
+    v = np.linalg.qr(rng.standard_normal((n, k)))[0]
+    s = np.sort(rng.uniform(0.3, 2.0, k))[::-1] if s is None else np.asarray(s, dtype=float)
+    return FixedRankPoint(u, s, v.T)
+
+
+def tangent(man, x, rng):
+    Up = rng.standard_normal((man.m, man.k))
+    Vp = rng.standard_normal((man.n, man.k))
+    M = rng.standard_normal((man.k, man.k))
+    return man.to_tangent_space(x, TangentVector(Up, M, Vp))
+
+
+def polar_reference(x, xi):
+    """Dense formula: pf(u + Up K^-1) K pf(v + Vp K^-T)^T, K = S + M, with scipy's polar."""
+    u, s, vt = x
+    K = np.diag(s) + xi.M
+    Ki = np.linalg.inv(K)
+    Uq = sla.polar(u + xi.Up @ Ki)[0]
+    Vq = sla.polar(vt.T + xi.Vp @ Ki.T)[0]
+    return Uq @ K @ Vq.T
+
+
+def test_unknown_retraction_is_rejected():
+    with pytest.raises(ValueError, match="retraction must be one of"):
+        DeepLinearFixedRank(5, 4, 2, 2, retraction="qr")
+    assert DeepLinearFixedRank(5, 4, 2).retraction_kind == "projection"
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+@pytest.mark.parametrize("shape", [(8, 6, 3), (5, 9, 2), (7, 7, 1)])
+def test_polar_retraction_matches_dense_formula_and_is_a_point(rng, depth, shape):
+    m, n, k = shape
+    man = DeepLinearFixedRank(m, n, k, depth, retraction="polar")
+    x = make_point(rng, m, n, k)
+    for scale in (1e-3, 0.3, 3.0):
+        xi = tangent(man, x, rng) * scale
+        y = man.check_point(man.retraction(x, xi))
+        ref = polar_reference(x, xi)
+        assert np.linalg.norm(man.to_dense(y) - ref) <= 1e-12 * np.linalg.norm(ref)
+        assert np.all(np.diff(y.s) <= 0) and np.all(y.s > 0)
+        assert np.abs(y.u.T @ y.u - np.eye(k)).max() < 1e-13
+        assert np.abs(y.vt @ y.vt.T - np.eye(k)).max() < 1e-13
+    # R(0) = x
+    y0 = man.retraction(x, man.zero_vector(x))
+    assert np.linalg.norm(man.to_dense(y0) - man.to_dense(x)) < 1e-14 * np.linalg.norm(x.s)
+
+
+def test_polar_retraction_is_first_order(rng):
+    man = DeepLinearFixedRank(9, 7, 3, 2, retraction="polar")
+    x = make_point(rng, 9, 7, 3)
+    xi = tangent(man, x, rng)
+    W, Xi = man.to_dense(x), man.tangent_to_dense(x, xi)
+    err = [
+        np.linalg.norm(man.to_dense(man.retraction(x, t * xi)) - W - t * Xi) for t in (2e-3, 1e-3)
+    ]
+    # err = c t^2 + O(t^3) with c != 0: halving t divides it by 4 (first order, not better)
+    assert err[0] / err[1] == pytest.approx(4.0, rel=0.01)
+    assert err[1] < 1e-2 * 1e-3 * np.linalg.norm(Xi)
+
+
+def test_polar_turns_without_inflating_the_singular_value():
+    # W = u1 u1^T, xi = t (u2 u1^T + u1 u2^T): the truncated SVD has s = (1 + sqrt(1 + 4t^2))/2,
+    # the polar retraction keeps s = 1 and turns u1 by arctan(t) towards u2.
+    d = 5
+    e = np.eye(d)
+    x = FixedRankPoint(e[:, :1], np.ones(1), e[:1])
+    for t in (0.1, 0.5, 2.0, 50.0):
+        xi = TangentVector(t * e[:, 1:2], np.zeros((1, 1)), t * e[:, 1:2])
+        proj = DeepLinearFixedRank(d, d, 1, 2).retraction(x, xi)
+        pol = DeepLinearFixedRank(d, d, 1, 2, retraction="polar").retraction(x, xi)
+        assert proj.s[0] == pytest.approx((1 + np.sqrt(1 + 4 * t * t)) / 2, rel=1e-13)
+        assert pol.s[0] == pytest.approx(1.0, rel=1e-14)
+        angle = np.arctan2(abs(pol.u[1, 0]), abs(pol.u[0, 0]))
+        assert angle == pytest.approx(np.arctan(t), rel=1e-12)
+        assert np.allclose(np.abs(pol.u[:, 0]), np.abs(pol.vt[0]), atol=1e-15)
+
+
+def test_polar_retraction_singular_core_stays_rank_k(rng):
+    man = DeepLinearFixedRank(8, 6, 3, 3, retraction="polar")
+    x = make_point(rng, 8, 6, 3)
+    xi = tangent(man, x, rng)
+    # K = S + M of rank 1
+    xi = TangentVector(xi.Up, -np.diag(x.s) + np.outer([1.0, 0, 0], [1.0, 0, 0]), xi.Vp)
+    y = man.check_point(man.retraction(x, xi))
+    assert np.all(np.isfinite(y.s)) and y.s.size == 3 and y.s[-1] > 0
+    # K = S + M = 0 exactly: still a rank-k point (tiny, floored singular values)
+    z = man.check_point(man.retraction(x, TangentVector(xi.Up, -np.diag(x.s), xi.Vp)))
+    assert np.all(z.s > 0) and z.s[0] <= 1e-15 * x.s[0]
+    with pytest.raises(ValueError, match="not finite"):
+        man.retraction(x, TangentVector(xi.Up, np.full((3, 3), np.inf), xi.Vp))
+
+
+def _problem(man, task, depth, d=40, ns=80):
+    X = np.random.RandomState(depth).standard_normal((d, ns)) / np.sqrt(ns)
+    if task == "autoencoder":
+        Y = X
+    else:
+        A = np.random.RandomState(100 + depth).standard_normal((d, d)) / np.sqrt(d)
+        Y = A @ X + 0.1 * np.random.RandomState(7).standard_normal((d, ns))
+    C = X @ X.T
+    L = np.linalg.cholesky(C)
+    T = Y @ X.T @ np.linalg.inv(L.T)
+    sv = np.linalg.svd(T, compute_uv=False)
+    fopt = 0.5 * (np.sum(Y**2) - np.sum(sv[: man.k] ** 2))
+    problem = ambient_problem(
+        man,
+        lambda W: 0.5 * np.sum((Y - W @ X) ** 2),
+        lambda W: (W @ X - Y) @ X.T,
+        lambda W, Z: Z @ C,
+    )
+    return problem, fopt
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+@pytest.mark.parametrize("task", ["autoencoder", "regression"])
+def test_trust_regions_polar_from_random_starts(task, depth):
+    # the setting of BENCHMARKS.md "Hessian" section 4 (there: 20 starts per case, all <= 30)
+    man = DeepLinearFixedRank(40, 40, 4, depth, retraction="polar")
+    problem, fopt = _problem(man, task, depth)
+    for seed in range(4):
+        np.random.seed(seed)
+        opt = pymanopt.optimizers.TrustRegions(
+            verbosity=0, max_iterations=30, min_gradient_norm=1e-9
+        )
+        res = opt.run(problem, Delta_bar=4.0)
+        assert "grad norm" in res.stopping_criterion, (seed, res.stopping_criterion)
+        assert res.cost - fopt <= 1e-10 * fopt
