@@ -5,7 +5,8 @@ numpy >= 2.4 and need matplotlib; these replacements return their data (plotting
 
 Slope tests
 -----------
-Along the retraction curve :math:`c(t) = R_x(t d)` (here the truncated SVD of W + t d),
+Along the retraction curve :math:`c(t) = R_x(t d)` (here the truncated SVD of W + t d, also for a
+manifold built with ``retraction="polar"``: :func:`check_hessian` always uses the projection),
 
 .. math::
 
@@ -260,7 +261,11 @@ def check_hessian(
     d2f = manifold.inner_product(point, Hd, d)
     if correction == "christoffel":
         d2f += manifold.inner_product(point, grad, christoffel(manifold, point, d, d))
-    cp, cm = _changes(problem, manifold, point, d, t, f0)
+    curve = manifold
+    if is_deep and manifold.retraction_kind != "projection":
+        # the correction (and the plain test at depth 1) assume P_T c''(0) = 0: the projection
+        curve = DeepLinearFixedRank(manifold.m, manifold.n, manifold.k, manifold.depth)
+    cp, cm = _changes(problem, curve, point, d, t, f0)
     quad = 0.5 * t**2 * d2f
     errors = np.maximum(np.abs(cp - t * df - quad), np.abs(cm + t * df - quad))
     scale = np.abs(cp) + np.abs(t * df) + np.abs(quad)

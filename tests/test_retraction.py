@@ -137,3 +137,36 @@ def test_trust_regions_polar_from_random_starts(task, depth):
         res = opt.run(problem, Delta_bar=4.0)
         assert "grad norm" in res.stopping_criterion, (seed, res.stopping_criterion)
         assert res.cost - fopt <= 1e-10 * fopt
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_diagnostics_on_a_polar_manifold(depth):
+    # the gradient test holds along any retraction (here the polar one); the Hessian test needs
+    # P_T c''(0) = 0, which the polar curve violates off critical points: check_hessian must use
+    # the projection curve, and the polar curve must indeed break the plain second-order model.
+    from linrank.diagnostics import _changes, check_gradient, check_hessian
+
+    rs = np.random.RandomState(3)
+    d, k = 8, 3
+    X, Y = rs.standard_normal((d, 20)), rs.standard_normal((d, 20))
+    man = DeepLinearFixedRank(d, d, k, depth, retraction="polar")
+    pr = ambient_problem(
+        man,
+        lambda W: 0.5 * np.sum((Y - W @ X) ** 2),
+        lambda W: (W @ X - Y) @ X.T,
+        lambda W, Z: Z @ (X @ X.T),
+    )
+    np.random.seed(depth)
+    x = man.random_point()
+    assert check_gradient(pr, x).passed
+    res = check_hessian(pr, x)
+    assert res.passed, res.slope_test.slope
+    # along the polar curve f(R(t d)) - f - t g(grad, d) - t^2/2 g(Hess d, d) is O(t^2), not O(t^3)
+    dvec = man.random_tangent_vector(x)
+    f0 = pr.cost(x)
+    g = man.inner_product(x, pr.riemannian_gradient(x), dvec)
+    h = man.inner_product(x, pr.riemannian_hessian(x, dvec), dvec)
+    t = np.array([1e-3, 5e-4])
+    cp, _ = _changes(pr, man, x, dvec, t, f0)
+    err = np.abs(cp - t * g - 0.5 * t**2 * h)
+    assert err[0] / err[1] == pytest.approx(4.0, rel=0.05)
