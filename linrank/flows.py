@@ -260,8 +260,9 @@ class _StepBasis:
         return core
 
 
-class _ManifoldSystem:
-    """Flow (31) on M_k in SVD coordinates; slopes are factored ambient matrices (L, R)."""
+class _ManifoldBase:
+    """What both engines of the flow (31) share: the data, depth, rank, target and the collapse
+    test (Remark 33) on the singular values."""
 
     kind = "manifold"
 
@@ -275,6 +276,21 @@ class _ManifoldSystem:
         self.collapse_tol = collapse_tol
         self.s_ref = s_ref
         self.loss_scale = 0.0 if data.yy is None else 0.5 * data.yy
+
+    def _collapse(self, s: np.ndarray) -> dict | None:
+        """The collapse record if min s < collapse_tol * max(s_ref, max s), else None."""
+        s_ref = max(self.s_ref, float(np.max(s)))
+        i = int(np.argmin(s))
+        if s[i] < self.collapse_tol * s_ref:
+            return {"index": i, "value": float(s[i]), "reference": s_ref}
+        return None
+
+
+class _ManifoldSystem(_ManifoldBase):
+    """Flow (31) on M_k in SVD coordinates; slopes are factored ambient matrices (L, R)."""
+
+    def __init__(self, *args: Any):
+        super().__init__(*args)
         self._cache: _StepBasis | None = None
 
     # state <-> vector
@@ -356,11 +372,7 @@ class _ManifoldSystem:
         return out
 
     def collapsed(self, p: FixedRankPoint) -> dict | None:
-        s_ref = max(self.s_ref, float(np.max(p.s)))
-        i = int(np.argmin(p.s))
-        if p.s[i] < self.collapse_tol * s_ref:
-            return {"index": i, "value": float(p.s[i]), "reference": s_ref}
-        return None
+        return self._collapse(p.s)
 
     def finish(self, p: FixedRankPoint) -> dict:
         return {"point": p}
@@ -398,7 +410,7 @@ class _LazyEval:
         return self._get()[1]
 
 
-class _FactoredSystem:
+class _FactoredSystem(_ManifoldBase):
     r"""Flow (31) on M_k for depth N >= 2 as a dynamical low-rank ODE in factors W = u S v^T.
 
     The state is the flat vector (u, S, v), u (d_y x k) and v (d_x x k) orthonormal at accepted
@@ -423,19 +435,10 @@ class _FactoredSystem:
     O((d_x + d_y) k^2) work in ~30 numpy calls.
     """
 
-    kind = "manifold"
-
-    def __init__(self, data: LinearData, depth: int, k: int, target: Any, collapse_tol: float,
-                 s_ref: float):
-        self.data = data
-        self.depth = depth
-        self.k = k
-        self.m, self.n = data.d_y, data.d_x
-        self.target = target
-        self.collapse_tol = collapse_tol
-        self.s_ref = s_ref
-        self.loss_scale = 0.0 if data.yy is None else 0.5 * data.yy
+    def __init__(self, *args: Any):
+        super().__init__(*args)
         self.size = float(np.sqrt(self.m * self.n))
+        k, depth = self.k, self.depth
         self._mk = self.m * k
         self._mkk = self._mk + k * k
         self._r_exp = (depth - 2.0) / depth
@@ -585,12 +588,7 @@ class _FactoredSystem:
         return out
 
     def collapsed(self, y: np.ndarray) -> dict | None:
-        _, s, _ = self._svd(y)
-        s_ref = max(self.s_ref, float(s[0]))
-        i = int(np.argmin(s))
-        if s[i] < self.collapse_tol * s_ref:
-            return {"index": i, "value": float(s[i]), "reference": s_ref}
-        return None
+        return self._collapse(self._svd(y)[1])
 
     def finish(self, y: np.ndarray) -> dict:
         return {"point": self.point(y)}
