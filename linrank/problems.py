@@ -36,6 +36,7 @@ class AmbientProblem(pymanopt.Problem):
         cost: Callable[[np.ndarray], float],
         euclidean_gradient: Callable[[np.ndarray], Any],
         euclidean_hessian: Callable[[np.ndarray, np.ndarray], Any] | None = None,
+        preconditioner: Callable[[Any, Any], Any] | None = None,
     ):
         if not isinstance(manifold, DeepLinearFixedRank):
             raise TypeError(
@@ -46,6 +47,10 @@ class AmbientProblem(pymanopt.Problem):
                 raise TypeError(f"{name} must be callable taking the dense m x n matrix W")
         if euclidean_hessian is not None and not callable(euclidean_hessian):
             raise TypeError("euclidean_hessian must be callable (W, Z) -> m x n, or None")
+        if preconditioner is not None and not callable(preconditioner):
+            raise TypeError(
+                "preconditioner must be callable (point, tangent_vector) -> tangent, or None"
+            )
 
         to_dense = manifold.to_dense
 
@@ -53,7 +58,7 @@ class AmbientProblem(pymanopt.Problem):
         def _cost(u, s, vt):
             return cost(to_dense((u, s, vt)))
 
-        super().__init__(manifold, _cost)
+        super().__init__(manifold, _cost, preconditioner=preconditioner)
         self._dense_cost = cost
         self._dense_gradient = euclidean_gradient
         self._dense_hessian = euclidean_hessian
@@ -114,6 +119,7 @@ def ambient_problem(
     cost: Callable[[np.ndarray], float],
     euclidean_gradient: Callable[[np.ndarray], Any],
     euclidean_hessian: Callable[[np.ndarray, np.ndarray], Any] | None = None,
+    preconditioner: Callable[[Any, Any], Any] | None = None,
 ) -> pymanopt.Problem:
     """A pymanopt Problem on ``manifold`` from callbacks on the dense matrix W.
 
@@ -125,23 +131,27 @@ def ambient_problem(
         scipy LinearOperator of shape (m, n)).
     euclidean_hessian : optional (W, Z) -> the Euclidean Hessian of the cost at W applied to the
         dense direction Z (m x n). Needed by TrustRegions.
+    preconditioner : optional (point, tangent_vector) -> tangent vector, a symmetric positive
+        definite operator used by TrustRegions' inner solver (pymanopt's convention).
 
     Returns
     -------
     A :class:`pymanopt.Problem` (an :class:`AmbientProblem`) whose Riemannian gradient is
     :math:`\\mathcal{A}_W(P_T \\nabla f)` computed by the manifold.
     """
-    return AmbientProblem(manifold, cost, euclidean_gradient, euclidean_hessian)
+    return AmbientProblem(manifold, cost, euclidean_gradient, euclidean_hessian, preconditioner)
 
 
 def autograd_problem(
-    manifold: DeepLinearFixedRank, cost: Callable[[np.ndarray], float]
+    manifold: DeepLinearFixedRank,
+    cost: Callable[[np.ndarray], float],
+    preconditioner: Callable[[Any, Any], Any] | None = None,
 ) -> pymanopt.Problem:
     """A pymanopt Problem from a cost written with ``autograd.numpy`` on the dense matrix W.
 
     The Euclidean gradient is ``autograd.grad(cost)`` and the Hessian-vector product is the
     derivative of ``<grad cost(W), Z>`` in W (forward-over-reverse is not needed: reverse over
-    reverse with a fixed Z).
+    reverse with a fixed Z). ``preconditioner`` as in :func:`ambient_problem`.
     """
     if not callable(cost):
         raise TypeError("cost must be callable taking the dense m x n matrix W")
@@ -150,4 +160,6 @@ def autograd_problem(
     def hvp(W, Z):
         return autograd.grad(lambda X: anp.sum(grad(X) * Z))(W)
 
-    return AmbientProblem(manifold, cost, lambda W: grad(np.asarray(W, dtype=float)), hvp)
+    return AmbientProblem(
+        manifold, cost, lambda W: grad(np.asarray(W, dtype=float)), hvp, preconditioner
+    )

@@ -85,3 +85,25 @@ def test_problem_bad_input():
         autograd_problem(man, 3.0)
     with pytest.raises(NotImplementedError, match="euclidean_hessian"):
         ambient_problem(man, cost, egrad_dense).euclidean_hessian  # noqa: B018
+
+
+def test_preconditioner_is_passed_to_trust_regions():
+    """A preconditioner given to ambient_problem reaches pymanopt: TrustRegions calls it, and the
+    identity preconditioner gives the same run as none."""
+    man = DeepLinearFixedRank(d, d, k, 2)
+    calls = []
+
+    def identity(point, vector):
+        calls.append(1)
+        return vector
+
+    runs = []
+    for pre in (None, identity):
+        problem = ambient_problem(man, cost, egrad_dense, lambda W, Z: Z @ C, preconditioner=pre)
+        np.random.seed(4)
+        runs.append(pymanopt.optimizers.TrustRegions(verbosity=0, max_iterations=50).run(problem))
+    assert calls, "the preconditioner was never called"
+    assert runs[0].iterations == runs[1].iterations
+    assert np.allclose(man.to_dense(runs[0].point), man.to_dense(runs[1].point), atol=1e-12)
+    with pytest.raises(TypeError, match="preconditioner"):
+        ambient_problem(man, cost, egrad_dense, preconditioner="none")
