@@ -83,6 +83,12 @@ class SlopeTest:
     passed: bool
     exact: bool  # the error stayed at the rounding floor (model exact to rounding)
 
+    def __str__(self) -> str:
+        if self.exact:
+            return "model exact to rounding (error at the floor for every t)"
+        verdict = "passed" if self.passed else "FAILED"
+        return f"slope {self.slope:.3f} (expected {self.expected:g}): {verdict}"
+
     def plot(self, ax=None):
         """Plot E(t) on log-log axes with a reference line of the expected slope."""
         import matplotlib.pyplot as plt
@@ -110,6 +116,10 @@ class GradientCheck:
     tangency: float  # relative size of the components of grad f off the tangent space
     passed: bool
 
+    def __str__(self) -> str:
+        verdict = "passed" if self.passed else "FAILED"
+        return f"gradient check {verdict}: {self.slope_test}; tangency {self.tangency:.1e}"
+
 
 @dataclass
 class HessianCheck:
@@ -124,6 +134,14 @@ class HessianCheck:
     tangency: float
     passed: bool
     tolerances: dict = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        verdict = "passed" if self.passed else "FAILED"
+        return (
+            f"Hessian check {verdict}: {self.slope_test} (correction: {self.correction}); "
+            f"symmetry {self.symmetry:.1e}, linearity {self.linearity:.1e}, "
+            f"tangency {self.tangency:.1e}"
+        )
 
 
 @dataclass

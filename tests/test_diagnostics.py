@@ -174,3 +174,16 @@ def test_spectrum_input_errors():
         hessian_spectrum(object(), pr, pt)
     with pytest.raises(ValueError, match="Morse"):
         hessian_spectrum(man, pr, pt, which="smallest", n_eigs=2).morse_index()
+
+
+def test_check_results_print_a_verdict():
+    from linrank.diagnostics import GradientCheck, SlopeTest
+
+    t = np.logspace(-8, 0, 5)
+    ok = SlopeTest(t, t**2, 2.0, 1.999, np.ones(5, bool), True, False)
+    bad = SlopeTest(t, t, 2.0, 1.0, np.ones(5, bool), False, False)
+    exact = SlopeTest(t, 0 * t, 2.0, np.nan, np.zeros(5, bool), True, True)
+    assert str(ok) == "slope 1.999 (expected 2): passed"
+    assert "FAILED" in str(bad) and "slope 1.000" in str(bad)
+    assert "exact to rounding" in str(exact)
+    assert str(GradientCheck(bad, 1e-16, False)).startswith("gradient check FAILED")
