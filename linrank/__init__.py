@@ -19,9 +19,10 @@ from .network import (
     gaussian_data,
     imbalance,
     product,
+    rank_constrained_minimizer,
     top_projector,
 )
-from .problems import ambient_problem, autograd_problem
+from .problems import ambient_problem, autograd_problem, least_squares_problem
 
 __all__ = [
     "riemannian_hessian",
@@ -43,6 +44,8 @@ __all__ = [
     "metric_weights",
     "ambient_problem",
     "autograd_problem",
+    "least_squares_problem",
+    "rank_constrained_minimizer",
     "FlowResult",
     "factor_flow",
     "manifold_flow",

@@ -21,7 +21,8 @@ API summary
 * :func:`check_factors` -- validation of a factor chain.
 * Paper data: :func:`gaussian_data` (X with i.i.d. N(0, sigma^2) entries, sigma = 1/sqrt(d),
   n_samples = 3d, as in Section 7) and :func:`top_projector` (:math:`U_k U_k^T`, the global
-  minimizer of the autoencoder loss on M_k, Proposition 29).
+  minimizer of the autoencoder loss on M_k, Proposition 29); :func:`rank_constrained_minimizer`
+  (the same for regression, Y != X, by Eckart-Young after whitening).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "check_factors",
     "gaussian_data",
     "top_projector",
+    "rank_constrained_minimizer",
 ]
 
 
@@ -146,14 +148,17 @@ class LinearData:
             yy = float(yy)
             if not np.isfinite(yy) or yy < 0:
                 raise ValueError(f"yy = ||Y||_F^2 must be finite and >= 0, got {yy}")
-        return cls("covariance", Cxx.shape[0], Cyx.shape[0], Cxx=Cxx, Cyx=Cyx, yy=yy,
-                   autoencoder=auto)
+        return cls(
+            "covariance", Cxx.shape[0], Cyx.shape[0], Cxx=Cxx, Cyx=Cyx, yy=yy, autoencoder=auto
+        )
 
     # ------------------------------------------------------------------ dense
     def _check_W(self, W: np.ndarray) -> np.ndarray:
         W = np.asarray(W, dtype=float)
         if W.shape != (self.d_y, self.d_x):
-            raise ValueError(f"W must have shape (d_y, d_x) = {(self.d_y, self.d_x)}, got {W.shape}")
+            raise ValueError(
+                f"W must have shape (d_y, d_x) = {(self.d_y, self.d_x)}, got {W.shape}"
+            )
         return W
 
     def loss(self, W: np.ndarray) -> float:
@@ -243,7 +248,11 @@ class LinearData:
 
 
 def as_data(
-    X: object, Y: object = None, *, covariance: bool = False, form: str = "auto",
+    X: object,
+    Y: object = None,
+    *,
+    covariance: bool = False,
+    form: str = "auto",
     yy: float | None = None,
 ) -> LinearData:
     """Normalize the data arguments of the flows to a :class:`LinearData`.
@@ -269,15 +278,19 @@ def as_data(
 
 
 # ---------------------------------------------------------------------- factors
-def check_factors(factors: object, d_x: int | None = None, d_y: int | None = None) -> list[np.ndarray]:
+def check_factors(
+    factors: object, d_x: int | None = None, d_y: int | None = None
+) -> list[np.ndarray]:
     """Validate a factor chain W_1..W_N (W_j of shape (d_j, d_{j-1})) and return float copies.
 
     Raises TypeError if ``factors`` is not a sequence of 2-d arrays, ValueError if it is empty,
     an entry is not finite, consecutive shapes do not chain (W_{j+1}.shape[1] != W_j.shape[0]),
     or the end widths differ from d_x (columns of W_1) and d_y (rows of W_N) when given.
     """
-    if isinstance(factors, np.ndarray) or not isinstance(factors, Sequence) or isinstance(
-        factors, (str, bytes)
+    if (
+        isinstance(factors, np.ndarray)
+        or not isinstance(factors, Sequence)
+        or isinstance(factors, (str, bytes))
     ):
         raise TypeError(
             "factors must be a sequence (list or tuple) of 2-d arrays W_1, ..., W_N, got "
@@ -334,8 +347,11 @@ def _random_orthonormal(rng: np.random.Generator, d: int, k: int) -> np.ndarray:
 
 
 def balanced_factors(
-    W0: object, dims: Sequence[int], seed: int | np.random.Generator | None = None,
-    *, rank: int | None = None,
+    W0: object,
+    dims: Sequence[int],
+    seed: int | np.random.Generator | None = None,
+    *,
+    rank: int | None = None,
 ) -> list[np.ndarray]:
     r"""Balanced factors :math:`W_1, \dots, W_N` with :math:`W_N \cdots W_1 = W_0` (Section 7).
 
@@ -387,8 +403,10 @@ def balanced_factors(
         tol = max(W0.shape) * np.finfo(float).eps * (S[0] if S.size else 0.0)
         k = int(np.sum(S > tol))
     else:
-        if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not (
-            0 <= rank <= min(W0.shape)
+        if (
+            isinstance(rank, bool)
+            or not isinstance(rank, (int, np.integer))
+            or not (0 <= rank <= min(W0.shape))
         ):
             raise ValueError(f"rank must be an integer in [0, {min(W0.shape)}], got {rank!r}")
         k = int(rank)
@@ -405,7 +423,9 @@ def balanced_factors(
 
 # ---------------------------------------------------------------------- paper data
 def gaussian_data(
-    d: int, n_samples: int | None = None, sigma: float | None = None,
+    d: int,
+    n_samples: int | None = None,
+    sigma: float | None = None,
     seed: int | np.random.Generator | None = None,
 ) -> np.ndarray:
     r"""Data X (d x n_samples) with i.i.d. N(0, sigma^2) entries: the set-up of Section 7.
@@ -436,3 +456,40 @@ def top_projector(X: object, k: int) -> np.ndarray:
     U, _, _ = np.linalg.svd(Xa, full_matrices=False)
     Uk = U[:, :k]
     return Uk @ Uk.T
+
+
+def rank_constrained_minimizer(X: object, Y: object | None, k: int) -> tuple[np.ndarray, float]:
+    r"""The global minimizer of :math:`L^1(W) = \tfrac12\|Y - WX\|_F^2` over rank(W) <= k, and its loss.
+
+    With :math:`XX^T = LL^T` (Cholesky, needs :math:`XX^T` positive definite, i.e. rank X = d_x)
+    and :math:`T = YX^T L^{-T}`, the problem is Eckart-Young for :math:`WL`:
+    :math:`W^* = [T]_k L^{-1}` and :math:`L^1(W^*) = \tfrac12(\|Y\|_F^2 - \sum_{i \le k}\sigma_i(T)^2)`.
+    For Y = X (``Y=None``) this is :func:`top_projector` (Proposition 29). The minimizer is unique
+    when :math:`\sigma_k(T) > \sigma_{k+1}(T)`. Accuracy: backward stable up to cond(XX^T); the loss
+    to ~eps ||Y||^2 absolutely.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Non-finite or non-2-d data, sample counts that differ, k outside [1, min(d_x, d_y)], or
+        XX^T not positive definite.
+    """
+    Xa = _finite_matrix("X", X)
+    Ya = Xa if Y is None else _finite_matrix("Y", Y)
+    if Ya.shape[1] != Xa.shape[1]:
+        raise ValueError(
+            f"X and Y must have the same number of samples, got {Xa.shape[1]} and {Ya.shape[1]}"
+        )
+    kmax = min(Xa.shape[0], Ya.shape[0])
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= kmax:
+        raise ValueError(f"k must be an integer in [1, {kmax}], got {k!r}")
+    try:
+        L = np.linalg.cholesky(Xa @ Xa.T)
+    except np.linalg.LinAlgError:
+        raise ValueError("X X^T must be positive definite (X of full row rank)") from None
+    T = np.linalg.solve(L, Xa @ Ya.T).T  # Y X^T L^{-T}
+    U, sv, Vt = np.linalg.svd(T, full_matrices=False)
+    Tk = (U[:, :k] * sv[:k]) @ Vt[:k]
+    W = np.linalg.solve(L.T, Tk.T).T  # [T]_k L^{-1}
+    loss = 0.5 * (float(np.sum(Ya**2)) - float(np.sum(sv[:k] ** 2)))
+    return W, loss

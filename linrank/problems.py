@@ -18,7 +18,7 @@ import pymanopt
 
 from .manifold import DeepLinearFixedRank
 
-__all__ = ["AmbientProblem", "ambient_problem", "autograd_problem"]
+__all__ = ["AmbientProblem", "ambient_problem", "autograd_problem", "least_squares_problem"]
 
 
 class AmbientProblem(pymanopt.Problem):
@@ -162,4 +162,40 @@ def autograd_problem(
 
     return AmbientProblem(
         manifold, cost, lambda W: grad(np.asarray(W, dtype=float)), hvp, preconditioner
+    )
+
+
+def least_squares_problem(
+    manifold: DeepLinearFixedRank,
+    X: np.ndarray,
+    Y: np.ndarray | None = None,
+    preconditioner: Callable[[Any, Any], Any] | None = None,
+) -> pymanopt.Problem:
+    r"""The loss :math:`L^1(W) = \tfrac12\|Y - WX\|_F^2` of the paper on ``manifold``, exactly.
+
+    Gradient :math:`(WX - Y)X^T` and Hessian-vector product :math:`Z XX^T` (dense callbacks of
+    :func:`ambient_problem`); ``Y=None`` is the autoencoder Y = X. X is d_x x n, Y is d_y x n with
+    (d_y, d_x) = (manifold.m, manifold.n). Its global minimizer and minimum are given in closed
+    form by :func:`linrank.network.rank_constrained_minimizer`.
+    """
+    X = np.asarray(X, dtype=float)
+    Y = X if Y is None else np.asarray(Y, dtype=float)
+    if X.ndim != 2 or Y.ndim != 2 or X.shape[1] != Y.shape[1]:
+        raise ValueError(
+            f"X (d_x x n) and Y (d_y x n) must be 2-d with equal sample counts, got {X.shape}, {Y.shape}"
+        )
+    if (Y.shape[0], X.shape[0]) != (manifold.m, manifold.n):
+        raise ValueError(
+            f"W = manifold point is {manifold.m} x {manifold.n}, data give {Y.shape[0]} x {X.shape[0]}"
+        )
+    if not (np.all(np.isfinite(X)) and np.all(np.isfinite(Y))):
+        raise ValueError("X and Y must be finite")
+    C = X @ X.T
+    B = Y @ X.T
+    return ambient_problem(
+        manifold,
+        lambda W: 0.5 * float(np.sum((Y - W @ X) ** 2)),
+        lambda W: W @ C - B,
+        lambda W, Z: Z @ C,
+        preconditioner,
     )

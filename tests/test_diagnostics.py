@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from linrank import DeepLinearFixedRank, ambient_problem
+from linrank import DeepLinearFixedRank, least_squares_problem
 from linrank.connection import derivative_of_B
 from linrank.critical import AutoencoderProblem
 from linrank.diagnostics import check_gradient, check_hessian, hessian_spectrum
@@ -18,13 +18,7 @@ C = X @ X.T
 
 def _regression(depth):
     man = DeepLinearFixedRank(d, d, k, depth)
-    pr = ambient_problem(
-        man,
-        lambda W: 0.5 * np.sum((Y - W @ X) ** 2),
-        lambda W: (W @ X - Y) @ X.T,
-        lambda W, Z: Z @ C,
-    )
-    return man, pr
+    return man, least_squares_problem(man, X, Y)
 
 
 class _Wrapped:
@@ -130,12 +124,7 @@ def test_dense_spectrum_matches_a_generalized_eigenproblem(depth):
     man = DeepLinearFixedRank(5, 4, 2, depth)
     Xs = rng.standard_normal((4, 9))
     Ys = rng.standard_normal((5, 9))
-    pr = ambient_problem(
-        man,
-        lambda W: 0.5 * np.sum((Ys - W @ Xs) ** 2),
-        lambda W: (W @ Xs - Ys) @ Xs.T,
-        lambda W, Z: Z @ Xs @ Xs.T,
-    )
+    pr = least_squares_problem(man, Xs, Ys)
     np.random.seed(depth)
     pt = man.random_point()
     spec = hessian_spectrum(man, pr, pt, which="all")

@@ -189,3 +189,49 @@ def test_paper_data_and_projector():
         gaussian_data(0)
     with pytest.raises(ValueError):
         gaussian_data(3, sigma=-1.0)
+
+
+def test_rank_constrained_minimizer_regression_and_autoencoder():
+    """Closed-form optimum against independent facts: PCA for Y = X, ordinary least squares at
+    full rank, stationarity on M_k, and no random rank-k matrix doing better."""
+    from linrank import DeepLinearFixedRank, least_squares_problem, rank_constrained_minimizer
+
+    rng = np.random.default_rng(3)
+    d_x, d_y, n, k = 6, 4, 30, 2
+    X = rng.standard_normal((d_x, n))
+    Y = rng.standard_normal((d_y, d_x)) @ X + 0.3 * rng.standard_normal((d_y, n))
+    W, loss = rank_constrained_minimizer(X, Y, k)
+    assert np.linalg.matrix_rank(W) == k
+    assert loss == pytest.approx(0.5 * np.sum((Y - W @ X) ** 2), rel=1e-12)
+    # stationary on M_k: the Riemannian gradient of the exact problem vanishes there
+    man = DeepLinearFixedRank(d_y, d_x, k, 3)
+    problem = least_squares_problem(man, X, Y)
+    x = man.point_from_matrix(W)
+    g = problem.riemannian_gradient(x)
+    assert man.norm(x, g) < 1e-9 * np.linalg.norm(Y @ X.T)
+    np.random.seed(5)
+    for _ in range(20):  # nearby rank-k matrices, and random ones, do worse
+        near = man.retraction(x, 0.05 * man.random_tangent_vector(x))
+        assert problem.cost(near) > loss
+        assert problem.cost(man.random_point()) > loss
+    # full rank: ordinary least squares
+    Wf, lf = rank_constrained_minimizer(X, Y, d_y)
+    assert np.allclose(Wf, np.linalg.lstsq(X.T, Y.T, rcond=None)[0].T, atol=1e-12)
+    # autoencoder: the PCA projection and 1/2 sum of the tail eigenvalues
+    Wa, la = rank_constrained_minimizer(X, None, k)
+    lam = np.linalg.eigvalsh(X @ X.T)[::-1]
+    assert np.allclose(Wa, top_projector(X, k), atol=1e-12)
+    assert la == pytest.approx(0.5 * lam[k:].sum(), rel=1e-10)
+
+
+def test_rank_constrained_minimizer_bad_input():
+    from linrank import rank_constrained_minimizer
+
+    X = np.ones((3, 2))  # X X^T singular
+    with pytest.raises(ValueError, match="positive definite"):
+        rank_constrained_minimizer(X, None, 1)
+    X = np.random.default_rng(0).standard_normal((3, 9))
+    with pytest.raises(ValueError, match="samples"):
+        rank_constrained_minimizer(X, X[:, :5], 1)
+    with pytest.raises(ValueError, match="k must"):
+        rank_constrained_minimizer(X, None, 4)

@@ -5,7 +5,13 @@ import pymanopt
 import pytest
 import scipy.linalg as sla
 
-from linrank import DeepLinearFixedRank, FixedRankPoint, TangentVector, ambient_problem
+from linrank import (
+    DeepLinearFixedRank,
+    FixedRankPoint,
+    TangentVector,
+    least_squares_problem,
+    rank_constrained_minimizer,
+)
 
 
 def make_point(rng, m, n, k, s=None):
@@ -109,18 +115,7 @@ def _problem(man, task, depth, d=40, ns=80):
     else:
         A = np.random.RandomState(100 + depth).standard_normal((d, d)) / np.sqrt(d)
         Y = A @ X + 0.1 * np.random.RandomState(7).standard_normal((d, ns))
-    C = X @ X.T
-    L = np.linalg.cholesky(C)
-    T = Y @ X.T @ np.linalg.inv(L.T)
-    sv = np.linalg.svd(T, compute_uv=False)
-    fopt = 0.5 * (np.sum(Y**2) - np.sum(sv[: man.k] ** 2))
-    problem = ambient_problem(
-        man,
-        lambda W: 0.5 * np.sum((Y - W @ X) ** 2),
-        lambda W: (W @ X - Y) @ X.T,
-        lambda W, Z: Z @ C,
-    )
-    return problem, fopt
+    return least_squares_problem(man, X, Y), rank_constrained_minimizer(X, Y, man.k)[1]
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])
@@ -150,12 +145,7 @@ def test_diagnostics_on_a_polar_manifold(depth):
     d, k = 8, 3
     X, Y = rs.standard_normal((d, 20)), rs.standard_normal((d, 20))
     man = DeepLinearFixedRank(d, d, k, depth, retraction="polar")
-    pr = ambient_problem(
-        man,
-        lambda W: 0.5 * np.sum((Y - W @ X) ** 2),
-        lambda W: (W @ X - Y) @ X.T,
-        lambda W, Z: Z @ (X @ X.T),
-    )
+    pr = least_squares_problem(man, X, Y)
     np.random.seed(depth)
     x = man.random_point()
     assert check_gradient(pr, x).passed
