@@ -35,7 +35,6 @@ Every operation costs O((m + n) k^2) beyond the products with an ambient vector,
 from __future__ import annotations
 
 import collections
-from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -603,8 +602,3 @@ class DeepLinearFixedRank(Manifold):
         return TangentVector(
             np.zeros((self._m, self._k)), np.zeros((self._k, self._k)), np.zeros((self._n, self._k))
         )
-
-
-def as_point(point: Sequence[np.ndarray]) -> FixedRankPoint:
-    """Convert a plain (u, s, vt) tuple to a :class:`FixedRankPoint` (no checks)."""
-    return FixedRankPoint(*(np.asarray(x) for x in point))

@@ -43,7 +43,6 @@ __all__ = [
     "side_weights",
     "metric_weights",
     "dense_A",
-    "dense_A_inverse_on_tangent",
 ]
 
 # Below this value of delta the ratio (1 - e^-delta) / (1 - e^{-delta/N}) equals N to rounding
@@ -176,27 +175,3 @@ def dense_A(W: np.ndarray, Z: np.ndarray, depth: int) -> np.ndarray:
     for j in range(1, depth + 1):
         out += _sym_power(WWt, (depth - j) / depth) @ Z @ _sym_power(WtW, (j - 1) / depth)
     return out
-
-
-def dense_A_inverse_on_tangent(W: np.ndarray, Z: np.ndarray, depth: int, k: int) -> np.ndarray:
-    """Reference inverse of A_W restricted to the tangent space at W (rank k), by a dense solve.
-
-    Builds the matrix of Z -> P_T(A_W(P_T Z)) on R^{m x n} from :func:`dense_A` and solves in the
-    least-squares sense on the tangent space. O((mn)^3): tiny sizes only.
-    """
-    m, n = W.shape
-    U, _, Vt = np.linalg.svd(W)
-    u, v = U[:, :k], Vt[:k].T
-    Pu, Pv = u @ u.T, v @ v.T
-
-    def PT(X):
-        return Pu @ X + X @ Pv - Pu @ X @ Pv
-
-    cols = []
-    for idx in range(m * n):
-        E = np.zeros(m * n)
-        E[idx] = 1.0
-        cols.append(PT(dense_A(W, PT(E.reshape(m, n)), depth)).ravel())
-    Amat = np.array(cols).T
-    sol, *_ = np.linalg.lstsq(Amat, PT(Z).ravel(), rcond=1e-12)
-    return PT(sol.reshape(m, n))
