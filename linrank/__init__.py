@@ -7,21 +7,12 @@ minimizers": the metric g_W(a, b) = <A_W^{-1} a, b> on the manifold of rank-k ma
 
 from .connection import christoffel, levi_civita, riemannian_hessian
 from .critical import AutoencoderProblem, CriticalPoint, closed_form_spectrum, critical_points
+from .data import LinearData, as_data, gaussian_data, rank_constrained_minimizer, top_projector
 from .diagnostics import check_gradient, check_hessian, hessian_spectrum
 from .flows import FlowResult, factor_flow, manifold_flow
 from .manifold import DeepLinearFixedRank, FactorGradient, FixedRankPoint, TangentVector
 from .metric import core_weights, metric_weights, side_weights
-from .network import (
-    LinearData,
-    as_data,
-    balanced_factors,
-    conserved_quantities,
-    gaussian_data,
-    imbalance,
-    product,
-    rank_constrained_minimizer,
-    top_projector,
-)
+from .network import balanced_factors, conserved_quantities, imbalance, product
 from .problems import ambient_problem, autograd_problem, least_squares_problem
 
 __all__ = [

@@ -3,7 +3,8 @@ r"""Levi-Civita connection and exact Riemannian Hessian of the deep-linear metri
 Let :math:`B_W = \mathcal{A}_W \circ P_T(W)` (:math:`B = P_T` for depth N = 1, :math:`B = \mathcal{A}_W`
 for N >= 2). B is self-adjoint on :math:`\mathbb{R}^{m\times n}`, its kernel is the normal space and
 :math:`g_W(a, b) = \langle B^+ a, b\rangle_F` (eq. (30) of Bah, Rauhut, Terstiege, Westdickenberg
-2019). For tangent fields X, Y (Koszul formula, derived in ``shared/notes/geometry.md``):
+2019). For tangent fields X, Y (Koszul formula; derivation in ``docs/theory.rst``, section
+"Levi-Civita connection and Hessian"):
 
 .. math::
 
@@ -20,6 +21,7 @@ G the Euclidean gradient and H the Euclidean Hessian applied to :math:`\xi`:
 
 The derivative of B along :math:`\mathcal{M}_k` (Daleckii-Krein)
 -----------------------------------------------------------------
+(Derivation: ``docs/theory.rst``, section "Daleckii-Krein divided differences".)
 Write :math:`B_W(Z) = \sum_j f_j(WW^T)\, Z\, g_j(W^TW)` with :math:`f_j(x) = x^{(N-j)/N}`,
 :math:`g_j(x) = x^{(j-1)/N}` (Definition 4), or the projector for N = 1. In the frames
 :math:`[u, U_\perp]`, :math:`[v, V_\perp]` every coefficient of :math:`D_\xi B` is one divided
@@ -80,7 +82,17 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .metric import core_weights, side_weights
+from .fixedrank import (
+    TangentVector,
+    ambient_products,
+    is_factor_gradient,
+    parse_point,
+    parse_tangent,
+    project_products,
+    projection,
+    to_tangent_space,
+)
+from .metric import apply_A, apply_A_inverse, check_depth, core_weights, side_weights
 
 __all__ = [
     "DivDiffWeights",
@@ -242,8 +254,6 @@ def _dB_blocks(pt, W: DivDiffWeights, xi, Z11, Zv_perp, Ztu_perp, N1=None, N2=No
     Z11 = u^T Z v, Zv_perp = P_u^perp Z v, Ztu_perp = P_v^perp Z^T u, N1 = P_u^perp Z P_v^perp Vp,
     N2 = P_v^perp Z^T P_u^perp Up (None for a tangent Z).
     """
-    from .manifold import TangentVector
-
     s = W.s
     Up, M, Vp = xi
     MS = M * s[None, :]
@@ -275,8 +285,6 @@ def _dB_tangent(pt, W, xi, a):
 
 def _r(W: DivDiffWeights, a, b):
     """r(a, b): <r(a, b), w>_F = <(D_w B) a, b>_F for all tangent w (a, b tangent)."""
-    from .manifold import TangentVector
-
     s = W.s
     tau, sigma, pi = W.tau, W.sigma, W.pi
     KC = np.einsum("ijl,il,jl->ij", tau, b.M, a.M) + pi * (a.Vp.T @ b.Vp)
@@ -288,40 +296,44 @@ def _r(W: DivDiffWeights, a, b):
 
 
 def _A(W: DivDiffWeights, t):
-    from .manifold import TangentVector
-
-    return TangentVector(t.Up * W.p, W.w * t.M, t.Vp * W.p)
+    return apply_A(W.w, W.p, t)
 
 
 def _Ainv(W: DivDiffWeights, t):
-    from .manifold import TangentVector
-
-    return TangentVector(t.Up / W.p, t.M / W.w, t.Vp / W.p)
+    return apply_A_inverse(W.w, W.p, t)
 
 
-def _check_manifold(manifold):
-    from .manifold import DeepLinearFixedRank
-
-    if not isinstance(manifold, DeepLinearFixedRank):
+def _geometry(manifold: Any) -> tuple[tuple[int, int, int], int]:
+    """The shape (m, n, k) and depth N of ``manifold`` (a DeepLinearFixedRank, or any object with
+    the integer attributes m, n, k and depth)."""
+    try:
+        shape = (manifold.m, manifold.n, manifold.k)
+        depth = manifold.depth
+    except AttributeError:
         raise TypeError(
-            f"manifold must be a linrank.DeepLinearFixedRank, got {type(manifold).__name__}"
-        )
+            "manifold must be a linrank.DeepLinearFixedRank (integer attributes m, n, k, depth), "
+            f"got {type(manifold).__name__}"
+        ) from None
+    for val in shape:
+        if isinstance(val, bool) or not isinstance(val, (int, np.integer)):
+            raise TypeError(f"manifold.m, .n, .k must be integers, got {shape}")
+    return shape, check_depth(depth)
 
 
-def _ambient_with_frames(manifold, pt, Z, xi):
+def _ambient_with_frames(shape, pt, Z, xi):
     """(Z [v, Vp], Z^T [u, Up]) in one product each, for any ambient form of Z."""
-    if manifold._is_factor_gradient(Z):
+    if is_factor_gradient(Z):
         raise TypeError(
             "factor gradients (du, ds, dvt) of f(u, s, vt) do not determine the Riemannian Hessian: "
             "they carry only G v and G^T u, while the Hessian also needs the normal component of "
             "the Euclidean gradient G (through G V_p and G^T U_p). Pass G itself as a dense (m, n) "
             "array, a factored (U, S, V) triple or a scipy LinearOperator"
         )
-    k = manifold.k
+    m, n, k = shape
     u, _, vt = pt
     frame_u = np.hstack((u, xi.Up))
     frame_vt = np.hstack((vt.T, xi.Vp)).T
-    ZV, ZtU = manifold._ambient_products((frame_u, None, frame_vt), Z)
+    ZV, ZtU = ambient_products((frame_u, None, frame_vt), Z, m, n)
     return ZV[:, :k], ZV[:, k:], ZtU[:, :k], ZtU[:, k:]
 
 
@@ -341,16 +353,14 @@ def derivative_of_B(manifold, point: Any, direction: Any, Z: Any):
     TangentVector. Daleckii-Krein formula of the module docstring; exact to ~1e-13 relative in
     the weights, O((m + n) k^2 + k^3) after the products Z [v, V_p], Z^T [u, U_p].
     """
-    from .manifold import TangentVector
-
-    _check_manifold(manifold)
-    pt = manifold._point(point)
-    xi = manifold._tangent(direction)
-    W = divided_difference_weights(pt.s, manifold.depth)
+    shape, depth = _geometry(manifold)
+    pt = parse_point(point, shape)
+    xi = parse_tangent(direction, shape)
+    W = divided_difference_weights(pt.s, depth)
     if isinstance(Z, TangentVector):
-        return _dB_tangent(pt, W, xi, manifold._tangent(Z))
+        return _dB_tangent(pt, W, xi, parse_tangent(Z, shape))
     u, _, vt = pt
-    Zv, ZVp, Ztu, ZtUp = _ambient_with_frames(manifold, pt, Z, xi)
+    Zv, ZVp, Ztu, ZtUp = _ambient_with_frames(shape, pt, Z, xi)
     Z11 = u.T @ Zv
     N1 = ZVp - u @ (u.T @ ZVp)
     N2 = ZtUp - vt.T @ (vt @ ZtUp)
@@ -360,10 +370,10 @@ def derivative_of_B(manifold, point: Any, direction: Any, Z: Any):
 def r_form(manifold, point: Any, a: Any, b: Any):
     r"""The tangent vector :math:`r(a, b)` with :math:`\langle r(a,b), w\rangle_F =
     \langle (D_w B) a, b\rangle_F` for every tangent w (a, b tangent). O((m + n) k^2 + k^3)."""
-    _check_manifold(manifold)
-    pt = manifold._point(point)
-    W = divided_difference_weights(pt.s, manifold.depth)
-    return _r(W, manifold._tangent(a), manifold._tangent(b))
+    shape, depth = _geometry(manifold)
+    pt = parse_point(point, shape)
+    W = divided_difference_weights(pt.s, depth)
+    return _r(W, parse_tangent(a, shape), parse_tangent(b, shape))
 
 
 def christoffel(manifold, point: Any, X: Any, Y: Any):
@@ -375,11 +385,11 @@ def christoffel(manifold, point: Any, X: Any, Y: Any):
 
     Symmetric in X, Y (torsion-free); a tangent vector. O((m + n) k^2 + k^3).
     """
-    _check_manifold(manifold)
-    pt = manifold._point(point)
-    W = divided_difference_weights(pt.s, manifold.depth)
-    X = manifold._tangent(X)
-    Y = manifold._tangent(Y)
+    shape, depth = _geometry(manifold)
+    pt = parse_point(point, shape)
+    W = divided_difference_weights(pt.s, depth)
+    X = parse_tangent(X, shape)
+    Y = parse_tangent(Y, shape)
     aX, aY = _Ainv(W, X), _Ainv(W, Y)
     out = -0.5 * (_dB_tangent(pt, W, X, aY) + _dB_tangent(pt, W, Y, aX))
     return out + 0.5 * _A(W, _r(W, aX, aY))
@@ -400,14 +410,12 @@ def levi_civita(manifold, point: Any, X: Any, Y: Any, DXY: Any):
     :math:`P_T(D_X Y) + \Gamma(X, Y)` (:func:`christoffel`); agrees with the chart Christoffel
     symbols to the reference's accuracy (~1e-7, tests/test_connection.py).
     """
-    from .manifold import TangentVector
-
-    _check_manifold(manifold)
-    pt = manifold._point(point)
+    shape, _ = _geometry(manifold)
+    pt = parse_point(point, shape)
     if isinstance(DXY, TangentVector):
-        base = manifold.to_tangent_space(pt, DXY)
+        base = to_tangent_space(pt, parse_tangent(DXY, shape))
     else:
-        base = manifold.projection(pt, DXY)
+        base = projection(pt, DXY, shape[0], shape[1])
     return base + christoffel(manifold, pt, X, Y)
 
 
@@ -441,16 +449,16 @@ def riemannian_hessian(
     TangentVector. Cost O((m + n) k^2 + k^3) plus G times 2k vectors twice and H times k vectors
     twice. Accuracy: that of the products, the weights are exact to ~1e-13.
     """
-    _check_manifold(manifold)
-    pt = manifold._point(point)
-    xi = manifold._tangent(tangent_vector)
-    if manifold._is_factor_gradient(euclidean_hessian):
+    shape, _ = _geometry(manifold)
+    pt = parse_point(point, shape)
+    xi = parse_tangent(tangent_vector, shape)
+    if is_factor_gradient(euclidean_hessian):
         raise TypeError(
             "euclidean_hessian must be the Euclidean Hessian-vector product in W as an ambient "
             "m x n vector (dense, (U, S, V) or LinearOperator), not factor derivatives"
         )
-    Gv, GVp, Gtu, GtUp = _ambient_with_frames(manifold, pt, euclidean_gradient, xi)
-    Hv, Htu = manifold._ambient_products(pt, euclidean_hessian)
+    Gv, GVp, Gtu, GtUp = _ambient_with_frames(shape, pt, euclidean_gradient, xi)
+    Hv, Htu = ambient_products(pt, euclidean_hessian, shape[0], shape[1])
     return hessian_from_products(
         manifold, pt, xi, np.hstack((Gv, GVp)), np.hstack((Gtu, GtUp)), Hv, Htu
     )
@@ -481,10 +489,10 @@ def hessian_from_products(
     -------
     TangentVector; O((m + n) k^2 + k^3).
     """
-    _check_manifold(manifold)
-    pt = manifold._point(point)
-    xi = manifold._tangent(tangent_vector)
-    m, n, k = manifold.m, manifold.n, manifold.k
+    shape, depth = _geometry(manifold)
+    pt = parse_point(point, shape)
+    xi = parse_tangent(tangent_vector, shape)
+    m, n, k = shape
     for name, arr, shape in (
         ("G_v_Vp", G_v_Vp, (m, 2 * k)),
         ("Gt_u_Up", Gt_u_Up, (n, 2 * k)),
@@ -495,13 +503,13 @@ def hessian_from_products(
             raise ValueError(f"{name} must have shape {shape}, got {np.shape(arr)}")
     Gv, GVp = G_v_Vp[:, :k], G_v_Vp[:, k:]
     Gtu, GtUp = Gt_u_Up[:, :k], Gt_u_Up[:, k:]
-    W = divided_difference_weights(pt.s, manifold.depth)
+    W = divided_difference_weights(pt.s, depth)
     u, _, vt = pt
     v = vt.T
-    gT = manifold._project_products(pt, Gv, Gtu)
+    gT = project_products(pt, Gv, Gtu)
     grad = _A(W, gT)
     # B H
-    out = _A(W, manifold._project_products(pt, H_v, Ht_u))
+    out = _A(W, project_products(pt, H_v, Ht_u))
     # P_T[(D_xi B)(G - P_T G / 2)]: tangent blocks halved, normal part in full
     N1 = GVp - u @ (u.T @ GVp)
     N2 = GtUp - v @ (vt @ GtUp)

@@ -13,7 +13,8 @@ eigenvectors :math:`u_j`. The critical points of :math:`L^1` on :math:`\mathcal{
 and every one of them except the global minimizers (J = the top k, Eckart-Young) is a strict
 saddle (Proposition 30). At :math:`W_J` all singular values are 1, :math:`\mathcal{A}_W` is N on the
 core block and 1 on the side blocks, and the Riemannian Hessian of the depth-N metric has the
-eigenvalues (``shared/notes/geometry.md``)
+eigenvalues (derivation: ``docs/theory.rst``, section "Critical points of the autoencoder and their
+spectra")
 
 * :math:`N\lambda_c` for every pair :math:`(i, c) \in J\times J` (k^2 values), and
 * for every :math:`a \notin J`, :math:`i \in J`, the two eigenvalues of
@@ -38,8 +39,10 @@ from typing import Any
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
+from .connection import hessian_from_products
 from .diagnostics import hessian_spectrum
 from .manifold import DeepLinearFixedRank, FixedRankPoint, TangentVector
+from .metric import check_depth
 
 __all__ = [
     "CriticalPoint",
@@ -66,8 +69,6 @@ def closed_form_spectrum(lam: Any, J: Any, depth: int) -> np.ndarray:
     + \lambda_a^2}`, with :math:`\lambda_- = \lambda_a(\lambda_i - \lambda_a)/\lambda_+` (no
     cancellation; relative error a few ulps).
     """
-    from .metric import check_depth
-
     N = check_depth(depth)
     lam = np.asarray(lam, dtype=float)
     J = np.asarray(J, dtype=int)
@@ -168,11 +169,9 @@ class AutoencoderProblem:
         """Hess L[xi] with the products by C batched: C [v, Vp] and C [W^T u - u, W^T Up - Up,
         xi^T u] (5k columns in two passes over C), then
         :func:`linrank.connection.hessian_from_products`."""
-        from .connection import hessian_from_products
-
         man = self.manifold
-        pt = man._point(point)
-        xi = man._tangent(tangent_vector)
+        pt = man.parse_point(point)
+        xi = man.parse_tangent(tangent_vector)
         u, s, vt = pt
         k = man.k
         C = self.C
@@ -257,8 +256,6 @@ def iter_critical_points(
     in descending order). The computed spectrum matches the closed form to ~1e-13 relative
     (tests/test_critical.py asks 1e-10).
     """
-    from .metric import check_depth
-
     X = np.asarray(X, dtype=float)
     if X.ndim != 2:
         raise ValueError(f"X must be a 2-d array (d x samples), got shape {X.shape}")

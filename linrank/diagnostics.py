@@ -58,6 +58,10 @@ import numpy as np
 import scipy.linalg as sla
 from scipy.sparse.linalg import LinearOperator, eigsh
 
+from .connection import christoffel
+from .fixedrank import TangentVector
+from .manifold import DeepLinearFixedRank
+
 __all__ = [
     "SlopeTest",
     "GradientCheck",
@@ -259,9 +263,6 @@ def check_hessian(
         "christoffel".
     rtol : tolerance of the symmetry, linearity and tangency residuals.
     """
-    from .connection import christoffel
-    from .manifold import DeepLinearFixedRank
-
     if correction not in ("auto", "none", "christoffel"):
         raise ValueError(f"correction must be 'auto', 'none' or 'christoffel', got {correction!r}")
     manifold, point, d = _setup(problem, point, direction)
@@ -311,7 +312,7 @@ class _Coordinates:
 
     def __init__(self, manifold, point):
         self.man = manifold
-        self.pt = manifold._point(point)
+        self.pt = manifold.parse_point(point)
         m, n, k = manifold.m, manifold.n, manifold.k
         self.m, self.n, self.k = m, n, k
         w, p = manifold.weights(self.pt)
@@ -347,8 +348,6 @@ class _Coordinates:
         return c - Y @ (TT @ (Y.T @ c))
 
     def to_tangent(self, y):
-        from .manifold import TangentVector
-
         k, m, n = self.k, self.m, self.n
         a, b, _ = self.sizes
         M = y[:a].reshape(k, k) * self.sw
@@ -391,8 +390,6 @@ def hessian_spectrum(
     -------
     HessianSpectrum with ascending eigenvalues, the method, dim and the number of products.
     """
-    from .manifold import DeepLinearFixedRank
-
     if not isinstance(manifold, DeepLinearFixedRank):
         raise TypeError(
             f"manifold must be a linrank.DeepLinearFixedRank, got {type(manifold).__name__}"

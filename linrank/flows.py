@@ -99,9 +99,10 @@ from typing import Any
 import numpy as np
 from scipy.linalg.lapack import dgesdd as _dgesdd
 
+from .data import LinearData, as_data
 from .manifold import DeepLinearFixedRank, FixedRankPoint
 from .metric import check_depth, core_weights, core_weights_from_log, side_weights
-from .network import LinearData, as_data, check_factors, conserved_quantities, product
+from .network import check_factors, conserved_quantities, product
 
 __all__ = ["FlowResult", "factor_flow", "manifold_flow"]
 

@@ -176,7 +176,7 @@ def least_squares_problem(
     Gradient :math:`(WX - Y)X^T` and Hessian-vector product :math:`Z XX^T` (dense callbacks of
     :func:`ambient_problem`); ``Y=None`` is the autoencoder Y = X. X is d_x x n, Y is d_y x n with
     (d_y, d_x) = (manifold.m, manifold.n). Its global minimizer and minimum are given in closed
-    form by :func:`linrank.network.rank_constrained_minimizer`.
+    form by :func:`linrank.data.rank_constrained_minimizer`.
     """
     X = np.asarray(X, dtype=float)
     Y = X if Y is None else np.asarray(Y, dtype=float)

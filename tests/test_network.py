@@ -1,4 +1,4 @@
-"""Tests of linrank.network: data products, balanced factors, conserved quantities, paper data."""
+"""Tests of linrank.data and linrank.network: data products, balanced factors, conserved quantities, paper data."""
 
 from __future__ import annotations
 
@@ -7,16 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from linrank.data import LinearData, as_data, gaussian_data, top_projector
 from linrank.network import (
-    LinearData,
-    as_data,
     balanced_factors,
     check_factors,
     conserved_quantities,
-    gaussian_data,
     imbalance,
     product,
-    top_projector,
 )
 
 

@@ -47,8 +47,9 @@ from typing import Any
 import numpy as np
 
 from ..critical import closed_form_spectrum, iter_critical_points
+from ..data import LinearData
 from ..flows import factor_flow, manifold_flow
-from ..network import LinearData, balanced_factors, product
+from ..network import balanced_factors, product
 
 __all__ = [
     "Settings",

@@ -1,0 +1,353 @@
+r"""Training data of deep linear networks: the loss :math:`L^1`, its gradient from data products.
+
+Notation (Bah, Rauhut, Terstiege, Westdickenberg 2019, Section 2): data X (d_x x n_samples),
+labels Y (d_y x n_samples), end-to-end matrix W (d_y x d_x) and
+
+.. math::
+
+    L^1(W) = \tfrac12 \|Y - W X\|_F^2,\qquad \nabla L^1(W) = (W X - Y) X^T = W\,XX^T - YX^T .
+
+API summary
+-----------
+* :class:`LinearData` -- the data, as samples (X, Y) or as covariances (XX^T, YX^T); chooses the
+  cheaper form for products. Built by :func:`as_data`; ``LinearData.from_covariances``.
+  Methods: ``loss(W)``, ``gradient(W)`` (dense), ``point_products(u, s, vt)`` (the products
+  :math:`G v`, :math:`G^T u` and :math:`L^1` at a thin SVD, never an m x n matrix).
+* Paper data: :func:`gaussian_data` (X with i.i.d. N(0, sigma^2) entries, sigma = 1/sqrt(d),
+  n_samples = 3d, as in Section 7) and :func:`top_projector` (:math:`U_k U_k^T`, the global
+  minimizer of the autoencoder loss on M_k, Proposition 29); :func:`rank_constrained_minimizer`
+  (the same for regression, Y != X, by Eckart-Young after whitening).
+* :func:`finite_real_matrix` -- the input check of data matrices (also used by
+  :mod:`linrank.network` for factors).
+
+The network (factors, balanced starts, conserved quantities) is in :mod:`linrank.network`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "LinearData",
+    "as_data",
+    "gaussian_data",
+    "top_projector",
+    "rank_constrained_minimizer",
+    "finite_real_matrix",
+]
+
+
+def finite_real_matrix(name: str, A: object) -> np.ndarray:
+    """``A`` as a finite, non-empty 2-d float array; errors name the argument ``name``.
+
+    Raises
+    ------
+    TypeError
+        Not an array of real numbers (strings, None, objects, complex numbers).
+    ValueError
+        Not 2-d, empty, or containing NaN or inf.
+    """
+    if isinstance(A, (str, bytes)) or A is None:
+        raise TypeError(f"{name} must be a 2-d array of real numbers, got {type(A).__name__}")
+    try:
+        arr = np.asarray(A)
+    except Exception as exc:  # pragma: no cover - exotic inputs
+        raise TypeError(f"{name} must be a 2-d array of real numbers") from exc
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.floating)
+        or np.issubdtype(arr.dtype, np.integer)
+        or arr.dtype == bool
+    ):
+        raise TypeError(f"{name} must be a real array, got dtype {arr.dtype}")
+    arr = arr.astype(float, copy=False)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-d array, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must be non-empty, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite (it contains NaN or inf)")
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class LinearData:
+    r"""Training data of a linear network, as samples or as second moments.
+
+    Exactly one of two forms is stored for products:
+
+    * ``form == "samples"``: X (d_x x n), Y (d_y x n); products cost O(n (d_x + d_y) k);
+    * ``form == "covariance"``: ``Cxx = X X^T`` (d_x x d_x), ``Cyx = Y X^T`` (d_y x d_x) and
+      ``yy = ||Y||_F^2`` (None if unknown; then :math:`L^1` is reported without its constant
+      :math:`\tfrac12\|Y\|_F^2`, i.e. as :math:`L^1 - \tfrac12\|Y\|_F^2`);
+      products cost O(d_x (d_x + d_y) k). ``Cyx is Cxx`` for the autoencoder (Y = X).
+
+    Use :func:`as_data` to build one.
+    """
+
+    form: str
+    d_x: int
+    d_y: int
+    X: np.ndarray | None = None
+    Y: np.ndarray | None = None
+    Cxx: np.ndarray | None = None
+    Cyx: np.ndarray | None = None
+    yy: float | None = None
+    autoencoder: bool = False
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_samples(cls, X: object, Y: object = None, form: str = "auto") -> LinearData:
+        """Data from samples X (d_x x n) and Y (d_y x n); ``Y=None`` or ``Y is X``: autoencoder.
+
+        ``form``: "samples", "covariance" or "auto" (covariance when d_x <= n, where a product
+        with X X^T is cheaper than one with X and X^T).
+        """
+        if form not in ("auto", "samples", "covariance"):
+            raise ValueError(f"form must be 'auto', 'samples' or 'covariance', got {form!r}")
+        auto = Y is None or Y is X
+        Xa = finite_real_matrix("X", X)
+        Ya = Xa if auto else finite_real_matrix("Y", Y)
+        if Ya.shape[1] != Xa.shape[1]:
+            raise ValueError(
+                f"X and Y must have the same number of samples (columns): X has {Xa.shape[1]}, "
+                f"Y has {Ya.shape[1]}"
+            )
+        d_x, n = Xa.shape
+        d_y = Ya.shape[0]
+        if form == "auto":
+            form = "covariance" if d_x <= n else "samples"
+        yy = float(np.sum(Ya * Ya))
+        if form == "samples":
+            return cls("samples", d_x, d_y, X=Xa, Y=Ya, yy=yy, autoencoder=auto)
+        Cxx = Xa @ Xa.T
+        Cxx = 0.5 * (Cxx + Cxx.T)
+        Cyx = Cxx if auto else Ya @ Xa.T
+        return cls("covariance", d_x, d_y, Cxx=Cxx, Cyx=Cyx, yy=yy, autoencoder=auto)
+
+    @classmethod
+    def from_covariances(cls, XXt: object, YXt: object, yy: float | None = None) -> LinearData:
+        """Data given by ``XXt = X X^T`` (symmetric PSD, d_x x d_x) and ``YXt = Y X^T`` (d_y x d_x).
+
+        ``yy = ||Y||_F^2`` (optional) adds the constant to the loss. ``YXt is XXt`` (or YXt None)
+        marks the autoencoder.
+        """
+        Cxx = finite_real_matrix("XX^T", XXt)
+        if Cxx.shape[0] != Cxx.shape[1]:
+            raise ValueError(f"XX^T must be square (d_x x d_x), got shape {Cxx.shape}")
+        asym = np.max(np.abs(Cxx - Cxx.T))
+        if asym > 1e-10 * max(np.max(np.abs(Cxx)), np.finfo(float).tiny):
+            raise ValueError(f"XX^T must be symmetric, max |C - C^T| = {asym:.3e}")
+        Cxx = 0.5 * (Cxx + Cxx.T)
+        auto = YXt is None or YXt is XXt
+        Cyx = Cxx if auto else finite_real_matrix("YX^T", YXt)
+        if Cyx.shape[1] != Cxx.shape[0]:
+            raise ValueError(
+                f"YX^T must have d_x = {Cxx.shape[0]} columns (like XX^T), got shape {Cyx.shape}"
+            )
+        if yy is not None:
+            yy = float(yy)
+            if not np.isfinite(yy) or yy < 0:
+                raise ValueError(f"yy = ||Y||_F^2 must be finite and >= 0, got {yy}")
+        return cls(
+            "covariance", Cxx.shape[0], Cyx.shape[0], Cxx=Cxx, Cyx=Cyx, yy=yy, autoencoder=auto
+        )
+
+    # ------------------------------------------------------------------ dense
+    def _check_W(self, W: np.ndarray) -> np.ndarray:
+        W = np.asarray(W, dtype=float)
+        if W.shape != (self.d_y, self.d_x):
+            raise ValueError(
+                f"W must have shape (d_y, d_x) = {(self.d_y, self.d_x)}, got {W.shape}"
+            )
+        return W
+
+    def loss(self, W: np.ndarray) -> float:
+        r""":math:`L^1(W) = \tfrac12\|Y - WX\|_F^2` for a dense W.
+
+        Samples: computed from the residual, relative error a few eps. Covariances:
+        :math:`\tfrac12(\|Y\|^2 - 2\langle W, YX^T\rangle + \langle W XX^T, W\rangle)`, absolute
+        error about eps (||Y||^2 + ||W X||^2).
+        """
+        W = self._check_W(W)
+        if self.form == "samples":
+            R = W @ self.X - self.Y
+            return 0.5 * float(np.sum(R * R))
+        c = 0.0 if self.yy is None else self.yy
+        return 0.5 * (c - 2.0 * float(np.sum(W * self.Cyx)) + float(np.sum((W @ self.Cxx) * W)))
+
+    def gradient(self, W: np.ndarray) -> np.ndarray:
+        r"""Dense :math:`\nabla L^1(W) = W XX^T - YX^T` (d_y x d_x), O(d_y d_x min(d_x, n))."""
+        W = self._check_W(W)
+        if self.form == "samples":
+            return (W @ self.X - self.Y) @ self.X.T
+        return W @ self.Cxx - self.Cyx
+
+    def loss_and_gradient(self, W: np.ndarray) -> tuple[float, np.ndarray]:
+        """Both at once, sharing the products."""
+        W = self._check_W(W)
+        if self.form == "samples":
+            R = W @ self.X - self.Y
+            return 0.5 * float(np.sum(R * R)), R @ self.X.T
+        WC = W @ self.Cxx
+        c = 0.0 if self.yy is None else self.yy
+        loss = 0.5 * (c - 2.0 * float(np.sum(W * self.Cyx)) + float(np.sum(WC * W)))
+        return loss, WC - self.Cyx
+
+    # ------------------------------------------------------------------ factored
+    def point_products(
+        self, u: np.ndarray, s: np.ndarray, vt: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        r"""At :math:`W = u\,\mathrm{diag}(s)\,v^T`: :math:`(G v,\ G^T u,\ L^1(W))`, G = grad L^1(W).
+
+        .. math::
+
+            G v = u\,\mathrm{diag}(s)\,(v^T XX^T v) - YX^T v,\qquad
+            G^T u = XX^T v\,\mathrm{diag}(s) - XY^T u,
+
+        evaluated with the data (X^T v, Y^T u) or the covariances, so nothing of size
+        d_y x d_x is formed: cost O(n (d_x + d_y) k) or O(d_x (d_x + d_y) k), memory O((d_x + d_y) k
+        + n k). The loss uses
+        :math:`\|WX - Y\|^2 = \|\mathrm{diag}(s) V_X^T - Y_u^T\|^2 + (\|Y\|^2 - \|Y^T u\|^2)`
+        (samples; absolute error ~ eps ||Y||^2) or the covariance expansion (absolute error
+        ~ eps (||Y||^2 + ||W X||^2)).
+        """
+        v = vt.T
+        if self.form == "samples":
+            Xv = self.X.T @ v  # n x k
+            Yu = self.Y.T @ u  # n x k
+            B = Xv.T @ Xv  # v^T XX^T v
+            R = Xv * s - Yu  # (W X - Y)^T u
+            Gv = u @ (s[:, None] * B) - self.Y @ Xv
+            Gtu = self.X @ R
+            loss = 0.5 * (float(np.sum(R * R)) + max(self.yy - float(np.sum(Yu * Yu)), 0.0))
+            return Gv, Gtu, loss
+        if self.autoencoder:
+            # one product with XX^T for both v and u
+            CV = self.Cxx @ np.hstack((v, u))
+            k = v.shape[1]
+            Cv, Cu = CV[:, :k], CV[:, k:]
+            Cyx_v, Cyx_t_u = Cv, Cu
+        else:
+            Cv = self.Cxx @ v
+            Cyx_v = self.Cyx @ v
+            Cyx_t_u = self.Cyx.T @ u
+        B = vt @ Cv
+        Gv = u @ (s[:, None] * B) - Cyx_v
+        Gtu = Cv * s - Cyx_t_u
+        c = 0.0 if self.yy is None else self.yy
+        cross = float(np.sum(s * np.einsum("ij,ij->j", u, Cyx_v)))
+        quad = float(np.sum(s * s * np.diag(B)))
+        loss = 0.5 * (c - 2.0 * cross + quad)
+        return Gv, Gtu, loss
+
+    def fingerprint_arrays(self) -> list[np.ndarray]:
+        """The arrays defining the data (for checkpoint fingerprints)."""
+        if self.form == "samples":
+            return [self.X, self.Y]
+        return [self.Cxx, self.Cyx, np.array([np.nan if self.yy is None else self.yy])]
+
+
+def as_data(
+    X: object,
+    Y: object = None,
+    *,
+    covariance: bool = False,
+    form: str = "auto",
+    yy: float | None = None,
+) -> LinearData:
+    """Normalize the data arguments of the flows to a :class:`LinearData`.
+
+    * ``X`` already a :class:`LinearData` (then Y must be None): returned as is.
+    * ``covariance=False``: X (d_x x n) and Y (d_y x n) samples; Y None means Y = X.
+    * ``covariance=True``: X is X X^T, Y is Y X^T (None: autoencoder), ``yy`` = ||Y||_F^2.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Non-numeric or non-finite data, sample counts that differ, mismatched shapes.
+    """
+    if isinstance(X, LinearData):
+        if Y is not None:
+            raise ValueError("pass either a LinearData as X (and Y=None) or arrays X, Y")
+        return X
+    if covariance:
+        return LinearData.from_covariances(X, Y, yy=yy)
+    if yy is not None:
+        raise ValueError("yy is only used with covariance=True")
+    return LinearData.from_samples(X, Y, form=form)
+
+
+# ---------------------------------------------------------------------- paper data
+def gaussian_data(
+    d: int,
+    n_samples: int | None = None,
+    sigma: float | None = None,
+    seed: int | np.random.Generator | None = None,
+) -> np.ndarray:
+    r"""Data X (d x n_samples) with i.i.d. N(0, sigma^2) entries: the set-up of Section 7.
+
+    Defaults as in the paper: ``sigma = 1/sqrt(d)``, ``n_samples = 3 d``; use Y = X.
+    """
+    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
+        raise ValueError(f"d must be a positive integer, got {d!r}")
+    n = 3 * int(d) if n_samples is None else n_samples
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+    sig = 1.0 / np.sqrt(d) if sigma is None else float(sigma)
+    if not (np.isfinite(sig) and sig > 0):
+        raise ValueError(f"sigma must be finite and positive, got {sigma!r}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    return sig * rng.standard_normal((int(d), int(n)))
+
+
+def top_projector(X: object, k: int) -> np.ndarray:
+    r""":math:`U_k U_k^T` for the top-k eigenvectors of :math:`XX^T` (Proposition 29).
+
+    The global minimizer of the autoencoder loss :math:`\tfrac12\|X - WX\|^2` on M_k (unique
+    when :math:`\lambda_k > \lambda_{k+1}`). X is the d x n data (not the covariance).
+    """
+    Xa = finite_real_matrix("X", X)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= Xa.shape[0]:
+        raise ValueError(f"k must be an integer in [1, {Xa.shape[0]}], got {k!r}")
+    U, _, _ = np.linalg.svd(Xa, full_matrices=False)
+    Uk = U[:, :k]
+    return Uk @ Uk.T
+
+
+def rank_constrained_minimizer(X: object, Y: object | None, k: int) -> tuple[np.ndarray, float]:
+    r"""The global minimizer of :math:`L^1(W) = \tfrac12\|Y - WX\|_F^2` over rank(W) <= k, and its loss.
+
+    With :math:`XX^T = LL^T` (Cholesky, needs :math:`XX^T` positive definite, i.e. rank X = d_x)
+    and :math:`T = YX^T L^{-T}`, the problem is Eckart-Young for :math:`WL`:
+    :math:`W^* = [T]_k L^{-1}` and :math:`L^1(W^*) = \tfrac12(\|Y\|_F^2 - \sum_{i \le k}\sigma_i(T)^2)`.
+    For Y = X (``Y=None``) this is :func:`top_projector` (Proposition 29). The minimizer is unique
+    when :math:`\sigma_k(T) > \sigma_{k+1}(T)`. Accuracy: backward stable up to cond(XX^T); the loss
+    to ~eps ||Y||^2 absolutely.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Non-finite or non-2-d data, sample counts that differ, k outside [1, min(d_x, d_y)], or
+        XX^T not positive definite.
+    """
+    Xa = finite_real_matrix("X", X)
+    Ya = Xa if Y is None else finite_real_matrix("Y", Y)
+    if Ya.shape[1] != Xa.shape[1]:
+        raise ValueError(
+            f"X and Y must have the same number of samples, got {Xa.shape[1]} and {Ya.shape[1]}"
+        )
+    kmax = min(Xa.shape[0], Ya.shape[0])
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= kmax:
+        raise ValueError(f"k must be an integer in [1, {kmax}], got {k!r}")
+    try:
+        L = np.linalg.cholesky(Xa @ Xa.T)
+    except np.linalg.LinAlgError:
+        raise ValueError("X X^T must be positive definite (X of full row rank)") from None
+    T = np.linalg.solve(L, Xa @ Ya.T).T  # Y X^T L^{-T}
+    U, sv, Vt = np.linalg.svd(T, full_matrices=False)
+    Tk = (U[:, :k] * sv[:k]) @ Vt[:k]
+    W = np.linalg.solve(L.T, Tk.T).T  # [T]_k L^{-1}
+    loss = 0.5 * (float(np.sum(Ya**2)) - float(np.sum(sv[:k] ** 2)))
+    return W, loss

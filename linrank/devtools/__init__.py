@@ -1,0 +1,1 @@
+"""Developer tools (layout check: ``python -m linrank.devtools.layout``)."""
