@@ -42,6 +42,7 @@ import scipy.sparse as sp
 from pymanopt.manifolds.manifold import Manifold
 from scipy.sparse.linalg import LinearOperator
 
+from .factorgrad import factor_gradient_to_tangent
 from .metric import check_depth, core_weights, side_weights
 
 __all__ = ["DeepLinearFixedRank", "FixedRankPoint", "TangentVector", "FactorGradient"]
@@ -453,26 +454,16 @@ class DeepLinearFixedRank(Manifold):
         :math:`\dot W = -\mathcal{A}_W(\nabla L^1(W))`.)
 
         ``euclidean_gradient`` may be any ambient form listed in the module docstring, or
-        pymanopt's factor gradients ``(du, ds, dvt)`` of f(u, s, vt) (1-d middle entry, or a
-        :class:`FactorGradient`). From factor gradients, with G the gradient in W,
-        ``du = G v diag(s)`` and ``dvt = diag(s) u^T G``, so ``G v = du / s``,
-        ``G^T u = dvt^T / s`` and ``u^T G v`` is the mean of the two available expressions;
-        nothing is divided by s_i^2 - s_k^2, so equal singular values are exact.
+        pymanopt's factor gradients ``(du, ds, dvt)`` of a cost f(u, s, vt) (1-d middle entry, or a
+        :class:`FactorGradient`), converted by :func:`linrank.factorgrad.factor_gradient_to_tangent`:
+        exact for every cost that is a function on M_k wherever the singular values are separated
+        (relative gap >= sqrt(eps)); for closer pairs the symmetric part of the pair's core block,
+        which the factor gradients do not determine, is set to 0 (a dense or factored G is exact
+        everywhere).
         """
         p = self._point(point)
         if self._is_factor_gradient(euclidean_gradient):
-            du, ds, dvt = (np.asarray(x) for x in euclidean_gradient)
-            k = self._k
-            if du.shape != (self._m, k) or ds.shape != (k,) or dvt.shape != (k, self._n):
-                raise ValueError(
-                    f"factor gradients (du, ds, dvt) must have shapes ({self._m}, {k}), ({k},), "
-                    f"({k}, {self._n}); got {du.shape}, {ds.shape}, {dvt.shape}"
-                )
-            u, s, vt = p
-            Zv = du / s
-            Ztu = dvt.T / s
-            M = 0.5 * (u.T @ Zv + (vt @ Ztu).T)
-            grad = TangentVector(Zv - u @ (u.T @ Zv), M, Ztu - vt.T @ (vt @ Ztu))
+            grad = TangentVector(*factor_gradient_to_tangent(p, euclidean_gradient))
         else:
             grad = self.projection(p, euclidean_gradient)
         # grad's blocks are fresh arrays: scale them in place (saves two (m + n) x k copies)
