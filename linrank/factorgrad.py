@@ -59,13 +59,16 @@ symmetric part divides :math:`a_{ij} + b_{ij}`, whose rounding error is about
 :math:`s_j - s_i`. For a cost of the product :math:`F(u S v^T)` these columns are
 :math:`\approx \|G\| \max(s_i, s_j)`, so with the pair's relative gap
 :math:`\gamma_{ij} = |s_i - s_j| / \max(s_i, s_j)` the error is about
-:math:`\epsilon\,\|G\| / \gamma_{ij}` (tests/test_factorgrad.py measures at most 3 eps / gamma on
-random instances). The conversion is therefore used where :math:`\gamma_{ij} \ge` ``gap_tol``
-(default :data:`GAP_TOL` :math:`= \sqrt{\epsilon} \approx 1.5 \cdot 10^{-8}`): there the result is
-:math:`P_T \nabla F` to about :math:`10^{-8}` relative (to a few eps for well separated values,
-e.g. :math:`5\epsilon/\gamma`). Closer pairs, equal ones included, get the best determinable answer:
-the antisymmetric part exact and the symmetric part set to 0, i.e. the minimum-norm tangent vector
-among those the factor gradients allow within their rounding. The choice of :math:`\sqrt\epsilon`
+:math:`\epsilon\,\|G\| / \gamma_{ij}` (measured at most :math:`0.4\,\epsilon\|G\|/\gamma` for gaps
+from 0.1 down to :math:`1.5\cdot 10^{-8}`; tests/test_factorgrad.py asserts :math:`4\epsilon/\gamma`).
+The division is therefore used where :math:`\gamma_{ij} \ge` ``gap_tol`` (default
+:data:`GAP_TOL` :math:`= \sqrt{\epsilon} \approx 1.5 \cdot 10^{-8}`): there the result is
+:math:`P_T \nabla F` to about :math:`10^{-8}\|G\|` at worst, and to a few eps for well separated
+values. Closer pairs, equal ones included, get what the factor gradients determine reliably: the
+antisymmetric part (exact) and the symmetric part set to 0. At equal values this is the
+minimum-norm tangent vector consistent with the factor gradients; at unequal values closer than
+``gap_tol`` the symmetric part would be known only to :math:`\epsilon/\gamma` relative, more than
+half the digits lost, and is dropped rather than returned with that error. The choice of :math:`\sqrt\epsilon`
 balances the two errors: where an optimizer drives two singular values together (a minimizer with
 a repeated singular value), the gap and the missing symmetric part are both of the order of the
 distance d to the minimizer while the cost is within :math:`O(d^2)` of its minimum, so below the

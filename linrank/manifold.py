@@ -135,8 +135,10 @@ class DeepLinearFixedRank(Manifold):
         \qquad \operatorname{grad} f = \mathcal{A}_W(P_T \nabla f).
 
     Differences from pymanopt's ``FixedRankEmbedded`` at depth 1 (otherwise the same results to
-    rounding): the gradient conversion from factor gradients is exact at equal singular values
-    (pymanopt divides by :math:`s_j^2 - s_i^2` and returns NaN); projection of a factored
+    rounding): the gradient conversion from factor gradients never divides by
+    :math:`s_j^2 - s_i^2` (pymanopt returns NaN at equal singular values; here the undetermined
+    part is 0, see :mod:`linrank.factorgrad`); ``typical_dist`` is sqrt(dim) (pymanopt: dim);
+    projection of a factored
     ``(U, S, V)`` uses :math:`V S^T U^T` for the transpose (pymanopt uses S); the retraction floors
     singular values at ``eps * s_max`` instead of adding ``eps`` to all of them; :meth:`dist` and
     the Hessian are provided.
