@@ -8,6 +8,8 @@ import autograd.numpy as anp
 import numpy as np
 import pymanopt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pymanopt.manifolds import FixedRankEmbedded
 
 from linrank import DeepLinearFixedRank, FixedRankPoint, TangentVector
@@ -279,3 +281,46 @@ def test_bad_point_and_gap_tol(rng):
     with pytest.raises(TypeError, match="gap_tol"):
         factor_gradient_to_tangent(x, fg, gap_tol="1e-8")
 
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    mm=st.integers(1, 8),
+    nn=st.integers(1, 8),
+    kfrac=st.floats(0, 1),
+    spread=st.floats(0.0, 6.0),
+    tie=st.booleans(),
+    junk=st.sampled_from([0.0, 1.0, 100.0]),
+    seed=st.integers(0, 2**31),
+)
+def test_property_against_the_stated_bound(mm, nn, kfrac, spread, tie, junk, seed):
+    """Random shapes, spreads, ties and junk: every entry within the docstring's error bound."""
+    r = np.random.default_rng(seed)
+    kk = 1 + int(kfrac * (min(mm, nn) - 1))
+    s = np.sort(np.exp(r.uniform(-spread, spread, size=kk)))[::-1]
+    if tie and kk > 1:
+        s[1] = s[0]
+    u, _ = np.linalg.qr(r.standard_normal((mm, kk)))
+    v, _ = np.linalg.qr(r.standard_normal((nn, kk)))
+    G = r.standard_normal((mm, nn))
+    J1, J2 = r.standard_normal((kk, kk)), r.standard_normal((kk, kk))
+    du = G @ v * s + junk * u @ (J1 + J1.T)
+    dvt = s[:, None] * (u.T @ G) + junk * (J2 + J2.T) @ v.T
+    ds = np.diag(u.T @ G @ v)
+    Up, M, Vp = factor_gradient_to_tangent((u, s, v.T), (du, ds, dvt))
+    close = undetermined_pairs(s)
+    Mg = u.T @ G @ v
+    M_want = Mg - np.where(close, 0.5 * (Mg + Mg.T), 0.0)
+    # bound: eps * (|du_i| + |du_j| + |dvt_i| + |dvt_j|) / |s_i - s_j| off the diagonal, with
+    # the antisymmetric part's 1/(s_i + s_j) and the side blocks' 1/s_j
+    col = np.linalg.norm(du, axis=0) + np.linalg.norm(dvt, axis=1) + np.linalg.norm(G) * s
+    pair = np.add.outer(col, col)
+    gap = np.abs(np.subtract.outer(s, s))
+    inv_gap = np.divide(1.0, gap, out=np.zeros_like(gap), where=~close & (gap > 0))
+    bound = 20 * EPS * pair * (inv_gap + 1.0 / np.add.outer(s, s))
+    np.fill_diagonal(bound, 20 * EPS * np.linalg.norm(G))
+    assert np.all(np.abs(M - M_want) <= bound)
+    side_bound = 20 * EPS * col / s
+    assert np.all(np.linalg.norm(Up - (G @ v - u @ Mg), axis=0) <= side_bound)
+    assert np.all(np.linalg.norm(Vp - (G.T @ u - v @ Mg.T), axis=0) <= side_bound)
+    assert np.abs(u.T @ Up).max() <= 20 * EPS * col.max() / s.min()

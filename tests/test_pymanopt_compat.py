@@ -40,8 +40,23 @@ def man(request):
 
 
 # ----------------------------------------------------------------------------- test_fixed_rank.py
-def test_dimension(man):
+def test_dimension_and_layout(man):
     assert man.dim == (m + n - k) * k
+    assert man.point_layout == FixedRankEmbedded(m, n, k).point_layout == 3
+    z = man.zero_vector(man.random_point())
+    assert [np.shape(b) for b in z] == [(m, k), (k, k), (n, k)] and not any(b.any() for b in z)
+
+
+def test_same_random_draws_as_fixed_rank_embedded_at_depth_one():
+    ours, theirs = DeepLinearFixedRank(m, n, k), FixedRankEmbedded(m, n, k)
+    draws = []
+    for man in (ours, theirs):
+        np.random.seed(3)
+        x = man.random_point()
+        draws.append((x, man.random_tangent_vector(x)))
+    (x1, t1), (x2, t2) = draws
+    assert all(np.array_equal(a, b) for a, b in zip(x1, x2))
+    assert all(np.allclose(a, b, rtol=1e-14, atol=1e-15) for a, b in zip(t1, t2))
 
 
 def test_random_points_are_thin_svds_and_differ(man):
