@@ -150,6 +150,32 @@ def test_cg_on_nuclear_regularized_approximation_reaches_pymanopts_optimum():
     assert found[1] == pytest.approx(best, rel=1e-10)
 
 
+@pytest.mark.parametrize("optimizer", ["SteepestDescent", "ConjugateGradient"])
+@pytest.mark.parametrize("N", [1, 2, 3])
+def test_minimizer_with_a_repeated_singular_value_is_reached(N, optimizer):
+    """The case the threshold sqrt(eps) is made for: the iterates' top singular values merge, the
+    dropped symmetric part is of the size of the distance to the minimizer, the cost is still
+    driven to its minimum to rounding."""
+    rs = np.random.RandomState(0)
+    mm, nn, kk = 8, 6, 2
+    U, _ = np.linalg.qr(rs.standard_normal((mm, nn)))
+    V, _ = np.linalg.qr(rs.standard_normal((nn, nn)))
+    sig = np.array([2.0, 2.0, 0.7, 0.5, 0.3, 0.1])
+    A = (U * sig) @ V.T
+    best = np.sum(sig[kk:] ** 2)  # min ||W - A||^2 over rank 2, attained at s = (2, 2)
+    man = DeepLinearFixedRank(mm, nn, kk, N)
+    cost = pymanopt.function.autograd(man)(
+        lambda u, s, vt: anp.sum(s**2) - 2 * anp.sum(A * ((u * s) @ vt)) + anp.sum(A**2)
+    )
+    np.random.seed(2)
+    opt = getattr(pymanopt.optimizers, optimizer)(
+        verbosity=0, max_iterations=1000, min_gradient_norm=1e-12
+    )
+    result = opt.run(pymanopt.Problem(man, cost))
+    assert result.cost == pytest.approx(best, rel=1e-12)
+    assert np.allclose(result.point[1], 2.0, rtol=1e-6)
+
+
 # ----------------------------------------------------------------------------- close singular values
 def synthetic(rng, x, G, junk=0.0):
     """Factor gradients of a cost whose gradient on M_k is G, plus `junk`-sized derivatives across
