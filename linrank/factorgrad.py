@@ -15,13 +15,14 @@ Derivation
 ----------
 Write :math:`S = \mathrm{diag}(s)`, :math:`W = u S v^T` and let
 :math:`\xi = P_T G = u M v^T + U_p v^T + u V_p^T` with :math:`G = \nabla F(W)`, so
-:math:`M = u^T G v`, :math:`U_p = (I - uu^T) G v`, :math:`V_p = (I - vv^T) G^T u`. Along any curve of
-factors that stays orthonormal, the derivative of f is
-:math:`\langle du, \dot u\rangle + \langle ds, \dot s\rangle + \langle dvt, \dot v^T\rangle` and must
+:math:`M = u^T G v`, :math:`U_p = (I - uu^T) G v`, :math:`V_p = (I - vv^T) G^T u`. Along any
+curve of factors that stays orthonormal, the derivative of f,
+:math:`\langle du, \dot u\rangle + \langle ds, \dot s\rangle + \langle dvt, \dot v^T\rangle`, must
 equal :math:`\langle G, \dot W\rangle = \langle \xi, \dot W\rangle` with
 :math:`\dot W = \dot u S v^T + u\,\mathrm{diag}(\dot s)\,v^T + u S \dot v^T`. The velocities of
-orthonormal factors are :math:`\dot u = u\Omega + (I - uu^T)X`, :math:`\dot v = v\Theta + (I - vv^T)Y`
-with :math:`\Omega, \Theta` skew and X, Y arbitrary. Taking one kind of velocity at a time:
+orthonormal factors are :math:`\dot u = u\Omega + (I - uu^T)X`,
+:math:`\dot v = v\Theta + (I - vv^T)Y` with :math:`\Omega, \Theta` skew and X, Y arbitrary.
+Taking one kind of velocity at a time:
 
 * :math:`\dot s`: :math:`\langle ds, \dot s\rangle = \sum_i \dot s_i M_{ii}`, so
   :math:`\mathrm{diag}(M) = ds`.
@@ -60,7 +61,8 @@ symmetric part divides :math:`a_{ij} + b_{ij}`, whose rounding error is about
 :math:`\approx \|G\| \max(s_i, s_j)`, so with the pair's relative gap
 :math:`\gamma_{ij} = |s_i - s_j| / \max(s_i, s_j)` the error is about
 :math:`\epsilon\,\|G\| / \gamma_{ij}` (measured at most :math:`0.4\,\epsilon\|G\|/\gamma` for gaps
-from 0.1 down to :math:`1.5\cdot 10^{-8}`; tests/test_factorgrad.py asserts :math:`4\epsilon/\gamma`).
+from 0.1 down to :math:`1.5\cdot 10^{-8}`; tests/test_factorgrad.py asserts
+:math:`4\epsilon/\gamma`).
 The division is therefore used where :math:`\gamma_{ij} \ge` ``gap_tol`` (default
 :data:`GAP_TOL` :math:`= \sqrt{\epsilon} \approx 1.5 \cdot 10^{-8}`): there the result is
 :math:`P_T \nabla F` to about :math:`10^{-8}\|G\|` at worst, and to a few eps for well separated
@@ -68,11 +70,12 @@ values. Closer pairs, equal ones included, get what the factor gradients determi
 antisymmetric part (exact) and the symmetric part set to 0. At equal values this is the
 minimum-norm tangent vector consistent with the factor gradients; at unequal values closer than
 ``gap_tol`` the symmetric part would be known only to :math:`\epsilon/\gamma` relative, more than
-half the digits lost, and is dropped rather than returned with that error. The choice of :math:`\sqrt\epsilon`
-balances the two errors: where an optimizer drives two singular values together (a minimizer with
-a repeated singular value), the gap and the missing symmetric part are both of the order of the
-distance d to the minimizer while the cost is within :math:`O(d^2)` of its minimum, so below the
-threshold the cost has converged to rounding; above it the division loses at most half the digits.
+half the digits lost, and is dropped rather than returned with that error. The choice of
+:math:`\sqrt\epsilon` balances the two errors: where an optimizer drives two singular values
+together (a minimizer with a repeated singular value), the gap and the missing symmetric part are
+both of the order of the distance d to the minimizer while the cost is within :math:`O(d^2)` of
+its minimum, so below the threshold the cost has converged to rounding; above it the division
+loses at most half the digits (tests/test_factorgrad.py: such runs reach the minimum to 1e-12).
 Dropping the part keeps the result a descent direction: the returned vector is the orthogonal
 projection of :math:`P_T \nabla F` onto a subspace (for every depth, since the weights of
 :math:`\mathcal{A}_W` are symmetric in i, j). A cost given on W (a dense or factored gradient) has

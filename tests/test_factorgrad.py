@@ -52,7 +52,10 @@ def costs(A, B, C):
             lambda u, s, vt: anp.sum(s**2) - 2 * anp.sum(A * ((u * s) @ vt)) + 0.5 * anp.sum(s),
             lambda x, W: 2 * (W - A) + 0.5 * x.u @ x.vt,
         ),
-        "||W^T B||^2": (lambda u, s, vt: anp.sum(((B.T @ u) * s) ** 2), lambda x, W: 2 * B @ B.T @ W),
+        "||W^T B||^2": (
+            lambda u, s, vt: anp.sum(((B.T @ u) * s) ** 2),
+            lambda x, W: 2 * B @ B.T @ W,
+        ),
         "||WW^T - C||^2": (
             lambda u, s, vt: anp.sum(((u * s**2) @ u.T - C) ** 2),
             lambda x, W: 4 * (W @ W.T - C) @ W,
@@ -91,8 +94,9 @@ def test_two_spellings_of_one_function_give_one_gradient(rng, N):
     A, _, _ = data()
     x = make_point(rng, [2.0, 1.3, 0.4])
     man = DeepLinearFixedRank(m, n, k, N)
-    g1, g2 = (man.euclidean_to_riemannian_gradient(x, factor_grad(man, f, x))
-              for f in two_spellings(A))
+    g1, g2 = (
+        man.euclidean_to_riemannian_gradient(x, factor_grad(man, f, x)) for f in two_spellings(A)
+    )
     scale = man.norm(x, g1)
     assert man.norm(x, g1 - g2) <= 1e-12 * scale
     # and both are the dense path's gradient of ||W||^2 - 2 <A, W>
@@ -176,7 +180,7 @@ def test_minimizer_with_a_repeated_singular_value_is_reached(N, optimizer):
     assert np.allclose(result.point[1], 2.0, rtol=1e-6)
 
 
-# ----------------------------------------------------------------------------- close singular values
+# ------------------------------------------------------------------------ close singular values
 def synthetic(rng, x, G, junk=0.0):
     """Factor gradients of a cost whose gradient on M_k is G, plus `junk`-sized derivatives across
     the manifold (symmetric parts of u^T du and vt dvt^T, which carry no information)."""
@@ -198,8 +202,15 @@ def determined_part(x, G, close):
     return TangentVector(Up, M, Vp)
 
 
-@pytest.mark.parametrize("s", [[1.0, 1.0, 0.5], [1.0, 1.0 + 1e-12, 0.5], [1.0, 1.0, 1.0],
-                               [3.0, 3.0 * (1 - 0.5 * GAP_TOL), 0.05]])
+@pytest.mark.parametrize(
+    "s",
+    [
+        [1.0, 1.0, 0.5],
+        [1.0, 1.0 + 1e-12, 0.5],
+        [1.0, 1.0, 1.0],
+        [3.0, 3.0 * (1 - 0.5 * GAP_TOL), 0.05],
+    ],
+)
 @pytest.mark.parametrize("N", [1, 3])
 def test_close_singular_values_give_the_documented_answer(rng, s, N):
     x = make_point(rng, s)
@@ -214,7 +225,9 @@ def test_close_singular_values_give_the_documented_answer(rng, s, N):
     assert man.norm(x, got - want) <= 1e-12 * man.norm(x, want)
     # the returned gradient is the g-orthogonal projection of the true one: a descent direction
     true = man.euclidean_to_riemannian_gradient(x, G)
-    assert man.inner_product(x, got, true - got) == pytest.approx(0.0, abs=1e-12 * man.norm(x, true) ** 2)
+    assert man.inner_product(x, got, true - got) == pytest.approx(
+        0.0, abs=1e-12 * man.norm(x, true) ** 2
+    )
 
 
 def test_autograd_cost_at_equal_singular_values(rng):
@@ -227,7 +240,9 @@ def test_autograd_cost_at_equal_singular_values(rng):
         want = determined_part(x, 2 * man.to_dense(x) - 2 * A, undetermined_pairs(x.s))
         assert man.norm(x, got - want) <= 1e-12 * man.norm(x, want)
         with np.errstate(all="ignore"):
-            theirs = FixedRankEmbedded(m, n, k).euclidean_to_riemannian_gradient(x, factor_grad(man, f, x))
+            theirs = FixedRankEmbedded(m, n, k).euclidean_to_riemannian_gradient(
+                x, factor_grad(man, f, x)
+            )
         assert not np.all(np.isfinite(theirs.M))  # pymanopt divides 0 by 0 here
 
 
@@ -306,7 +321,6 @@ def test_bad_point_and_gap_tol(rng):
             factor_gradient_to_tangent(x, fg, gap_tol=bad)
     with pytest.raises(TypeError, match="gap_tol"):
         factor_gradient_to_tangent(x, fg, gap_tol="1e-8")
-
 
 
 @settings(max_examples=60, deadline=None)

@@ -162,8 +162,10 @@ def test_factor_gradient_conversion_is_pymanopts_formula_at_distinct_singular_va
         man = DeepLinearFixedRank(m, n, k, N)
         x = man.random_point()
         u, s, vt = x
-        du, ds, dvt = np.random.normal(size=(m, k)), np.random.normal(size=k), np.random.normal(
-            size=(k, n)
+        du, ds, dvt = (
+            np.random.normal(size=(m, k)),
+            np.random.normal(size=k),
+            np.random.normal(size=(k, n)),
         )
         # the solution of the 2 x 2 systems for M_ij, M_ji (s_j^2 - s_i^2 in the denominator)
         f = 1.0 / (s[None, :] ** 2 - s[:, None] ** 2 + np.eye(k))
@@ -180,7 +182,7 @@ def test_factor_gradient_conversion_is_pymanopts_formula_at_distinct_singular_va
                 assert np.allclose(p, q, rtol=1e-10, atol=1e-12)
 
 
-# ----------------------------------------------------------------------------- deliberate differences
+# ---------------------------------------------------------------------- deliberate differences
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -213,7 +215,7 @@ def test_every_difference_is_listed(name):
     assert name in depth_one_differences()
 
 
-# ----------------------------------------------------------------------------- Product with Euclidean
+# ---------------------------------------------------------------------- Product with Euclidean
 @pytest.fixture(params=DEPTHS, ids=lambda N: f"N{N}")
 def product_problem(request):
     np.random.seed(10 + request.param)
@@ -322,20 +324,21 @@ def test_low_rank_matrix_approximation_example(backend):
     assert np.linalg.norm(dense(points[1].point) - dense(ref.point)) < 1e-10 * np.linalg.norm(best)
 
 
-# ----------------------------------------------------------------------------- drop-in for f(u, s, vt)
+# --------------------------------------------------------------------- drop-in for f(u, s, vt)
 def factor_costs():
     rs = np.random.RandomState(3)
     A = rs.standard_normal((10, 2)) @ rs.standard_normal((2, 8)) + 0.1 * rs.standard_normal((10, 8))
     B = rs.standard_normal((10, 3)) / 3
     return {  # none of the form F(u diag(s) vt)
-        "sum(s^2) - 2<A, W> + sum(s)/2": lambda u, s, vt: anp.sum(s**2)
-        - 2 * anp.sum(A * ((u * s) @ vt))
-        + 0.5 * anp.sum(s),
-        "||B^T u S||^2 + ||W - A||^2": lambda u, s, vt: anp.sum(((B.T @ u) * s) ** 2)
-        + anp.sum(((u * s) @ vt - A) ** 2),
-        "sum(s^3)/10 + sum(s^2) - 2<A, W>": lambda u, s, vt: 0.1 * anp.sum(s**3)
-        + anp.sum(s**2)
-        - 2 * anp.sum(A * ((u * s) @ vt)),
+        "sum(s^2) - 2<A, W> + sum(s)/2": lambda u, s, vt: (
+            anp.sum(s**2) - 2 * anp.sum(A * ((u * s) @ vt)) + 0.5 * anp.sum(s)
+        ),
+        "||B^T u S||^2 + ||W - A||^2": lambda u, s, vt: (
+            anp.sum(((B.T @ u) * s) ** 2) + anp.sum(((u * s) @ vt - A) ** 2)
+        ),
+        "sum(s^3)/10 + sum(s^2) - 2<A, W>": lambda u, s, vt: (
+            0.1 * anp.sum(s**3) + anp.sum(s**2) - 2 * anp.sum(A * ((u * s) @ vt))
+        ),
     }
 
 
