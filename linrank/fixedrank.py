@@ -44,6 +44,8 @@ import scipy.sparse as sp
 from pymanopt.manifolds.stiefel import Stiefel
 from scipy.sparse.linalg import LinearOperator
 
+from .factorgrad import factor_gradient_to_tangent
+
 __all__ = [
     "FixedRankPoint",
     "TangentVector",
@@ -299,27 +301,6 @@ def projection(point: Any, vector: Any, m: int, n: int) -> TangentVector:
     return project_products(point, Zv, Ztu)
 
 
-def factor_gradient_to_tangent(point: FixedRankPoint, factor_gradient: Any) -> TangentVector:
-    r""":math:`P_T G` from pymanopt's factor gradients ``(du, ds, dvt)`` of a cost f(u, s, vt).
-
-    With G the gradient in W, ``du = G v diag(s)`` and ``dvt = diag(s) u^T G``, so
-    ``G v = du / s``, ``G^T u = dvt^T / s`` and ``u^T G v`` is the mean of the two available
-    expressions; nothing is divided by s_i^2 - s_k^2. ``ds`` is not read. Shapes are checked.
-    """
-    u, s, vt = point
-    m, k, n = u.shape[0], s.shape[0], vt.shape[1]
-    du, ds, dvt = (np.asarray(x) for x in factor_gradient)
-    if du.shape != (m, k) or ds.shape != (k,) or dvt.shape != (k, n):
-        raise ValueError(
-            f"factor gradients (du, ds, dvt) must have shapes ({m}, {k}), ({k},), "
-            f"({k}, {n}); got {du.shape}, {ds.shape}, {dvt.shape}"
-        )
-    Zv = du / s
-    Ztu = dvt.T / s
-    M = 0.5 * (u.T @ Zv + (vt @ Ztu).T)
-    return TangentVector(Zv - u @ (u.T @ Zv), M, Ztu - vt.T @ (vt @ Ztu))
-
-
 def gradient_to_tangent(point: FixedRankPoint, gradient: Any, m: int, n: int) -> TangentVector:
     r""":math:`P_T \nabla f` for a Euclidean gradient in any accepted form, factor gradients included.
 
@@ -327,7 +308,7 @@ def gradient_to_tangent(point: FixedRankPoint, gradient: Any, m: int, n: int) ->
     (:func:`factor_gradient_to_tangent`). Returns fresh arrays (the caller may scale them in place).
     """
     if is_factor_gradient(gradient):
-        return factor_gradient_to_tangent(point, gradient)
+        return TangentVector(*factor_gradient_to_tangent(point, gradient))
     return projection(point, gradient, m, n)
 
 

@@ -74,8 +74,10 @@ class DeepLinearFixedRank(Manifold):
         \qquad \operatorname{grad} f = \mathcal{A}_W(P_T \nabla f).
 
     Differences from pymanopt's ``FixedRankEmbedded`` at depth 1 (otherwise the same results to
-    rounding): the gradient conversion from factor gradients is exact at equal singular values
-    (pymanopt divides by :math:`s_j^2 - s_i^2` and returns NaN); projection of a factored
+    rounding): the gradient conversion from factor gradients never divides by
+    :math:`s_j^2 - s_i^2` (pymanopt returns NaN at equal singular values; here the undetermined
+    part is 0, see :mod:`linrank.factorgrad`); ``typical_dist`` is sqrt(dim) (pymanopt: dim);
+    projection of a factored
     ``(U, S, V)`` uses :math:`V S^T U^T` for the transpose (pymanopt uses S); the retraction floors
     singular values at ``eps * s_max`` instead of adding ``eps`` to all of them; :meth:`dist` and
     the Hessian are provided.
@@ -257,8 +259,12 @@ class DeepLinearFixedRank(Manifold):
         :math:`\dot W = -\mathcal{A}_W(\nabla L^1(W))`.)
 
         ``euclidean_gradient`` may be any ambient form listed in the module docstring, or
-        pymanopt's factor gradients ``(du, ds, dvt)`` of f(u, s, vt) (1-d middle entry, or a
-        :class:`FactorGradient`), converted by :func:`linrank.fixedrank.gradient_to_tangent`.
+        pymanopt's factor gradients ``(du, ds, dvt)`` of a cost f(u, s, vt) (1-d middle entry, or a
+        :class:`FactorGradient`), converted by :func:`linrank.factorgrad.factor_gradient_to_tangent`:
+        exact for every cost that is a function on M_k wherever the singular values are separated
+        (relative gap >= sqrt(eps)); for closer pairs the symmetric part of the pair's core block,
+        which the factor gradients do not determine, is set to 0 (a dense or factored G is exact
+        everywhere).
         """
         p = fr.parse_point(point, self._shape)
         grad = fr.gradient_to_tangent(p, euclidean_gradient, self._m, self._n)
