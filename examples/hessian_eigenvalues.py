@@ -5,8 +5,9 @@ Data set: d = 6, X = Q diag(sqrt(lambda)) with lambda = (9, 5, 3, 2, 1, 0.5) the
 X X^T and Q a random orthogonal matrix (numpy default_rng(2019)); rank k = 2, depths 1 to 4.
 For each of the C(6, 2) = 15 critical points W_J = sum_J u_j u_j^T the script computes every
 eigenvalue of the exact Riemannian Hessian of the deep-linear metric (dense, from Hessian-vector
-products in a g-orthonormal basis) and compares it with the closed form of
-shared/notes/geometry.md. Exit status 1 if any check fails.
+products in a g-orthonormal basis) and compares it with the closed form derived in
+docs/theory.rst ("Critical points of the autoencoder and their spectra"). Exit status 1 if any
+check fails.
 
 Run:  .venv/bin/python examples/hessian_eigenvalues.py
 """

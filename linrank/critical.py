@@ -13,7 +13,8 @@ eigenvectors :math:`u_j`. The critical points of :math:`L^1` on :math:`\mathcal{
 and every one of them except the global minimizers (J = the top k, Eckart-Young) is a strict
 saddle (Proposition 30). At :math:`W_J` all singular values are 1, :math:`\mathcal{A}_W` is N on the
 core block and 1 on the side blocks, and the Riemannian Hessian of the depth-N metric has the
-eigenvalues (``shared/notes/geometry.md``)
+eigenvalues (derived in docs/theory.rst, section "Critical points of the autoencoder and their
+spectra")
 
 * :math:`N\lambda_c` for every pair :math:`(i, c) \in J\times J` (k^2 values), and
 * for every :math:`a \notin J`, :math:`i \in J`, the two eigenvalues of
@@ -61,10 +62,13 @@ def closed_form_spectrum(lam: Any, J: Any, depth: int) -> np.ndarray:
 
     Returns
     -------
-    ((2d - k) k,) array: :math:`N\lambda_c` (k times each c in J) and the pair eigenvalues
-    :math:`\lambda_\pm = \tfrac{\lambda_i+\lambda_a}{2} \pm \sqrt{(\tfrac{\lambda_i-\lambda_a}{2})^2
-    + \lambda_a^2}`, with :math:`\lambda_- = \lambda_a(\lambda_i - \lambda_a)/\lambda_+` (no
-    cancellation; relative error a few ulps).
+    numpy.ndarray
+        ((2d - k) k,) array: :math:`N\lambda_c` (k times each c in J) and the pair eigenvalues
+        :math:`\lambda_\pm = \tfrac{\lambda_i+\lambda_a}{2} \pm
+        \sqrt{(\tfrac{\lambda_i-\lambda_a}{2})^2 + \lambda_a^2}`, with
+        :math:`\lambda_- = \lambda_a(\lambda_i - \lambda_a)/\lambda_+` (no cancellation;
+        relative error a few ulps). Derivation: docs/theory.rst, "Critical points of the
+        autoencoder and their spectra".
     """
     from .metric import check_depth
 
