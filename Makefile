@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test reproduce lint bench clean
+.PHONY: test reproduce lint bench clean docs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,11 @@ test: $(STAMP)
 reproduce: $(STAMP)
 	$(VENV)/bin/linrank reproduce --out results/
 
+docs: $(STAMP)
+	$(PY) -m sphinx -b html -E -W --keep-going docs docs/_build/html
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check linrank tests examples benchmarks
 
 clean:
-	rm -rf $(VENV) results
+	rm -rf $(VENV) results docs/_build

@@ -64,10 +64,13 @@ def closed_form_spectrum(lam: Any, J: Any, depth: int) -> np.ndarray:
 
     Returns
     -------
-    ((2d - k) k,) array: :math:`N\lambda_c` (k times each c in J) and the pair eigenvalues
-    :math:`\lambda_\pm = \tfrac{\lambda_i+\lambda_a}{2} \pm \sqrt{(\tfrac{\lambda_i-\lambda_a}{2})^2
-    + \lambda_a^2}`, with :math:`\lambda_- = \lambda_a(\lambda_i - \lambda_a)/\lambda_+` (no
-    cancellation; relative error a few ulps).
+    numpy.ndarray
+        ((2d - k) k,) array: :math:`N\lambda_c` (k times each c in J) and the pair eigenvalues
+        :math:`\lambda_\pm = \tfrac{\lambda_i+\lambda_a}{2} \pm
+        \sqrt{(\tfrac{\lambda_i-\lambda_a}{2})^2 + \lambda_a^2}`, with
+        :math:`\lambda_- = \lambda_a(\lambda_i - \lambda_a)/\lambda_+` (no cancellation;
+        relative error a few ulps). Derivation: docs/theory.rst, "Critical points of the
+        autoencoder and their spectra".
     """
     N = check_depth(depth)
     lam = np.asarray(lam, dtype=float)
