@@ -19,7 +19,7 @@ from .options import FlowOptions
 
 __all__ = ["CHECKPOINT_VERSION", "fingerprint", "read_checkpoint", "rows", "write_checkpoint"]
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: shapes, data form and system in the fingerprint
 
 
 def fingerprint(kind: str, arrays: Sequence[np.ndarray], opts: FlowOptions, extra: tuple) -> str:

@@ -70,7 +70,8 @@ class Integrator:
         self.fp = None
         if opts.checkpoint is not None:  # hashing the data costs a pass over it: only if needed
             arrays, extra = system.identity()
-            self.fp = fingerprint(system.name, list(arrays) + [system.to_array(y0)], opts,
+            self.fp = fingerprint(f"{system.name}:{type(system).__name__}",
+                                  list(arrays) + [system.to_array(y0)], opts,
                                   tuple(extra) + (t_end,))
         self.t = 0.0
         self.y = y0

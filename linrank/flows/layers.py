@@ -88,8 +88,12 @@ class LayerSystem(VectorSystem):
         return [W.copy() for W in self.split(a)]
 
     def identity(self) -> tuple[list[np.ndarray], tuple]:
+        """The data, the target, the factor shapes (the flat start alone does not fix them) and
+        whether the drift is recorded."""
         arrays = self.data.fingerprint_arrays()
-        return arrays + ([self.target] if self.target is not None else []), (self.conserved,)
+        return (arrays + ([self.target] if self.target is not None else []),
+                (type(self.data).__name__, getattr(self.data, "form", None), tuple(self.shapes),
+                 self.conserved))
 
     def divergence_hint(self, method: str) -> str:
         return fixed_step_hint(method)

@@ -110,7 +110,8 @@ class ManifoldFlowSystem(FlowSystem):
         tgt = self.target
         arrays = [] if tgt is None else (list(tgt) if isinstance(tgt, FixedRankPoint) else [tgt])
         return (self.data.fingerprint_arrays() + arrays,
-                (self.depth, self.k, self.collapse_tol, self.engine))
+                (self.data.form, self.m, self.n, self.depth, self.k, self.collapse_tol,
+                 self.engine))
 
     def trajectory_item(self, a: np.ndarray) -> FixedRankPoint:
         return self.point(self.from_array(a))
