@@ -37,7 +37,10 @@ Common options (keyword only)
     ``gtol``: stop when the Riemannian gradient norm is <= gtol; ``checkpoint``: a path (.npz)
     written every ``checkpoint_every`` seconds (default 60) and/or ``checkpoint_steps`` steps,
     at the end and on KeyboardInterrupt; a later call with the same arguments resumes from it
-    (``resume=True``) and ends bit-identical to an uninterrupted run; ``progress=True``: a tqdm
+    (``resume=True``) and ends bit-identical to an uninterrupted run; the path is checked before
+    integrating (its directory must exist and accept files; an existing file there must be a
+    linrank checkpoint: no other file is overwritten), and a save that fails later (disk full)
+    is a RuntimeWarning that never loses the result; ``progress=True``: a tqdm
     bar over [0, t_end]. manifold_flow also takes ``rank`` and ``collapse_tol`` (default 1e-10):
     the run stops with ``status == "collapsed"`` when
     :math:`s_k < \text{collapse\_tol} \cdot \max(s_1(t), s_1(0))` (Remark 33), not with NaN.

@@ -17,7 +17,8 @@ import numpy as np
 
 from .options import FlowOptions
 
-__all__ = ["CHECKPOINT_VERSION", "fingerprint", "read_checkpoint", "rows", "write_checkpoint"]
+__all__ = ["CHECKPOINT_VERSION", "check_checkpoint_path", "fingerprint", "is_checkpoint",
+           "read_checkpoint", "rows", "write_checkpoint"]
 
 CHECKPOINT_VERSION = 2  # 2: shapes, data form and system in the fingerprint
 
@@ -41,12 +42,71 @@ def rows(items: list) -> np.ndarray:
     return np.array(items, dtype=float) if items else np.zeros((0, 0))
 
 
+def _temp_name(path: str) -> str:
+    return f"{path}.tmp-{os.getpid()}.npz"
+
+
+def is_checkpoint(path: str) -> bool:
+    """True if ``path`` is a readable .npz file written by :func:`write_checkpoint`."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return "version" in z.files and "fingerprint" in z.files
+    except Exception:
+        return False
+
+
+def check_checkpoint_path(path: str, resume: bool) -> None:
+    """Check before integrating that ``path`` can be written: its directory exists, it is not a
+    directory, the directory accepts the temporary file the saves use, and an existing file
+    there is a linrank checkpoint (no other file is overwritten; with ``resume`` an existing
+    checkpoint is read later and must belong to the run).
+
+    Raises
+    ------
+    ValueError
+        Missing directory, a directory at ``path``, an existing file that is not a checkpoint
+        (with ``resume=False``).
+    OSError
+        The directory refuses a new file (read-only, permissions); the message names ``path``.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ValueError(f"checkpoint {path!r}: the directory {directory!r} does not exist")
+    if os.path.isdir(path):
+        raise ValueError(f"checkpoint {path!r} is a directory, not a file")
+    if os.path.exists(path) and not resume and not is_checkpoint(path):
+        raise ValueError(f"checkpoint {path!r} exists and is not a linrank checkpoint: refusing "
+                         "to overwrite it (choose another path)")
+    tmp = _temp_name(path)
+    try:
+        with open(tmp, "wb"):
+            pass
+    except OSError as exc:
+        raise OSError(exc.errno, f"checkpoint {path!r} cannot be written in {directory!r}: "
+                                 f"{exc.strerror}") from exc
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def write_checkpoint(path: str, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` to ``path`` atomically (temporary file in the same directory, rename)."""
-    tmp = f"{path}.tmp-{os.getpid()}.npz"
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    os.replace(tmp, path)
+    """Write ``arrays`` to ``path`` atomically (temporary file in the same directory, rename).
+
+    Raises OSError naming ``path`` (not the temporary file) if that fails; the temporary file
+    is removed and an earlier checkpoint at ``path`` stays intact.
+    """
+    tmp = _temp_name(path)
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise OSError(exc.errno, f"checkpoint {path!r} could not be written: "
+                                 f"{exc.strerror or exc}") from exc
 
 
 def read_checkpoint(path: str, fp: str) -> dict[str, np.ndarray]:

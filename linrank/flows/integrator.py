@@ -37,7 +37,14 @@ from typing import Any
 
 import numpy as np
 
-from .checkpoint import CHECKPOINT_VERSION, fingerprint, read_checkpoint, rows, write_checkpoint
+from .checkpoint import (
+    CHECKPOINT_VERSION,
+    check_checkpoint_path,
+    fingerprint,
+    read_checkpoint,
+    rows,
+    write_checkpoint,
+)
 from .options import FlowOptions
 from .result import FlowResult
 from .system import Evaluation, FlowSystem, StepFailure
@@ -69,6 +76,7 @@ class Integrator:
         self.stacklevel = stacklevel
         self.fp = None
         if opts.checkpoint is not None:  # hashing the data costs a pass over it: only if needed
+            check_checkpoint_path(opts.checkpoint, opts.resume)
             arrays, extra = system.identity()
             self.fp = fingerprint(f"{system.name}:{type(system).__name__}",
                                   list(arrays) + [system.to_array(y0)], opts,
@@ -115,8 +123,18 @@ class Integrator:
 
     # -------------------------------------------------------------- checkpoints
     def _save(self) -> None:
+        """Write the checkpoint; a failure is warned about, never raised (the run and its
+        result must not be lost to a full disk or a vanished directory)."""
         if self.o.checkpoint is None:
             return
+        try:
+            self._write()
+        except Exception as exc:
+            what = ("the run continues" if self.status == "running"
+                    else f"the result ({self.status}) is returned but not saved")
+            warnings.warn(f"{exc}; {what}", RuntimeWarning, stacklevel=self.stacklevel + 1)
+
+    def _write(self) -> None:
         r = self.rec
         names = [key for key in r if key not in _BASE_RECORDS]
         arrays = {
