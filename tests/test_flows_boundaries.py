@@ -120,3 +120,24 @@ def test_failed_saves_never_lose_the_result(tmp_path, monkeypatch, flow):
     assert any("returned but not saved" in m for m in msgs)
     assert all(str(path) in m and ".tmp-" not in m for m in msgs if "checkpoint" in m)
     assert not path.exists() and not list(tmp_path.iterdir())  # no temporary files left
+
+
+def test_data_are_hashed_only_for_a_checkpoint(tmp_path, monkeypatch):
+    """The sha256 fingerprint (a pass over the data) is computed only when a checkpoint is
+    requested."""
+    X, fs = _small_factor_problem()
+    calls = []
+    original = LinearData.fingerprint_arrays
+
+    def counted(self):
+        calls.append(1)
+        return original(self)
+
+    monkeypatch.setattr(LinearData, "fingerprint_arrays", counted)
+    factor_flow(X, None, fs, 0.5)
+    manifold_flow(X, None, product(fs), 2, 0.5)
+    manifold_flow(X, None, product(fs), 1, 0.5)
+    assert calls == []
+    factor_flow(X, None, fs, 0.5, checkpoint=tmp_path / "a.npz")
+    manifold_flow(X, None, product(fs), 2, 0.5, checkpoint=tmp_path / "b.npz")
+    assert len(calls) == 2
