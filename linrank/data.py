@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .linalg import orientation_for, thin_product
+
 __all__ = [
     "LinearData",
     "as_data",
@@ -196,8 +198,24 @@ class LinearData:
         return loss, WC - self.Cyx
 
     # ------------------------------------------------------------------ factored
+    def product_orientations(self, k: int) -> dict[str, str]:
+        """The orientation ("direct" or "flipped", :mod:`linrank.linalg`) of every data product
+        :meth:`point_products` takes at rank k, by name: "Cxx", "Cyx", "CyxT" (covariances; the
+        autoencoder needs "Cxx" with 2k columns only) or "X", "XT", "Y", "YT" (samples).
+        Measured once per process and shape class unless overridden (see
+        :func:`linrank.linalg.orientation_for`); callers that promise bit-identical reruns
+        (the flows) pin this dict and pass it back to :meth:`point_products`."""
+        if self.form == "samples":
+            return {"XT": orientation_for(self.X, k, transpose=True),
+                    "YT": orientation_for(self.Y, k, transpose=True),
+                    "Y": orientation_for(self.Y, k), "X": orientation_for(self.X, k)}
+        if self.autoencoder:
+            return {"Cxx": orientation_for(self.Cxx, 2 * k)}
+        return {"Cxx": orientation_for(self.Cxx, k), "Cyx": orientation_for(self.Cyx, k),
+                "CyxT": orientation_for(self.Cyx, k, transpose=True)}
+
     def point_products(
-        self, u: np.ndarray, s: np.ndarray, vt: np.ndarray
+        self, u: np.ndarray, s: np.ndarray, vt: np.ndarray, orientations: dict | None = None
     ) -> tuple[np.ndarray, np.ndarray, float]:
         r"""At :math:`W = u\,\mathrm{diag}(s)\,v^T`: :math:`(G v,\ G^T u,\ L^1(W))`, G = grad L^1(W).
 
@@ -211,28 +229,32 @@ class LinearData:
         + n k). The loss uses
         :math:`\|WX - Y\|^2 = \|\mathrm{diag}(s) V_X^T - Y_u^T\|^2 + (\|Y\|^2 - \|Y^T u\|^2)`
         (samples; absolute error ~ eps ||Y||^2) or the covariance expansion (absolute error
-        ~ eps (||Y||^2 + ||W X||^2)).
+        ~ eps (||Y||^2 + ||W X||^2)). The data products are taken in the orientations
+        ``orientations`` (a dict as :meth:`product_orientations` returns; missing names and
+        None: chosen by :func:`linrank.linalg.orientation_for`); the orientations agree to
+        rounding.
         """
+        o = {} if orientations is None else orientations
         v = vt.T
         if self.form == "samples":
-            Xv = self.X.T @ v  # n x k
-            Yu = self.Y.T @ u  # n x k
+            Xv = thin_product(self.X, v, True, o.get("XT"))  # n x k
+            Yu = thin_product(self.Y, u, True, o.get("YT"))  # n x k
             B = Xv.T @ Xv  # v^T XX^T v
             R = Xv * s - Yu  # (W X - Y)^T u
-            Gv = u @ (s[:, None] * B) - self.Y @ Xv
-            Gtu = self.X @ R
+            Gv = u @ (s[:, None] * B) - thin_product(self.Y, Xv, False, o.get("Y"))
+            Gtu = thin_product(self.X, R, False, o.get("X"))
             loss = 0.5 * (float(np.sum(R * R)) + max(self.yy - float(np.sum(Yu * Yu)), 0.0))
             return Gv, Gtu, loss
         if self.autoencoder:
             # one product with XX^T for both v and u
-            CV = self.Cxx @ np.hstack((v, u))
+            CV = thin_product(self.Cxx, np.hstack((v, u)), False, o.get("Cxx"))
             k = v.shape[1]
             Cv, Cu = CV[:, :k], CV[:, k:]
             Cyx_v, Cyx_t_u = Cv, Cu
         else:
-            Cv = self.Cxx @ v
-            Cyx_v = self.Cyx @ v
-            Cyx_t_u = self.Cyx.T @ u
+            Cv = thin_product(self.Cxx, v, False, o.get("Cxx"))
+            Cyx_v = thin_product(self.Cyx, v, False, o.get("Cyx"))
+            Cyx_t_u = thin_product(self.Cyx, u, True, o.get("CyxT"))
         B = vt @ Cv
         Gv = u @ (s[:, None] * B) - Cyx_v
         Gtu = Cv * s - Cyx_t_u

@@ -42,6 +42,7 @@ LINE_LIMIT_EXEMPT: dict[str, str] = {
 #: The geometric core, lowest layer first: each module may import only modules listed before it
 #: (among linrank's modules).
 CORE_LAYERS: tuple[str, ...] = (
+    "linrank.linalg",
     "linrank.factorgrad",
     "linrank.fixedrank",
     "linrank.metric",

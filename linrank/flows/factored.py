@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from scipy.linalg.lapack import dgesdd
 
+from ..linalg import thin_product
 from ..manifold import FixedRankPoint
 from ..metric import core_weights_from_log
 from .manifold_base import ManifoldFlowSystem
@@ -112,19 +113,21 @@ class FactoredSystem(ManifoldFlowSystem):
         vp = v @ bt.T
         data = self.data
         if data.form == "covariance":
+            o = self.orientations
             if data.autoencoder:  # one pass over XX^T for both products (memory bound)
-                CV = data.Cxx @ np.hstack((vp, up))
+                CV = thin_product(data.Cxx, np.hstack((vp, up)), False, o["Cxx"])
                 Cv, Cyx_t_u = CV[:, :k], CV[:, k:]
                 Cyx_v = Cv
             else:
-                Cv = data.Cxx @ vp
-                Cyx_v, Cyx_t_u = data.Cyx @ vp, data.Cyx.T @ up
+                Cv = thin_product(data.Cxx, vp, False, o["Cxx"])
+                Cyx_v = thin_product(data.Cyx, vp, False, o["Cyx"])
+                Cyx_t_u = thin_product(data.Cyx, up, True, o["CyxT"])
             B = vp.T @ Cv
             Hv = Cyx_v - up @ (sig[:, None] * B)  # -G v'
             Htu = Cyx_t_u - Cv * sig  # -G^T u'
             loss = None
         else:
-            Gv, Gtu, loss = data.point_products(up, sig, vp.T)
+            Gv, Gtu, loss = data.point_products(up, sig, vp.T, self.orientations)
             Hv, Htu, B = -Gv, -Gtu, None
         Hm = up.T @ Hv  # -M
         Hup = Hv - up @ Hm  # -U_p

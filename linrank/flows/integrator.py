@@ -147,6 +147,7 @@ class Integrator:
             "y": self.sys.to_array(self.y),
             "rec_names": np.array(json.dumps(names)),
             "collapse": np.array(json.dumps(self.collapse)),
+            "pinned": np.array(json.dumps(self.sys.pinned())),
         }
         for key in _BASE_RECORDS + tuple(names):
             arrays[f"rec_{key}"] = rows(r[key])
@@ -163,6 +164,7 @@ class Integrator:
         if self.status == "interrupted":
             self.status = "running"  # continue where the interrupted run stopped
         self.message = str(data["message"])
+        self.sys.pin(json.loads(str(data["pinned"])) if "pinned" in data else {})
         self.y = self.sys.from_array(np.array(data["y"], dtype=float))
         names = json.loads(str(data["rec_names"]))
         self.rec = {key: [x.copy() if x.ndim else float(x) for x in data[f"rec_{key}"]]

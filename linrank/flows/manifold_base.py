@@ -75,6 +75,8 @@ class ManifoldFlowSystem(FlowSystem):
         self.collapse_tol = collapse_tol
         self.s_ref = s_ref
         self.loss_scale = 0.0 if data.yy is None else 0.5 * data.yy
+        # the data products' orientations, fixed for the whole run (bit-identical resume)
+        self.orientations = data.product_orientations(k)
 
     def singular_values(self, y: Any) -> np.ndarray:
         """The singular values s of the state (may be a view)."""
@@ -112,6 +114,12 @@ class ManifoldFlowSystem(FlowSystem):
         return (self.data.fingerprint_arrays() + arrays,
                 (self.data.form, self.m, self.n, self.depth, self.k, self.collapse_tol,
                  self.engine))
+
+    def pinned(self) -> dict[str, str]:
+        return dict(self.orientations)
+
+    def pin(self, choices: dict[str, str]) -> None:
+        self.orientations = {name: choices.get(name, "direct") for name in self.orientations}
 
     def trajectory_item(self, a: np.ndarray) -> FixedRankPoint:
         return self.point(self.from_array(a))

@@ -183,6 +183,17 @@ class FlowSystem:
         """What defines the run besides start and options: (arrays, a tuple of plain values)."""
         return [], ()
 
+    def pinned(self) -> dict[str, str]:
+        """Choices made once for the run that change results at the level of rounding (e.g. the
+        orientation of the data products, :mod:`linrank.linalg`): stored in the checkpoint and
+        restored by :meth:`pin` on resume, so that a resumed run is bit-identical. Empty by
+        default."""
+        return {}
+
+    def pin(self, choices: dict[str, str]) -> None:
+        """Restore the choices of :meth:`pinned` from a checkpoint (names missing there take
+        their default: a checkpoint written before a choice existed used the default)."""
+
     def divergence_hint(self, method: str) -> str:
         """Appended to the message when the run diverges (e.g. a stability limit of the
         fixed-step methods); empty by default."""
