@@ -42,6 +42,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 from pymanopt.manifolds.stiefel import Stiefel
+from scipy.linalg.lapack import dtrtrs
 from scipy.sparse.linalg import LinearOperator
 
 from .factorgrad import factor_gradient_to_tangent
@@ -66,8 +67,11 @@ __all__ = [
     "embedding",
     "tangent_to_dense",
     "to_dense",
+    "GRAM_RCOND",
+    "gram_factor",
     "projection_retraction",
     "polar_retraction",
+    "frame_products",
     "transport",
     "chordal_distance",
     "random_point",
@@ -356,24 +360,79 @@ def chordal_distance(a: FixedRankPoint, b: FixedRankPoint) -> float:
 
 
 # ---------------------------------------------------------------------------------- retractions
+#: The projection retraction uses the Cholesky factor of the Gram matrix ``Up^T Up`` (``Vp^T Vp``)
+#: instead of a Householder QR of Up (Vp) unless Cholesky fails or the ratio of the smallest to
+#: the largest diagonal entry of the factor (a lower bound of ``1 / cond(Up)``) is below this;
+#: then that side falls back to the QR. Measured: results equal to the QR form to <= 2e-15
+#: relative up to ``cond(Up) = 1e8`` (tests/test_retraction.py), so the threshold leaves margin
+#: for the estimate's underestimation of the condition number.
+GRAM_RCOND = 1e-6
+
+
+def gram_factor(A: np.ndarray) -> np.ndarray | None:
+    """Upper triangular R with ``A^T A = R^T R`` (Cholesky of the Gram matrix), or None when A is
+    rank deficient or ill-conditioned (diagonal ratio of R below :data:`GRAM_RCOND`)."""
+    try:
+        L = np.linalg.cholesky(A.T @ A)
+    except np.linalg.LinAlgError:
+        return None
+    d = np.diagonal(L)
+    if not d.min() > GRAM_RCOND * d.max():  # also catches NaN
+        return None
+    return L.T
+
+
+def _side_factor(A: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """(B, R, Q-or-None): A = Q R with Q = A R^{-1} (Gram form, returned as (A, R, None)) or a
+    Householder QR (returned as (Q, R, Q)) when the Gram form is ill-conditioned."""
+    R = gram_factor(A)
+    if R is not None:
+        return A, R, None
+    Q, R = np.linalg.qr(A)
+    return Q, R, Q
+
+
+def _apply_side(B: np.ndarray, R: np.ndarray, Q: np.ndarray | None, C: np.ndarray) -> np.ndarray:
+    """``Q @ C`` with Q = B R^{-1} (Gram form: a k x k triangular solve, no m x k Q formed)."""
+    if Q is not None:
+        return Q @ C
+    X, info = dtrtrs(R, C)
+    if info != 0:  # pragma: no cover - R has a positive diagonal
+        raise np.linalg.LinAlgError(f"triangular solve failed (info {info})")
+    return B @ X
+
+
 def projection_retraction(point: FixedRankPoint, t: TangentVector) -> FixedRankPoint:
     r"""The rank-k truncated SVD of :math:`W + \xi` (the metric projection onto M_k).
 
-    From the QR factors of Up and Vp and the SVD of a 2k x 2k matrix, O((m + n) k^2) (as
-    pymanopt's FixedRankEmbedded). Singular values below ``eps * s_max`` are floored.
+    With :math:`U_p = Q_u R_u`, :math:`V_p = Q_v R_v`,
+    :math:`W + \xi = [u\ Q_u]\,T\,[v\ Q_v]^T`, :math:`T = \begin{pmatrix} S + M & R_v^T \\
+    R_u & 0\end{pmatrix}`, and the SVD of the 2k x 2k matrix T gives the result. R_u, R_v come
+    from the Cholesky factors of the k x k Gram matrices :math:`U_p^T U_p`, :math:`V_p^T V_p`
+    and Q_u, Q_v are never formed (:math:`[u\ Q_u] a = u a_1 + U_p R_u^{-1} a_2`); a side whose
+    Gram matrix is ill-conditioned (:data:`GRAM_RCOND`) uses a Householder QR instead (as
+    pymanopt's FixedRankEmbedded). O((m + n) k^2). Singular values below ``eps * s_max`` are
+    floored.
     """
     u, s, vt = point
     k = s.shape[0]
-    Qu, Ru = np.linalg.qr(t.Up)
-    Qv, Rv = np.linalg.qr(t.Vp)
-    T = np.block([[np.diag(s) + t.M, Rv.T], [Ru, np.zeros((k, k))]])
-    Ut, St, Vtt = np.linalg.svd(T, full_matrices=False)
-    U = np.hstack((u, Qu)) @ Ut[:, :k]
+    Bu, Ru, Qu = _side_factor(t.Up)
+    Bv, Rv, Qv = _side_factor(t.Vp)
+    T = np.zeros((2 * k, 2 * k))
+    T[:k, :k] = t.M
+    i = np.arange(k)
+    T[i, i] += s
+    T[:k, k:] = Rv.T
+    T[k:, :k] = Ru
+    Ut, St, Vtt = np.linalg.svd(T)
     S = St[:k]
     if not np.all(np.isfinite(S)):
         raise ValueError("retraction produced non-finite singular values (step not finite)")
     S = np.maximum(S, S[0] * np.finfo(float).eps)
-    Vt = Vtt[:k] @ np.vstack((vt, Qv.T))
+    U = u @ Ut[:k, :k]
+    U += _apply_side(Bu, Ru, Qu, Ut[k:, :k])
+    Vt = Vtt[:k, :k] @ vt
+    Vt += _apply_side(Bv, Rv, Qv, Vtt[:k, k:].T).T
     return FixedRankPoint(U, S, Vt)
 
 
@@ -404,15 +463,42 @@ def polar_retraction(point: FixedRankPoint, t: TangentVector) -> FixedRankPoint:
     return FixedRankPoint(Qa @ Rat, sig, (Qb @ Rbt).T)
 
 
-def transport(
-    point_a: FixedRankPoint, point_b: FixedRankPoint, vector_a: TangentVector
-) -> TangentVector:
-    """Vector transport by Frobenius projection onto the tangent space at ``point_b``.
+def frame_products(point_a: FixedRankPoint, point_b: FixedRankPoint) -> tuple[np.ndarray, np.ndarray]:
+    """The k x k cross products ``(u_a^T u_b, v_a^T v_b)`` of two points' frames (what
+    :func:`transport` needs of the points alone). O((m + n) k^2)."""
+    return point_a.u.T @ point_b.u, point_a.vt @ point_b.vt.T
 
-    From the factored embedding, O((m + n) k^2), no m x n intermediate.
+
+def transport(
+    point_a: FixedRankPoint, point_b: FixedRankPoint, vector_a: TangentVector,
+    frames: tuple[np.ndarray, np.ndarray] | None = None,
+) -> TangentVector:
+    r"""Vector transport by Frobenius projection onto the tangent space at ``point_b``.
+
+    With :math:`Z = u_a M v_a^T + U_p v_a^T + u_a V_p^T`, :math:`P_u = u_a^T u_b`,
+    :math:`P_v = v_a^T v_b`: :math:`Z v_b = u_a A + U_p P_v`, :math:`A = M P_v + V_p^T v_b`;
+    :math:`Z^T u_b = v_a B + V_p P_u`, :math:`B = M^T P_u + U_p^T u_b`;
+    :math:`M_b = u_b^T Z v_b = P_u^T A + (U_p^T u_b)^T P_v`, and the result is
+    :math:`(Z v_b - u_b M_b,\ M_b,\ Z^T u_b - v_b M_b^T)` (:func:`project_products`). Only
+    k x k intermediates beside the result, no m x n or m x 2k array, O((m + n) k^2).
+    ``frames`` may pass :func:`frame_products` of the two points (reused when several vectors
+    are transported between the same points).
     """
-    m, n = point_b.u.shape[0], point_b.vt.shape[1]
-    return projection(point_b, embedding(point_a, vector_a), m, n)
+    ua, vta = point_a.u, point_a.vt
+    ub, vtb = point_b.u, point_b.vt
+    Pu, Pv = frame_products(point_a, point_b) if frames is None else frames
+    Up, M, Vp = vector_a
+    Uu = Up.T @ ub  # k x k
+    A = M @ Pv + Vp.T @ vtb.T
+    B = M.T @ Pu + Uu
+    Mb = Pu.T @ A + Uu.T @ Pv
+    Upb = ua @ A
+    Upb += Up @ Pv
+    Upb -= ub @ Mb
+    Vpb = vta.T @ B
+    Vpb += Vp @ Pu
+    Vpb -= vtb.T @ Mb.T
+    return TangentVector(Upb, Mb, Vpb)
 
 
 # ------------------------------------------------------------------------------- random, zero

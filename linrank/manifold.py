@@ -97,6 +97,7 @@ class DeepLinearFixedRank(Manifold):
         self._depth = check_depth(depth)
         self._retraction = retraction
         self._weights = WeightCache(self._depth)
+        self._frames: tuple | None = None  # transport's last frame products (see transport)
         name = f"Rank-{k} {m}x{n} matrices with the deep-linear metric of depth {self._depth}"
         super().__init__(name, (self._m + self._n - self._k) * self._k, point_layout=3)
 
@@ -194,10 +195,18 @@ class DeepLinearFixedRank(Manifold):
 
         Scale-safe for singular values beyond about 1e+-70 (:func:`linrank.metric.inner_product`).
         """
-        w, p = self.weights(point)
+        s = fr.parse_point(point, self._shape).s
         a = fr.parse_tangent(tangent_vector_a, self._shape)
         b = fr.parse_tangent(tangent_vector_b, self._shape)
-        return inner_product(w, p, a, b)
+        if self._depth == 1:  # all weights are 1: the Frobenius product, one dot per block
+            return float(np.vdot(a.Up, b.Up) + np.vdot(a.M, b.M) + np.vdot(a.Vp, b.Vp))
+        rec = self._weights.reciprocals(s)
+        if rec is None:  # weights beyond [1e-140, 1e140]: the scaled form
+            w, p = self._weights(s)
+            return inner_product(w, p, a, b)
+        rw, rp = rec
+        side = np.einsum("ij,ij->j", a.Up, b.Up) + np.einsum("ij,ij->j", a.Vp, b.Vp)
+        return float(np.vdot(a.M * rw, b.M) + side @ rp)
 
     def norm(self, point: Any, tangent_vector: Any) -> float:
         """sqrt(g_W(v, v))."""
@@ -294,8 +303,9 @@ class DeepLinearFixedRank(Manifold):
 
         ``"projection"`` (default): the metric projection, the rank-k truncated SVD of
         :math:`W + \xi`. Second order for the embedded metric (depth 1), first order for depth >= 2.
-        Computed from the QR factors of Up and Vp and the SVD of a 2k x 2k matrix, O((m + n) k^2)
-        (as pymanopt's FixedRankEmbedded).
+        Computed from the Cholesky factors of the k x k Gram matrices of Up and Vp (a Householder
+        QR where one is ill-conditioned, :data:`linrank.fixedrank.GRAM_RCOND`) and the SVD of a
+        2k x 2k matrix, O((m + n) k^2); equal to pymanopt FixedRankEmbedded's QR form to rounding.
 
         ``"polar"``: with :math:`K = S + M` and :math:`\operatorname{pf}(A) = A (A^TA)^{-1/2}` the
         polar factor,
@@ -330,11 +340,24 @@ class DeepLinearFixedRank(Manifold):
     def transport(self, point_a: Any, point_b: Any, tangent_vector_a: Any) -> TangentVector:
         """Vector transport by Frobenius projection onto the tangent space at ``point_b``.
 
-        Computed from the factored embedding, O((m + n) k^2), no m x n intermediate.
+        Computed from k x k cross products of the frames (:func:`linrank.fixedrank.transport`),
+        O((m + n) k^2), no m x n or m x 2k intermediate; the frames' products of the last pair
+        of points are reused (recognized by the identity of the point's arrays, which must not be
+        modified in place afterwards, as pymanopt's optimizers never do).
         """
         a = fr.parse_point(point_a, self._shape)
         b = fr.parse_point(point_b, self._shape)
-        return fr.transport(a, b, fr.parse_tangent(tangent_vector_a, self._shape))
+        t = fr.parse_tangent(tangent_vector_a, self._shape)
+        # optimizers transport several vectors between the same two points (ConjugateGradient:
+        # two per iteration): the frames' cross products are kept for the last pair of points,
+        # recognized by the identity of their arrays (points are not modified in place)
+        c = self._frames
+        if c is not None and all(x is y for x, y in zip(c[0], (a.u, a.vt, b.u, b.vt))):
+            frames = c[1]
+        else:
+            frames = fr.frame_products(a, b)
+            self._frames = ((a.u, a.vt, b.u, b.vt), frames)
+        return fr.transport(a, b, t, frames)
 
     # ------------------------------------------------------------------ random, zero
     def random_point(self) -> FixedRankPoint:

@@ -172,15 +172,16 @@ class WeightCache:
 
     Keyed by the bytes of s (optimizers evaluate many inner products at one point); at most
     ``size`` entries, the oldest dropped first. The returned arrays are read-only.
+    :meth:`reciprocals` gives ``(1 / w, 1 / p)`` from the same cache, or None when a weight lies
+    outside [1e-140, 1e140] (then :func:`inner_product`'s scaled form is needed).
     """
 
     def __init__(self, depth: int, size: int = 8):
         self.depth = check_depth(depth)
         self.size = int(size)
-        self._store: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+        self._store: dict[bytes, tuple] = {}
 
-    def __call__(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(core_weights(s, N), side_weights(s, N))``, read-only, from the cache if present."""
+    def _entry(self, s: np.ndarray) -> tuple:
         key = np.ascontiguousarray(s, dtype=float).tobytes()
         hit = self._store.get(key)
         if hit is not None:
@@ -189,10 +190,22 @@ class WeightCache:
         p = side_weights(s, self.depth)
         w.flags.writeable = False
         p.flags.writeable = False
+        lo, hi = min(w.min(), p.min()), max(w.max(), p.max())
+        rec = (1.0 / w, 1.0 / p) if 1e-140 <= lo and hi <= 1e140 else None
         if len(self._store) >= self.size:
             self._store.pop(next(iter(self._store)))
-        self._store[key] = (w, p)
+        entry = (w, p, rec)
+        self._store[key] = entry
+        return entry
+
+    def __call__(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(core_weights(s, N), side_weights(s, N))``, read-only, from the cache if present."""
+        w, p, _ = self._entry(s)
         return w, p
+
+    def reciprocals(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(1 / w, 1 / p)`` when every weight lies in [1e-140, 1e140], else None."""
+        return self._entry(s)[2]
 
 
 def apply_A(w: np.ndarray, p: np.ndarray, t: Any) -> TangentVector:

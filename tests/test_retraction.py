@@ -160,3 +160,81 @@ def test_diagnostics_on_a_polar_manifold(depth):
     cp, _ = _changes(pr, man, x, dvec, t, f0)
     err = np.abs(cp - t * g - 0.5 * t**2 * h)
     assert err[0] / err[1] == pytest.approx(4.0, rel=0.05)
+
+
+# ------------------------------------------------- projection retraction: Gram form and fallback
+def _householder_retraction(x, xi):
+    """The previous formula: Householder QRs of Up and Vp, stacked bases (pymanopt's)."""
+    u, s, vt = x
+    k = s.size
+    Qu, Ru = np.linalg.qr(xi.Up)
+    Qv, Rv = np.linalg.qr(xi.Vp)
+    T = np.block([[np.diag(s) + xi.M, Rv.T], [Ru, np.zeros((k, k))]])
+    Ut, St, Vtt = np.linalg.svd(T)
+    return np.hstack((u, Qu)) @ Ut[:, :k], St[:k], Vtt[:k] @ np.vstack((vt, Qv.T))
+
+
+def _with_condition(rng, A, kappa, scale):
+    """A (m x k) replaced by a matrix of the same column space with singular values
+    scale * geomspace(1, 1/kappa) (exactly rank deficient for kappa = inf)."""
+    q = np.linalg.qr(A)[0]
+    k = A.shape[1]
+    sv = scale * (np.geomspace(1.0, 1.0 / kappa, k) if np.isfinite(kappa)
+                  else np.r_[np.ones(k - 2), 0.0, 0.0])
+    a = np.linalg.qr(rng.standard_normal((k, k)))[0]
+    return (q * sv) @ a
+
+
+@pytest.mark.parametrize("kappa", [1.0, 1e3, 1e5, 1e7, 1e9, np.inf])
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
+def test_projection_retraction_equals_householder_form(rng, kappa, scale):
+    """The Gram/Cholesky form (well-conditioned Up, Vp) and its QR fallback (ill-conditioned or
+    rank-deficient ones) agree with the Householder form to 1e-14 relative: W, s, and u, vt up
+    to the signs of singular vector pairs; the truncated SVD of the dense W + xi to 1e-13."""
+    from linrank.fixedrank import GRAM_RCOND, gram_factor
+
+    man = DeepLinearFixedRank(60, 45, 5, 2)
+    x = make_point(rng, 60, 45, 5)
+    xi = tangent(man, x, rng)
+    xi = TangentVector(_with_condition(rng, xi.Up, kappa, scale), scale * xi.M,
+                       _with_condition(rng, xi.Vp, kappa, scale))
+    xi = man.to_tangent_space(x, xi)
+    R = gram_factor(xi.Up)
+    if kappa <= 1e5:  # the Gram form where Up is well-conditioned
+        assert R is not None
+    if kappa >= 1e9:  # the QR fallback where it is not (1e7: either, by the diagonal estimate)
+        assert R is None
+    if R is not None:
+        assert np.min(np.diagonal(R)) > GRAM_RCOND * np.max(np.diagonal(R))
+    y = man.check_point(man.retraction(x, xi), tol=1e-13)
+    U0, S0, Vt0 = _householder_retraction(x, xi)
+    assert np.max(np.abs(y.s - S0)) <= 1e-14 * S0[0]
+    signs = np.sign(np.sum(y.u * U0, axis=0))
+    assert np.max(np.abs(y.u * signs - U0)) <= 1e-13
+    assert np.max(np.abs(y.vt * signs[:, None] - Vt0)) <= 1e-13
+    W = man.to_dense(y)
+    W0 = (U0 * S0) @ Vt0
+    assert np.max(np.abs(W - W0)) <= 1e-14 * np.max(np.abs(W0))
+    dense = man.to_dense(x) + man.tangent_to_dense(x, xi)
+    a, sv, bt = np.linalg.svd(dense)
+    ref = (a[:, :5] * sv[:5]) @ bt[:5]
+    assert np.max(np.abs(W - ref)) <= 1e-13 * np.max(np.abs(ref))
+
+
+def test_transport_equals_projection_of_the_embedding(rng):
+    """The k x k Gram form of the transport against P_T(b) of the dense tangent matrix at a
+    (1e-14 relative), also from the frame-product cache and when point_a is point_b."""
+    man = DeepLinearFixedRank(50, 35, 4, 3)
+    a, b = make_point(rng, 50, 35, 4), make_point(rng, 50, 35, 4)
+    for xa, xb in ((a, b), (a, a), (a, b)):  # the third call reuses the cached frames of (a, b)
+        xi = tangent(man, xa, rng)
+        got = man.tangent_to_dense(xb, man.transport(xa, xb, xi))
+        ref = man.tangent_to_dense(xb, man.projection(xb, man.tangent_to_dense(xa, xi)))
+        assert np.max(np.abs(got - ref)) <= 1e-14 * np.max(np.abs(ref)) * 10
+    # a new point with equal values but other arrays is not mistaken for the cached one
+    c = FixedRankPoint(a.u.copy(), a.s.copy(), a.vt.copy())
+    c.u[:] = make_point(rng, 50, 35, 4).u
+    xi = tangent(man, a, rng)
+    got = man.tangent_to_dense(c, man.transport(a, c, xi))
+    ref = man.tangent_to_dense(c, man.projection(c, man.tangent_to_dense(a, xi)))
+    assert np.max(np.abs(got - ref)) <= 1e-13 * np.max(np.abs(ref))
