@@ -22,6 +22,7 @@ import tracemalloc
 import numpy as np
 
 from linrank import LinearData, balanced_factors, factor_flow, gaussian_data, manifold_flow
+from linrank.linalg import ENV_VAR, ORIENTATIONS, thin_product
 
 
 def _start(rng, d, k, scale=1.0):
@@ -31,6 +32,18 @@ def _start(rng, d, k, scale=1.0):
     return u, s, v.T
 
 
+def _product_floor(C: np.ndarray, ncols: int, number: int = 10) -> dict[str, float]:
+    """Time of one product of C with ``ncols`` columns in each orientation (linrank.linalg)."""
+    B = np.random.default_rng(7).standard_normal((C.shape[1], ncols))
+    out = {}
+    for o in ORIENTATIONS:
+        t0 = time.perf_counter()
+        for _ in range(number):
+            thin_product(C, B, orientation=o)
+        out[o] = (time.perf_counter() - t0) / number
+    return out
+
+
 def bench_rhs_depth(repeats: int) -> None:
     d, k = 2000, 5
     X = gaussian_data(d, seed=0)
@@ -38,18 +51,28 @@ def bench_rhs_depth(repeats: int) -> None:
     p = _start(np.random.default_rng(1), d, k)
     h, nsteps = 1e-4, 40
     times = {2: [], 64: []}
+    floor = {o: [] for o in ORIENTATIONS}
     for _ in range(repeats):
         for N in (2, 64):
             t0 = time.perf_counter()
             r = manifold_flow(data, None, p, N, h * nsteps, method="Euler", step=h)
             times[N].append((time.perf_counter() - t0) / r.nfev)
+        for o, t in _product_floor(data.Cxx, 2 * k).items():  # interleaved with the flows
+            floor[o].append(t)
     t2, t64 = np.median(times[2]), np.median(times[64])
+    fl = {o: float(np.median(v)) for o, v in floor.items()}
+    best = min(fl.values())
+    chosen = data.product_orientations(k)["Cxx"]
     print("### 1. Cost per right-hand side, depth 64 vs depth 2\n")
     print(f"d = {d}, n = {3 * d}, k = {k}, data as X X^T (autoencoder); explicit Euler, {nsteps} "
           f"steps, time per RHS evaluation including the retraction, median of {repeats}.\n")
     print("| depth | time per RHS |\n|---:|---:|")
     print(f"| 2 | {1e3 * t2:.2f} ms |\n| 64 | {1e3 * t64:.2f} ms |")
     print(f"\nratio depth 64 / depth 2: **{t64 / t2:.3f}** (target <= 1.2)\n")
+    print(f"Floor: one product X X^T @ [v u] ({d} x {2 * k}), interleaved with the runs: "
+          + ", ".join(f"{o} {1e3 * t:.2f} ms" for o, t in fl.items())
+          + f"; the flows use \"{chosen}\" (measured). Time per RHS / fastest product: "
+          f"**{t2 / best:.2f}** (depth 2, target <= 1.3), {t64 / best:.2f} (depth 64)\n")
 
 
 def bench_depth8(repeats: int, N: int = 8, width: int = 120) -> None:
@@ -98,7 +121,7 @@ def bench_euler(X, W0, fs, W_ref) -> None:
           f"d = {d}, depth {N})\n")
 
 
-def bench_large() -> None:
+def bench_large(repeats: int = 1) -> None:
     d, k, N, t_end = 2000, 5, 3, 20.0
     X = gaussian_data(d, seed=5)
     p = _start(np.random.default_rng(6), d, k)
@@ -113,6 +136,23 @@ def bench_large() -> None:
     t2 = time.perf_counter()
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
+    # the same run with the products pinned to "direct" (the orientation before linrank.linalg)
+    # and with the measured choice, interleaved (tracemalloc off)
+    saved = os.environ.get(ENV_VAR)
+    runs = {"direct": [], "measured": []}
+    try:
+        for _ in range(repeats):
+            for name in runs:
+                os.environ[ENV_VAR] = "direct" if name == "direct" else "measure"
+                ta = time.perf_counter()
+                rr = manifold_flow(data, None, p, N, t_end, rtol=1e-8, atol=1e-12)
+                runs[name].append((time.perf_counter() - ta, rr.nsteps,
+                                   data.product_orientations(k)["Cxx"]))
+    finally:
+        if saved is None:
+            os.environ.pop(ENV_VAR, None)
+        else:
+            os.environ[ENV_VAR] = saved
     state = 8 * (2 * d * k + k)
     print("### 3. d = 2000, n = 6000, k = 5, depth 3, t_end = 20, rtol = 1e-8\n")
     print(f"status {r.status}, {r.nsteps} steps ({r.nrejected} rejected), {r.nfev} RHS "
@@ -125,6 +165,12 @@ def bench_large() -> None:
           f"**{(peak - after_cov) / 2**20:.2f} MiB**; the state (u, s, vt) is "
           f"{state / 2**20:.3f} MiB; the rest is the Runge-Kutta stages (7 slopes of the factors, "
           f"each O((m + n) k)) and the recorded history, which grows with the number of steps\n")
+    td = float(np.median([x[0] for x in runs["direct"]]))
+    tm = float(np.median([x[0] for x in runs["measured"]]))
+    print(f"- orientation of the products (median of {repeats} interleaved runs each): "
+          f"\"direct\" {td:.1f} s ({runs['direct'][0][1]} steps), measured "
+          f"{runs['measured'][0][2]} {tm:.1f} s ({runs['measured'][0][1]} steps): "
+          f"**{td / tm:.2f}x**\n")
     W_ref = r.point
     print("Explicit Euler on this problem, relative error of W(20) against the RK45 run:\n")
     print("| step h | error | time |\n|---:|---:|---:|")
@@ -141,6 +187,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--skip-large", action="store_true", help="skip section 3")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats-large", type=int, default=1,
+                    help="interleaved runs per orientation in section 3")
     args = ap.parse_args()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
@@ -151,7 +199,7 @@ def main() -> None:
     for N, width in ((8, 480), (32, 120)):
         bench_depth8(1, N=N, width=width)
     if not args.skip_large:
-        bench_large()
+        bench_large(args.repeats_large)
     bench_euler(X, W0, fs, W_ref)
 
 

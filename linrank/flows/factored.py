@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from scipy.linalg.blas import daxpy
 from scipy.linalg.lapack import dgesdd
 
 from ..linalg import thin_product
@@ -37,6 +38,16 @@ from .manifold_base import ManifoldFlowSystem
 from .system import LazyEvaluation, StepFailure
 
 __all__ = ["FactoredSystem"]
+
+
+def _combine(out: np.ndarray, h: float, coeffs: Sequence[float],
+             evals: Sequence[Any]) -> np.ndarray:
+    """``out += h sum_j coeffs[j] K_j`` in place (BLAS axpy: no stacked copy of the slopes, no
+    temporary per term); zero coefficients are skipped. Returns ``out``."""
+    for c, ev in zip(coeffs, evals):
+        if c != 0.0:
+            out = daxpy(ev.K, out, a=h * c)
+    return out
 
 
 class FactoredSystem(ManifoldFlowSystem):
@@ -175,10 +186,7 @@ class FactoredSystem(ManifoldFlowSystem):
     def advance(self, y: np.ndarray, h: float, coeffs: Sequence[float],
                 evals: Sequence[Any]) -> np.ndarray:
         # non-finite results are caught by the next evaluation (the SVD of the core)
-        nc = len(coeffs)
-        if nc == 1:
-            return y + (h * coeffs[0]) * evals[0].K
-        return y + np.dot(np.multiply(h, coeffs), np.array([ev.K for ev in evals[:nc]]))
+        return _combine(y.copy(), h, coeffs, evals)
 
     def _w_norm(self, base: np.ndarray, E: np.ndarray) -> float:
         """||dW||_F for the factor increment E at base (u, v orthonormal there): first order,
@@ -198,7 +206,7 @@ class FactoredSystem(ManifoldFlowSystem):
 
     def error_norm(self, base: np.ndarray, coeffs: Sequence[float], evals: Sequence[Any],
                    scale: float) -> float:
-        E = np.dot(coeffs, np.array([ev.K for ev in evals[: len(coeffs)]]))
+        E = _combine(np.zeros_like(base), 1.0, coeffs, evals)
         return self._w_norm(base, E) / self.size / scale
 
     def state_norm(self, y: np.ndarray, scale: float) -> float:
