@@ -42,7 +42,6 @@ from typing import Any, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 from pymanopt.manifolds.stiefel import Stiefel
-from scipy.linalg.lapack import dtrtrs
 from scipy.sparse.linalg import LinearOperator
 
 from .factorgrad import factor_gradient_to_tangent
@@ -396,10 +395,9 @@ def _apply_side(B: np.ndarray, R: np.ndarray, Q: np.ndarray | None, C: np.ndarra
     """``Q @ C`` with Q = B R^{-1} (Gram form: a k x k triangular solve, no m x k Q formed)."""
     if Q is not None:
         return Q @ C
-    X, info = dtrtrs(R, C)
-    if info != 0:  # pragma: no cover - R has a positive diagonal
-        raise np.linalg.LinAlgError(f"triangular solve failed (info {info})")
-    return B @ X
+    # numpy's LAPACK (not scipy's dtrtrs: alternating between the two OpenBLAS builds costs
+    # thread-pool hand-overs, see README "Threads")
+    return B @ np.linalg.solve(R, C)
 
 
 def projection_retraction(point: FixedRankPoint, t: TangentVector) -> FixedRankPoint:

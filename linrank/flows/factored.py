@@ -28,7 +28,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.linalg.blas import daxpy
 from scipy.linalg.lapack import dgesdd
 
 from ..linalg import thin_product
@@ -40,13 +39,15 @@ from .system import LazyEvaluation, StepFailure
 __all__ = ["FactoredSystem"]
 
 
-def _combine(out: np.ndarray, h: float, coeffs: Sequence[float],
-             evals: Sequence[Any]) -> np.ndarray:
-    """``out += h sum_j coeffs[j] K_j`` in place (BLAS axpy: no stacked copy of the slopes, no
-    temporary per term); zero coefficients are skipped. Returns ``out``."""
+def _combine(out: np.ndarray, h: float, coeffs: Sequence[float], evals: Sequence[Any],
+             tmp: np.ndarray) -> np.ndarray:
+    """``out += h sum_j coeffs[j] K_j`` in place through the preallocated ``tmp`` (no stacked
+    copy of the slopes, no new array per term); zero coefficients are skipped. numpy only: a
+    scipy BLAS call here would alternate between numpy's and scipy's OpenBLAS thread pools."""
     for c, ev in zip(coeffs, evals):
         if c != 0.0:
-            out = daxpy(ev.K, out, a=h * c)
+            np.multiply(ev.K, h * c, out=tmp)
+            out += tmp
     return out
 
 
@@ -74,6 +75,7 @@ class FactoredSystem(ManifoldFlowSystem):
         self._r_exp = (depth - 2.0) / depth
         self._q_exp = 2.0 * (depth - 1.0) / depth
         self._svd_cache: tuple[Any, Any] = (None, None)
+        self._tmp = np.empty((self.m + self.n) * k + k * k)  # scratch of advance / error_norm
 
     # state representation
     def views(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -186,7 +188,7 @@ class FactoredSystem(ManifoldFlowSystem):
     def advance(self, y: np.ndarray, h: float, coeffs: Sequence[float],
                 evals: Sequence[Any]) -> np.ndarray:
         # non-finite results are caught by the next evaluation (the SVD of the core)
-        return _combine(y.copy(), h, coeffs, evals)
+        return _combine(y.copy(), h, coeffs, evals, self._tmp)
 
     def _w_norm(self, base: np.ndarray, E: np.ndarray) -> float:
         """||dW||_F for the factor increment E at base (u, v orthonormal there): first order,
@@ -206,7 +208,7 @@ class FactoredSystem(ManifoldFlowSystem):
 
     def error_norm(self, base: np.ndarray, coeffs: Sequence[float], evals: Sequence[Any],
                    scale: float) -> float:
-        E = _combine(np.zeros_like(base), 1.0, coeffs, evals)
+        E = _combine(np.zeros_like(base), 1.0, coeffs, evals, self._tmp)
         return self._w_norm(base, E) / self.size / scale
 
     def state_norm(self, y: np.ndarray, scale: float) -> float:
