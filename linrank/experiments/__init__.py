@@ -1,5 +1,8 @@
 """Reproduction of the experiments of Section 7 of Bah, Rauhut, Terstiege, Westdickenberg (2019).
 
+* :mod:`linrank.experiments.starts` -- the paper's starts, starts inside / near the boundary of /
+  outside condition (47), the special start for any depth, non-balanced starts, and
+  :func:`condition_47`.
 * :mod:`linrank.experiments.paper` -- set-up, starts, runs (:func:`run_spec`, :func:`run_all`),
   side studies (Euler against RK45, Corollary 8, the strict-saddle table of Proposition 30).
 * :mod:`linrank.experiments.figures` -- fig1.png ... fig4.png.
