@@ -153,7 +153,7 @@ def test_pngs_are_real_images(quick_run):
         assert img.ndim == 3 and img.shape[0] >= 300 and img.shape[1] >= 600
         rgb = img[..., :3]
         assert rgb.std() > 0.02  # not a blank canvas
-        assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 50
+        assert len(np.unique(rgb[::3, ::3].reshape(-1, 3), axis=0)) > 50
 
 
 def test_deterministic_and_cached(quick_run):

@@ -105,11 +105,13 @@ def _work(args: tuple[int, Task, Settings]) -> tuple[int, Any]:
 
 def run_tasks(tasks: Sequence[Task], settings: Settings, cache_dir: str | None = None,
               jobs: int = 1, progress: Callable[[str], None] | None = None,
-              notice: Callable[[str], None] | None = None) -> list[Any]:
+              notice: Callable[[str], None] | None = None,
+              stats: dict | None = None) -> list[Any]:
     """Results of ``tasks`` in order (RunRecord for runs, dicts/lists for side studies).
 
     ``progress(label)`` after each task (cached or computed), ``notice(message)`` for damaged
-    cache files. KeyboardInterrupt stops at once; finished tasks stay cached.
+    cache files; ``stats`` (a dict) receives the counts ``cached`` and ``computed``.
+    KeyboardInterrupt stops at once; finished tasks stay cached.
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
@@ -133,6 +135,8 @@ def run_tasks(tasks: Sequence[Task], settings: Settings, cache_dir: str | None =
             if done[i] and progress is not None:
                 progress(_label(task))
     todo = sorted((i for i in range(len(tasks)) if not done[i]), key=lambda i: -_cost(tasks[i]))
+    if stats is not None:
+        stats.update(cached=len(tasks) - len(todo), computed=len(todo))
 
     def finish(i: int, result: Any) -> None:
         results[i] = result

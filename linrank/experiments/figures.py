@@ -142,7 +142,8 @@ def figure3(records: Sequence[RunRecord], out) -> str:
     a.set_ylabel("Frobenius norm")
     b.set_title(r"$W(t) \to U_rU_r^T$ all the same")
     b.set_ylabel(r"$\|W(t) - U_rU_r^T\|_F$")
-    c_ax.set_title("Euler: the plateau moves with h (dotted: closed form at final D)")
+    c_ax.set_title("Euler: the plateau moves with h\n(dotted: closed form at Euler's final D)",
+                   fontsize=10)
     c_ax.set_ylabel(r"$\|W_2 - W_1^T\|_F$")
     for ax in (a, b):
         ax.set_xlim(0, xmax)

@@ -11,7 +11,9 @@ layer-wise flow (5)); the kinds of start (``init``) are those of
 
 * ``"balanced"`` -- the paper's start (:func:`~linrank.experiments.starts.paper_start`);
 * ``"inside47"`` / ``"outside47"`` -- the paper's start conditioned on (47) holding / failing;
-* ``"boundary"`` -- near the boundary of (47), :math:`u_i^TW(0)u_i = \varepsilon` (``eps``);
+* ``"boundary"`` -- near the boundary of (47): :math:`W(0) = (U_r(\varepsilon I + K) +
+  U_\perp C)U_r^T`, K skew, C Gaussian (``normal = 1``), so :math:`u_i^TW(0)u_i = \varepsilon`
+  (``eps``) and W(0) is not confined to the span of U_r;
 * ``"special"`` -- :math:`W(0) = -U_rU_r^T` balanced (any N), perturbed by ``delta`` in W_1;
 * ``"nonbalanced"`` -- every factor N(0, 1/d) (Figure 3 for N = 2);
 * ``"perturbed"`` -- the paper's start plus a perturbation of relative size ``scale``.
@@ -62,7 +64,7 @@ __all__ = [
     "run_spec",
 ]
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 INITS = ("balanced", "nonbalanced", "special", "inside47", "outside47", "boundary", "perturbed")
 CONVERGED = 1e-6  # ||W(T) - U_rU_r^T||_F at which a completed run counts as converged
 
@@ -106,7 +108,7 @@ class Settings:
     depths: tuple[int, ...] = (2, 3, 4)
     conj_depths: tuple[int, ...] = (3, 4, 5, 6)
     conj_dims: tuple[int, ...] = (10, 20)
-    boundary_eps: tuple[float, ...] = (1e-2, 1e-4)
+    boundary_eps: tuple[float, ...] = (1e-2, 1e-4, 1e-6)
     special_depths: tuple[int, ...] = (3, 4, 5)
     special_horizon: float = 1e4
     wide_extra: int = 2
@@ -363,7 +365,8 @@ def make_start(spec: RunSpec, X: np.ndarray, seed: int) -> list[np.ndarray]:
     if spec.init == "outside47":
         return st.outside_47_start(U, r, N, rng, hw, basis=True)
     if spec.init == "boundary":
-        return st.near_boundary_start(U, r, N, rng, eps=spec.eps, hidden_widths=hw, basis=True)
+        return st.near_boundary_start(U, r, N, rng, eps=spec.eps, normal=1.0, hidden_widths=hw,
+                                      basis=True)
     if spec.init == "nonbalanced":
         return st.gaussian_start(spec.d, r, N, rng, hw)
     if spec.init == "perturbed":

@@ -82,8 +82,9 @@ _SETUP = [
     "- **Starts that are not in the paper** (figure 5 in summary.json): `inside47` / "
     "`outside47` = the paper's start conditioned on (47) holding / failing (exactly: the "
     "reflection W_1 -> W_1(I - 2 sum_(i in S) u_iu_i^T) flips the signs in S and preserves the "
-    "start's distribution); `boundary` = balanced factors of W(0) = U_r(eps I + K)U_r^T with K "
-    "skew (u_i^T W(0) u_i = eps exactly); `special` for N >= 3 = balanced factors of "
+    "start's distribution); `boundary` = balanced factors of W(0) = (U_r(eps I + K) + U_perp C)U_r^T "
+    "with K skew and C Gaussian (u_i^T W(0) u_i = eps exactly; without the U_perp C part the "
+    "flow would stay in the span of U_r); `special` for N >= 3 = balanced factors of "
     "-U_rU_r^T; hidden widths r + 2; `nonbalanced` for N > 2 = every factor N(0, 1/d); "
     "`perturbed` = the paper's start plus a perturbation of relative size `scale` per factor "
     "(its imbalance is in details.json, `initial_imbalance`).",
@@ -178,9 +179,11 @@ def report_text(records: Sequence[RunRecord], perturbed: Sequence[RunRecord], de
         f"`linrank reproduce` (seeds {', '.join(map(str, seeds))}"
         f"{', --quick (reduced set)' if st.quick else ''}): {len(records)} runs + "
         f"{len(perturbed)} perturbed special starts, {timing['wall_seconds']:.1f} s wall, "
-        f"{timing['cpu_seconds']:.1f} s CPU (all processes; runs taken from the cache cost "
-        "nothing). Machine-readable: `summary.json` (runs, verdicts with the runs they rest "
-        "on), `details.json` (everything below).", "",
+        f"{timing['cpu_seconds']:.1f} s CPU (all processes, {timing['jobs']} workers; "
+        f"{timing['tasks_from_cache']} of {timing['tasks_from_cache'] + timing['tasks_computed']}"
+        " tasks were taken from the cache and cost nothing here). Machine-readable: "
+        "`summary.json` (runs, verdicts with the runs they rest on), `details.json` "
+        "(everything below).", "",
         "## Verdicts", "",
         "Each verdict rests on the runs inside the claim's hypothesis (their ids are in "
         "summary.json). Completed = stopped by the convergence rule; unfinished = budget spent "

@@ -101,7 +101,8 @@ def reproduce(out_dir: str, seeds: Sequence[int] = (0, 1, 2, 3, 4), quick: bool 
             def step(label: str) -> None:
                 bar.set_postfix_str(label[:60])
                 bar.update(1)
-            results = run_tasks(tasks, settings, cache, jobs, step, note)
+            counts: dict = {}
+            results = run_tasks(tasks, settings, cache, jobs, step, note, counts)
         n_main = len(specs) * len(seeds)
         n_pert = len(pspecs) * len(seeds)
         records = results[:n_main]
@@ -118,7 +119,8 @@ def reproduce(out_dir: str, seeds: Sequence[int] = (0, 1, 2, 3, 4), quick: bool 
         figures = all_figures(first, out, [r for r in perturbed if r.seed == seeds[0]])
         summary = summary_dict(records, vs, seeds, quick)
         timing = {"wall_seconds": time.perf_counter() - wall0, "cpu_seconds": _cpu() - cpu0,
-                  "jobs": jobs}
+                  "jobs": jobs, "tasks_from_cache": counts["cached"],
+                  "tasks_computed": counts["computed"]}
         out.write_text("summary.json", summary_text(summary))
         out.write_text("details.json", details_text(details, vs, settings, seeds, records,
                                                     perturbed, timing))
