@@ -217,13 +217,14 @@ def figure4(records: Sequence[RunRecord], out,
                              label=f"unperturbed start, d={r.spec.d} (rounding only)")
         c_ax.set_xlabel(r"$\log_{10}(1/\delta)$, $\delta$ = size of the perturbation of $W_1$")
         c_ax.set_ylabel("escape time")
-        c_ax.set_title(f"escape rate: fitted {fit['rate']:.3f}, " + r"$\lambda_1$"
+        c_ax.set_title("growth rate of the factor mode $W_1 + W_2^T$ (||W||: twice it):\n"
+                       f"fitted {fit['rate']:.3f}, " + r"$\lambda_1$"
                        + f" = {fit['lambda_1']:.3f}")
         c_ax.grid(True, alpha=0.3)
         c_ax.legend(fontsize=7.5)
     else:
         c_ax.set_axis_off()
-    fig.suptitle(r"Figure 4: special start $W_1 = V_r^T$, $W_2 = -V_r$ (Remark 33), N = 2")
+    fig.suptitle(r"Figure 4: special start $W_1 = U_r^T$, $W_2 = -U_r$ (Remark 33), N = 2")
     fig.tight_layout()
     return _save(fig, out, "fig4.png")
 
