@@ -291,8 +291,10 @@ def verdicts(records: Sequence[RunRecord], perturbed: Sequence[RunRecord], detai
             "The special start for N >= 3 (W(0) = -U_rU_r^T, balanced): does it escape from W = 0?",
             "W(0) = -U_rU_r^T, balanced, hidden widths r; not covered by the paper's remark "
             "(stated for N = 2)", sp, lambda r: True,
-            "No: every run stays near the saddle W = 0 up to its horizon and ||W|| keeps "
-            "decreasing: " + "; ".join(
+            "No: every run stays near the saddle W = 0 up to its horizon"
+            + (" and ||W|| is smallest at the horizon" if all(
+                float(r.norm[-1]) <= float(np.min(r.norm)) for r in sp) else "")
+            + ": " + "; ".join(
                 f"N = {N}: ||W(T)||_F {fmt_number(min(r.extra['final_norm'] for r in sp if r.spec.depth == N))}"
                 f" ... {fmt_number(max(r.extra['final_norm'] for r in sp if r.spec.depth == N))}"
                 f" at T = {max(r.extra['t_final'] for r in sp):g}, relative distance from the "
