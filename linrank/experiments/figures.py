@@ -63,7 +63,8 @@ def figure1(records: Sequence[RunRecord], out) -> str:
         ax.set_ylabel(r"$\|W(t) - U_rU_r^T\|_F$")
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle("Figure 1: convergence to the global minimizer (Theorem 31, Conjecture 32)")
+    fig.suptitle("Figure 1: convergence to the global minimizer from the paper's balanced starts "
+                 "(Theorem 31; most of these starts violate (47))")
     fig.tight_layout()
     return _save(fig, out, "fig1.png")
 
@@ -219,7 +220,7 @@ def figure4(records: Sequence[RunRecord], out,
         c_ax.set_ylabel("escape time")
         c_ax.set_title("growth rate of the factor mode $W_1 + W_2^T$ (||W||: twice it):\n"
                        f"fitted {fit['rate']:.3f}, " + r"$\lambda_1$"
-                       + f" = {fit['lambda_1']:.3f}")
+                       + f" = {fit['lambda_1']:.3f}", fontsize=9)
         c_ax.grid(True, alpha=0.3)
         c_ax.legend(fontsize=7.5)
     else:
