@@ -14,14 +14,8 @@ import pytest
 import linrank
 from linrank.devtools import layout
 
-# TODO(issue 10): linrank.flows (1,400 lines) becomes the package linrank/flows/ on branch `flows`,
-# and linrank.experiments.paper (611 lines) belongs to another branch: both are exempt from the
-# 600-line limit until those merges; the lead removes the exemptions afterwards.
-EXPECTED_EXEMPT = {"linrank.flows", "linrank.experiments.paper"}
-
-
 def test_layout_has_no_violations():
-    assert set(layout.LINE_LIMIT_EXEMPT) <= EXPECTED_EXEMPT
+    assert layout.LINE_LIMIT_EXEMPT == {}  # every module within the 600-line limit
     found = layout.violations(layout.scan())
     assert found == [], "\n".join(found)
 
