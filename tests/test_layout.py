@@ -14,6 +14,7 @@ import pytest
 import linrank
 from linrank.devtools import layout
 
+
 def test_layout_has_no_violations():
     assert layout.LINE_LIMIT_EXEMPT == {}  # every module within the 600-line limit
     found = layout.violations(layout.scan())
