@@ -77,6 +77,7 @@ per point.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
@@ -84,12 +85,14 @@ import numpy as np
 
 from .fixedrank import (
     TangentVector,
+    all_finite,
     ambient_products,
+    check_tangent,
     is_factor_gradient,
     parse_point,
-    parse_tangent,
     project_products,
     projection,
+    real_array,
     to_tangent_space,
 )
 from .metric import apply_A, apply_A_inverse, check_depth, core_weights, side_weights
@@ -320,7 +323,55 @@ def _geometry(manifold: Any) -> tuple[tuple[int, int, int], int]:
     return shape, check_depth(depth)
 
 
-def _ambient_with_frames(shape, pt, Z, xi):
+def _normalized(s: np.ndarray, depth: int) -> tuple[np.ndarray, float]:
+    r"""``(s / c, log2 c)`` with c the power of two nearest :math:`\sqrt{s_{max} s_{min}}` (exact).
+
+    Every quantity of the connection is homogeneous in the scale c of W: with
+    :math:`\alpha = 2(N-1)/N`, :math:`B_{cW} = c^\alpha B_W`, :math:`D B_{cW} = c^{\alpha-1} D B_W`,
+    :math:`r_{cW} = c^{\alpha-1} r_W`, :math:`\Gamma_{cW} = \Gamma_W / c` and the Hessian
+    is :math:`c^\alpha B H + c^{\alpha-1}(\ldots)`. The functions below evaluate at s / c, whose
+    range is :math:`[\sqrt{s_{min}/s_{max}}, \sqrt{s_{max}/s_{min}}]`, and scale the results, so
+    that :math:`s^2`, :math:`w^2`, :math:`1/w^2` never overflow in intermediates when the result
+    itself is representable (e.g. s = (1e150, 1e149) or (1e-150, 1e-151)).
+    """
+    e = float(np.round(0.5 * (np.log2(s.max()) + np.log2(s.min()))))
+    return np.ldexp(s, -int(e)), e
+
+
+def _alpha(depth: int) -> float:
+    """The degree 2(N - 1)/N of homogeneity of A_W in W."""
+    return 2.0 * (depth - 1) / depth
+
+
+def _times_pow2(t: TangentVector, x: float) -> TangentVector:
+    """``t * 2**x`` without overflow or underflow of 2**x itself (np.ldexp of the integer part)."""
+    ip = int(np.floor(x))
+    f = 2.0 ** (x - ip)
+    return TangentVector(*(np.ldexp(b * f, ip) for b in t))
+
+
+def _quiet_overflow(fn):
+    """Run ``fn`` without numpy's overflow/invalid warnings: its inputs are checked to be finite
+    and its result by :func:`_finite_result`, which raises a ValueError saying what overflowed."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _finite_result(t: TangentVector, what: str, s: np.ndarray, depth: int) -> TangentVector:
+    if not all_finite(*t):
+        raise ValueError(
+            f"{what} is not representable in floating point (it overflows) at singular values "
+            f"in [{s.min():.3g}, {s.max():.3g}], depth {depth}"
+        )
+    return t
+
+
+def _ambient_with_frames(shape, pt, Z, xi, name="euclidean_gradient"):
     """(Z [v, Vp], Z^T [u, Up]) in one product each, for any ambient form of Z."""
     if is_factor_gradient(Z):
         raise TypeError(
@@ -333,10 +384,11 @@ def _ambient_with_frames(shape, pt, Z, xi):
     u, _, vt = pt
     frame_u = np.hstack((u, xi.Up))
     frame_vt = np.hstack((vt.T, xi.Vp)).T
-    ZV, ZtU = ambient_products((frame_u, None, frame_vt), Z, m, n)
+    ZV, ZtU = ambient_products((frame_u, None, frame_vt), Z, m, n, name)
     return ZV[:, :k], ZV[:, k:], ZtU[:, :k], ZtU[:, k:]
 
 
+@_quiet_overflow
 def derivative_of_B(manifold, point: Any, direction: Any, Z: Any):
     r"""Tangent part :math:`P_T[(D_\xi B) Z]` of the derivative of :math:`B_W = \mathcal{A}_W P_T`.
 
@@ -355,27 +407,36 @@ def derivative_of_B(manifold, point: Any, direction: Any, Z: Any):
     """
     shape, depth = _geometry(manifold)
     pt = parse_point(point, shape)
-    xi = parse_tangent(direction, shape)
-    W = divided_difference_weights(pt.s, depth)
+    xi = check_tangent(direction, shape, "direction")
+    sn, e = _normalized(pt.s, depth)
+    W = divided_difference_weights(sn, depth)
     if isinstance(Z, TangentVector):
-        return _dB_tangent(pt, W, xi, parse_tangent(Z, shape))
-    u, _, vt = pt
-    Zv, ZVp, Ztu, ZtUp = _ambient_with_frames(shape, pt, Z, xi)
-    Z11 = u.T @ Zv
-    N1 = ZVp - u @ (u.T @ ZVp)
-    N2 = ZtUp - vt.T @ (vt @ ZtUp)
-    return _dB_blocks(pt, W, xi, Z11, Zv - u @ Z11, Ztu - vt.T @ Z11.T, N1, N2)
+        out = _dB_tangent(pt, W, xi, check_tangent(Z, shape, "Z"))
+    else:
+        u, _, vt = pt
+        Zv, ZVp, Ztu, ZtUp = _ambient_with_frames(shape, pt, Z, xi, "Z")
+        Z11 = u.T @ Zv
+        N1 = ZVp - u @ (u.T @ ZVp)
+        N2 = ZtUp - vt.T @ (vt @ ZtUp)
+        out = _dB_blocks(pt, W, xi, Z11, Zv - u @ Z11, Ztu - vt.T @ Z11.T, N1, N2)
+    out = _times_pow2(out, e * (_alpha(depth) - 1.0))
+    return _finite_result(out, "derivative_of_B", pt.s, depth)
 
 
+@_quiet_overflow
 def r_form(manifold, point: Any, a: Any, b: Any):
     r"""The tangent vector :math:`r(a, b)` with :math:`\langle r(a,b), w\rangle_F =
     \langle (D_w B) a, b\rangle_F` for every tangent w (a, b tangent). O((m + n) k^2 + k^3)."""
     shape, depth = _geometry(manifold)
     pt = parse_point(point, shape)
-    W = divided_difference_weights(pt.s, depth)
-    return _r(W, parse_tangent(a, shape), parse_tangent(b, shape))
+    sn, e = _normalized(pt.s, depth)
+    W = divided_difference_weights(sn, depth)
+    out = _r(W, check_tangent(a, shape, "a"), check_tangent(b, shape, "b"))
+    out = _times_pow2(out, e * (_alpha(depth) - 1.0))
+    return _finite_result(out, "r_form", pt.s, depth)
 
 
+@_quiet_overflow
 def christoffel(manifold, point: Any, X: Any, Y: Any):
     r"""The connection's correction :math:`\Gamma(X, Y) = \nabla_X Y - P_T(D_X Y)`:
 
@@ -383,16 +444,20 @@ def christoffel(manifold, point: Any, X: Any, Y: Any):
 
         \Gamma(X, Y) = -\tfrac12 P_T[(D_X B)(B^+Y) + (D_Y B)(B^+X)] + \tfrac12 B\,r(B^+X, B^+Y).
 
-    Symmetric in X, Y (torsion-free); a tangent vector. O((m + n) k^2 + k^3).
+    Symmetric in X, Y (torsion-free); a tangent vector. O((m + n) k^2 + k^3). Evaluated at the
+    normalized singular values and scaled by 1/c (see ``_normalized``): finite whenever the
+    result is representable; otherwise ValueError saying so.
     """
     shape, depth = _geometry(manifold)
     pt = parse_point(point, shape)
-    W = divided_difference_weights(pt.s, depth)
-    X = parse_tangent(X, shape)
-    Y = parse_tangent(Y, shape)
+    sn, e = _normalized(pt.s, depth)
+    W = divided_difference_weights(sn, depth)
+    X = check_tangent(X, shape, "X")
+    Y = check_tangent(Y, shape, "Y")
     aX, aY = _Ainv(W, X), _Ainv(W, Y)
     out = -0.5 * (_dB_tangent(pt, W, X, aY) + _dB_tangent(pt, W, Y, aX))
-    return out + 0.5 * _A(W, _r(W, aX, aY))
+    out = out + 0.5 * _A(W, _r(W, aX, aY))
+    return _finite_result(_times_pow2(out, -e), "christoffel", pt.s, depth)
 
 
 def levi_civita(manifold, point: Any, X: Any, Y: Any, DXY: Any):
@@ -413,9 +478,9 @@ def levi_civita(manifold, point: Any, X: Any, Y: Any, DXY: Any):
     shape, _ = _geometry(manifold)
     pt = parse_point(point, shape)
     if isinstance(DXY, TangentVector):
-        base = to_tangent_space(pt, parse_tangent(DXY, shape))
+        base = to_tangent_space(pt, check_tangent(DXY, shape, "DXY"))
     else:
-        base = projection(pt, DXY, shape[0], shape[1])
+        base = projection(pt, DXY, shape[0], shape[1], "DXY")
     return base + christoffel(manifold, pt, X, Y)
 
 
@@ -451,19 +516,20 @@ def riemannian_hessian(
     """
     shape, _ = _geometry(manifold)
     pt = parse_point(point, shape)
-    xi = parse_tangent(tangent_vector, shape)
+    xi = check_tangent(tangent_vector, shape)
     if is_factor_gradient(euclidean_hessian):
         raise TypeError(
             "euclidean_hessian must be the Euclidean Hessian-vector product in W as an ambient "
             "m x n vector (dense, (U, S, V) or LinearOperator), not factor derivatives"
         )
     Gv, GVp, Gtu, GtUp = _ambient_with_frames(shape, pt, euclidean_gradient, xi)
-    Hv, Htu = ambient_products(pt, euclidean_hessian, shape[0], shape[1])
+    Hv, Htu = ambient_products(pt, euclidean_hessian, shape[0], shape[1], "euclidean_hessian")
     return hessian_from_products(
         manifold, pt, xi, np.hstack((Gv, GVp)), np.hstack((Gtu, GtUp)), Hv, Htu
     )
 
 
+@_quiet_overflow
 def hessian_from_products(
     manifold,
     point: Any,
@@ -491,30 +557,40 @@ def hessian_from_products(
     """
     shape, depth = _geometry(manifold)
     pt = parse_point(point, shape)
-    xi = parse_tangent(tangent_vector, shape)
+    xi = check_tangent(tangent_vector, shape)
     m, n, k = shape
-    for name, arr, shape in (
+    for name, arr, want in (
         ("G_v_Vp", G_v_Vp, (m, 2 * k)),
         ("Gt_u_Up", Gt_u_Up, (n, 2 * k)),
         ("H_v", H_v, (m, k)),
         ("Ht_u", Ht_u, (n, k)),
     ):
-        if np.shape(arr) != shape:
-            raise ValueError(f"{name} must have shape {shape}, got {np.shape(arr)}")
+        arr = real_array(name, arr)
+        if arr.shape != want:
+            raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
+        if not all_finite(arr):
+            raise ValueError(f"{name} contains NaN or inf")
     Gv, GVp = G_v_Vp[:, :k], G_v_Vp[:, k:]
     Gtu, GtUp = Gt_u_Up[:, :k], Gt_u_Up[:, k:]
-    W = divided_difference_weights(pt.s, depth)
+    # evaluated at s / c and scaled: Hess = c^alpha B H + c^(alpha - 1) (the rest) (_normalized)
+    sn, e = _normalized(pt.s, depth)
+    alpha = _alpha(depth)
+    W = divided_difference_weights(sn, depth)
     u, _, vt = pt
     v = vt.T
     gT = project_products(pt, Gv, Gtu)
     grad = _A(W, gT)
-    # B H
-    out = _A(W, project_products(pt, H_v, Ht_u))
     # P_T[(D_xi B)(G - P_T G / 2)]: tangent blocks halved, normal part in full
     N1 = GVp - u @ (u.T @ GVp)
     N2 = GtUp - v @ (vt @ GtUp)
-    out = out + _dB_blocks(pt, W, xi, 0.5 * gT.M, 0.5 * gT.Up, 0.5 * gT.Vp, N1, N2)
+    rest = _dB_blocks(pt, W, xi, 0.5 * gT.M, 0.5 * gT.Up, 0.5 * gT.Vp, N1, N2)
     a = _Ainv(W, xi)  # B^+ xi
-    out = out - 0.5 * _dB_tangent(pt, W, grad, a)
-    out = out + 0.5 * _A(W, _r(W, a, gT))
-    return out
+    rest = rest - 0.5 * _dB_tangent(pt, W, grad, a)
+    rest = rest + 0.5 * _A(W, _r(W, a, gT))
+    # B H
+    BH = _A(W, project_products(pt, H_v, Ht_u))
+    if e == 0.0:
+        out = BH + rest
+    else:
+        out = _times_pow2(BH, e * alpha) + _times_pow2(rest, e * (alpha - 1.0))
+    return _finite_result(out, "the Riemannian Hessian", pt.s, depth)

@@ -40,7 +40,9 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from .connection import hessian_from_products
+from .data import finite_real_matrix
 from .diagnostics import hessian_spectrum
+from .fixedrank import all_finite, real_array
 from .manifold import DeepLinearFixedRank, FixedRankPoint, TangentVector
 from .metric import check_depth
 
@@ -70,7 +72,9 @@ def closed_form_spectrum(lam: Any, J: Any, depth: int) -> np.ndarray:
     cancellation; relative error a few ulps).
     """
     N = check_depth(depth)
-    lam = np.asarray(lam, dtype=float)
+    lam = real_array("lam", lam).astype(float, copy=False)
+    if not all_finite(lam):
+        raise ValueError("lam contains NaN or inf")
     J = np.asarray(J, dtype=int)
     if lam.ndim != 1 or J.ndim != 1 or len(set(J.tolist())) != J.size or J.size > lam.size:
         raise ValueError("lam must be 1-d and J a set of distinct indices into it")
@@ -110,9 +114,7 @@ class AutoencoderProblem:
     """
 
     def __init__(self, manifold: DeepLinearFixedRank, X: Any):
-        X = np.asarray(X, dtype=float)
-        if X.ndim != 2 or not np.all(np.isfinite(X)):
-            raise ValueError("X must be a finite 2-d array (d x samples)")
+        X = finite_real_matrix("X", X)
         if manifold.m != X.shape[0] or manifold.n != X.shape[0]:
             raise ValueError(
                 f"the autoencoder needs a {X.shape[0]} x {X.shape[0]} manifold, got "
@@ -248,7 +250,9 @@ def iter_critical_points(
         worst saddle (J = the bottom k) and the mildest one (swap of lambda_k and lambda_{k+1}).
     spectra : "all" (every eigenvalue from dense Hessian-vector products), "smallest" (the six
         smallest by Lanczos), "none", or "auto" ("all" when (2d - k) k <= dense_max_dim).
-    rtol : eigenvalues below ``-rtol * max |eigenvalue|`` count for the computed Morse index.
+    rtol : threshold of the computed Morse index (:meth:`HessianSpectrum.morse_index
+        <linrank.diagnostics.HessianSpectrum.morse_index>`: eigenvalues of the diagonally scaled
+        Hessian below ``-rtol`` times the largest count; correct at any depth, also >= 1e8).
 
     Yields
     ------
@@ -256,9 +260,7 @@ def iter_critical_points(
     in descending order). The computed spectrum matches the closed form to ~1e-13 relative
     (tests/test_critical.py asks 1e-10).
     """
-    X = np.asarray(X, dtype=float)
-    if X.ndim != 2:
-        raise ValueError(f"X must be a 2-d array (d x samples), got shape {X.shape}")
+    X = finite_real_matrix("X", X)
     d = X.shape[0]
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= d:
         raise ValueError(f"k must be an integer in [1, d] = [1, {d}], got {k!r}")

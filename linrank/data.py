@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .fixedrank import all_finite, real_array
+
 __all__ = [
     "LinearData",
     "as_data",
@@ -36,6 +38,7 @@ __all__ = [
     "top_projector",
     "rank_constrained_minimizer",
     "finite_real_matrix",
+    "squared_norm",
 ]
 
 
@@ -51,24 +54,55 @@ def finite_real_matrix(name: str, A: object) -> np.ndarray:
     """
     if isinstance(A, (str, bytes)) or A is None:
         raise TypeError(f"{name} must be a 2-d array of real numbers, got {type(A).__name__}")
-    try:
-        arr = np.asarray(A)
-    except Exception as exc:  # pragma: no cover - exotic inputs
-        raise TypeError(f"{name} must be a 2-d array of real numbers") from exc
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.floating)
-        or np.issubdtype(arr.dtype, np.integer)
-        or arr.dtype == bool
-    ):
-        raise TypeError(f"{name} must be a real array, got dtype {arr.dtype}")
-    arr = arr.astype(float, copy=False)
+    arr = real_array(name, A).astype(float, copy=False)  # no copy for float64 input
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-d array, got shape {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{name} must be non-empty, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
+    if not all_finite(arr):  # by a sum first: no boolean temporary of the data's size
         raise ValueError(f"{name} must be finite (it contains NaN or inf)")
     return arr
+
+
+def squared_norm(A: np.ndarray, chunk_bytes: int = 1 << 22) -> float:
+    r""":math:`\|A\|_F^2` without a copy of A: one BLAS dot of A's buffer with itself when A is
+    contiguous (C or Fortran order), else row blocks of about ``chunk_bytes``. Relative error
+    ~ n eps in the worst case (blocked summation of positive terms; typically ~ sqrt(n) eps)."""
+    if A.flags.c_contiguous or A.flags.f_contiguous:
+        flat = A.ravel(order="K")  # a view for a C- or Fortran-contiguous A
+        return float(np.dot(flat, flat))
+    rows = max(1, chunk_bytes // max(1, A.itemsize * A.shape[1]))
+    total = 0.0
+    for i in range(0, A.shape[0], rows):
+        block = np.ascontiguousarray(A[i : i + rows]).reshape(-1)
+        total += float(np.dot(block, block))
+    return total
+
+
+def _check_psd(name: str, C: np.ndarray) -> None:
+    r"""Refuse a symmetric C that is not positive semi-definite (a covariance X X^T is).
+
+    Tolerance: eigenvalues down to :math:`-\delta`, :math:`\delta = 10\, d\, \epsilon\,
+    \operatorname{tr} C` (the rounding of a computed X X^T) pass. Test: the Cholesky factorization
+    of :math:`C + \delta I` (d^3/3 flops), which fails if C has an eigenvalue below
+    :math:`-\delta`; only then the smallest eigenvalue is computed for the message.
+    """
+    d = C.shape[0]
+    diag = np.diag(C)
+    if np.any(diag < 0):
+        raise ValueError(
+            f"{name} must be positive semi-definite (a covariance X X^T), but its diagonal has "
+            f"the negative entry {diag.min():.3g}"
+        )
+    delta = 10.0 * d * np.finfo(float).eps * float(diag.sum()) + np.finfo(float).tiny
+    try:
+        np.linalg.cholesky(C + delta * np.eye(d))
+    except np.linalg.LinAlgError:
+        lo = float(np.linalg.eigvalsh(C)[0])
+        raise ValueError(
+            f"{name} must be positive semi-definite (a covariance X X^T), but its smallest "
+            f"eigenvalue is {lo:.6g} (tolerance {-delta:.3g})"
+        ) from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,7 +152,7 @@ class LinearData:
         d_y = Ya.shape[0]
         if form == "auto":
             form = "covariance" if d_x <= n else "samples"
-        yy = float(np.sum(Ya * Ya))
+        yy = squared_norm(Ya)
         if form == "samples":
             return cls("samples", d_x, d_y, X=Xa, Y=Ya, yy=yy, autoencoder=auto)
         Cxx = Xa @ Xa.T
@@ -140,6 +174,7 @@ class LinearData:
         if asym > 1e-10 * max(np.max(np.abs(Cxx)), np.finfo(float).tiny):
             raise ValueError(f"XX^T must be symmetric, max |C - C^T| = {asym:.3e}")
         Cxx = 0.5 * (Cxx + Cxx.T)
+        _check_psd("XX^T", Cxx)
         auto = YXt is None or YXt is XXt
         Cyx = Cxx if auto else finite_real_matrix("YX^T", YXt)
         if Cyx.shape[1] != Cxx.shape[0]:

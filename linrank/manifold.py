@@ -44,6 +44,7 @@ import numpy as np
 from pymanopt.manifolds.manifold import Manifold
 
 from . import fixedrank as fr
+from . import retractions
 from .connection import riemannian_hessian
 from .fixedrank import FactorGradient, FixedRankPoint, TangentVector
 from .metric import WeightCache, apply_A, apply_A_inverse, check_depth, inner_product
@@ -176,7 +177,7 @@ class DeepLinearFixedRank(Manifold):
         Exact to a few ulps in the weights; O((m + n) k).
         """
         w, p = self.weights(point)
-        return apply_A(w, p, fr.parse_tangent(tangent_vector, self._shape))
+        return apply_A(w, p, fr.check_tangent(tangent_vector, self._shape))
 
     def apply_A_inverse(self, point: Any, tangent_vector: Any) -> TangentVector:
         r"""Apply :math:`\mathcal{A}_W^{-1}` on the tangent space: (Up / p, M / w, Vp / p).
@@ -184,7 +185,7 @@ class DeepLinearFixedRank(Manifold):
         This is the Riesz map of g (eq. (30)): g(a, b) = <A^-1 a, b>_F. O((m + n) k).
         """
         w, p = self.weights(point)
-        return apply_A_inverse(w, p, fr.parse_tangent(tangent_vector, self._shape))
+        return apply_A_inverse(w, p, fr.check_tangent(tangent_vector, self._shape))
 
     # ------------------------------------------------------------------ metric
     def inner_product(self, point: Any, tangent_vector_a: Any, tangent_vector_b: Any) -> float:
@@ -193,9 +194,17 @@ class DeepLinearFixedRank(Manifold):
         Scale-safe for singular values beyond about 1e+-70 (:func:`linrank.metric.inner_product`).
         """
         w, p = self.weights(point)
-        a = fr.parse_tangent(tangent_vector_a, self._shape)
-        b = fr.parse_tangent(tangent_vector_b, self._shape)
-        return inner_product(w, p, a, b)
+        a = fr.parse_tangent(tangent_vector_a, self._shape, "tangent_vector_a")
+        b = fr.parse_tangent(tangent_vector_b, self._shape, "tangent_vector_b")
+        val = inner_product(w, p, a, b)
+        if not np.isfinite(val):  # diagnose (rare path): which input, or an overflow
+            fr.check_tangent(a, self._shape, "tangent_vector_a")
+            fr.check_tangent(b, self._shape, "tangent_vector_b")
+            raise ValueError(
+                "inner product overflows the floating point range (tangent vectors too large "
+                "for the metric's weights at this point)"
+            )
+        return val
 
     def norm(self, point: Any, tangent_vector: Any) -> float:
         """sqrt(g_W(v, v))."""
@@ -209,9 +218,14 @@ class DeepLinearFixedRank(Manifold):
         them. For depth 1 it agrees with the geodesic distance to first order as the points
         approach each other.
         """
-        a = fr.parse_point(point_a, self._shape)
-        b = fr.parse_point(point_b, self._shape)
-        return fr.chordal_distance(a, b)
+        a = fr.parse_point(point_a, self._shape, "point_a")
+        b = fr.parse_point(point_b, self._shape, "point_b")
+        val = fr.chordal_distance(a, b)
+        if not np.isfinite(val):
+            fr.check_point_factors(a, "point_a")
+            fr.check_point_factors(b, "point_b")
+            raise ValueError(f"dist not representable in floating point (overflow: {val})")
+        return val
 
     # ------------------------------------------------------------------ ambient vectors
     def projection(self, point: Any, vector: Any) -> TangentVector:
@@ -221,12 +235,12 @@ class DeepLinearFixedRank(Manifold):
         :math:`U_p = Z v - u M`, :math:`V_p = Z^T u - v M^T`. O((m + n) k^2) after the products.
         Note that P_T is orthogonal for the Frobenius inner product, not for g (for depth >= 2).
         """
-        return fr.projection(fr.parse_point(point, self._shape), vector, self._m, self._n)
+        return fr.projection(fr.parse_point(point, self._shape), vector, self._m, self._n, "vector")
 
     def to_tangent_space(self, point: Any, vector: Any) -> TangentVector:
         """Re-tangentialize (Up, M, Vp): remove the components of Up along u and of Vp along v."""
-        p = fr.parse_point(point, self._shape)
-        return fr.to_tangent_space(p, fr.parse_tangent(vector, self._shape))
+        p = fr.check_point_factors(fr.parse_point(point, self._shape))
+        return fr.to_tangent_space(p, fr.check_tangent(vector, self._shape, "vector"))
 
     def embedding(
         self, point: Any, tangent_vector: Any
@@ -235,13 +249,13 @@ class DeepLinearFixedRank(Manifold):
 
         ``U @ S @ V.T == u M vt + Up vt + u Vp^T`` (pymanopt's convention).
         """
-        p = fr.parse_point(point, self._shape)
-        return fr.embedding(p, fr.parse_tangent(tangent_vector, self._shape))
+        p = fr.check_point_factors(fr.parse_point(point, self._shape))
+        return fr.embedding(p, fr.check_tangent(tangent_vector, self._shape))
 
     def tangent_to_dense(self, point: Any, tangent_vector: Any) -> np.ndarray:
         """The tangent vector as a dense m x n matrix (small sizes, tests, plots)."""
-        p = fr.parse_point(point, self._shape)
-        return fr.tangent_to_dense(p, fr.parse_tangent(tangent_vector, self._shape))
+        p = fr.check_point_factors(fr.parse_point(point, self._shape))
+        return fr.tangent_to_dense(p, fr.check_tangent(tangent_vector, self._shape))
 
     @staticmethod
     def to_dense(point: Any) -> np.ndarray:
@@ -261,7 +275,7 @@ class DeepLinearFixedRank(Manifold):
         :class:`FactorGradient`), converted by :func:`linrank.fixedrank.gradient_to_tangent`.
         """
         p = fr.parse_point(point, self._shape)
-        grad = fr.gradient_to_tangent(p, euclidean_gradient, self._m, self._n)
+        grad = fr.gradient_to_tangent(p, euclidean_gradient, self._m, self._n, "euclidean_gradient")
         # grad's blocks are fresh arrays: scale them in place (saves two (m + n) x k copies)
         w, q = self._weights(p.s)
         np.multiply(grad.Up, q, out=grad.Up)
@@ -318,17 +332,18 @@ class DeepLinearFixedRank(Manifold):
         p = fr.parse_point(point, self._shape)
         t = fr.parse_tangent(tangent_vector, self._shape)
         if self._retraction == "polar":
-            return fr.polar_retraction(p, t)
-        return fr.projection_retraction(p, t)
+            return retractions.polar_retraction(p, t)
+        return retractions.projection_retraction(p, t)
 
     def transport(self, point_a: Any, point_b: Any, tangent_vector_a: Any) -> TangentVector:
         """Vector transport by Frobenius projection onto the tangent space at ``point_b``.
 
         Computed from the factored embedding, O((m + n) k^2), no m x n intermediate.
         """
-        a = fr.parse_point(point_a, self._shape)
-        b = fr.parse_point(point_b, self._shape)
-        return fr.transport(a, b, fr.parse_tangent(tangent_vector_a, self._shape))
+        a = fr.check_point_factors(fr.parse_point(point_a, self._shape, "point_a"), "point_a")
+        b = fr.parse_point(point_b, self._shape, "point_b")
+        t = fr.check_tangent(tangent_vector_a, self._shape, "tangent_vector_a")
+        return retractions.transport(a, b, t)
 
     # ------------------------------------------------------------------ random, zero
     def random_point(self) -> FixedRankPoint:

@@ -44,6 +44,7 @@ LINE_LIMIT_EXEMPT: dict[str, str] = {
 #: (among linrank's modules).
 CORE_LAYERS: tuple[str, ...] = (
     "linrank.fixedrank",
+    "linrank.retractions",
     "linrank.metric",
     "linrank.connection",
     "linrank.manifold",
