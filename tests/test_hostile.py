@@ -21,6 +21,7 @@ from linrank import (
     FactorGradient,
     TangentVector,
     ambient_problem,
+    check_gradient,
     christoffel,
     critical_points,
     least_squares_problem,
@@ -227,6 +228,34 @@ def test_covariance_psd_up_to_rounding_is_accepted(rng):
     X = rng.standard_normal((6, 3))  # rank 3: X X^T is singular, eigenvalues ~ +-eps
     data = linrank.as_data(X @ X.T, covariance=True)
     assert data.Cxx.shape == (6, 6)
+
+
+# ------------------------------------------------------------------------------ check_gradient
+def test_check_gradient_refuses_steps_that_test_nothing(rng):
+    X = rng.standard_normal((4, 12))
+    man = DeepLinearFixedRank(4, 4, 2, depth=2)
+    problem = least_squares_problem(man, X)
+    x = man.random_point()
+    for t, match in (([], "at least 7"), (-np.logspace(-6, 0, 20), "positive"),
+                     (np.r_[np.logspace(-6, 0, 20), np.nan], "finite")):
+        with pytest.raises(ValueError, match=match):
+            check_gradient(problem, x, t=t)
+        with pytest.raises(ValueError, match=match):
+            linrank.check_hessian(problem, x, t=t)
+    with pytest.raises(ValueError, match="direction must be a nonzero"):
+        check_gradient(problem, x, man.zero_vector(x))
+
+
+# ------------------------------------------------------------------------------ Morse index
+@pytest.mark.parametrize("depth", [10**8, 10**9, 10**12])
+def test_morse_index_at_huge_depth(depth):
+    lam = np.array([9.0, 5.0, 3.0, 2.0, 1.0, 0.5])
+    Q = np.linalg.qr(np.random.default_rng(2019).standard_normal((6, 6)))[0]
+    X = Q * np.sqrt(lam)
+    cps = critical_points(X, 2, depth, spectra="all")
+    assert len(cps) == 15
+    for cp in cps:
+        assert cp.computed_index == cp.predicted_index, cp.J
 
 
 # ------------------------------------------------------------------------------ extreme scales
