@@ -42,7 +42,7 @@ from scipy.sparse.linalg import LinearOperator
 from .connection import hessian_from_products
 from .data import finite_real_matrix
 from .diagnostics import hessian_spectrum
-from .fixedrank import all_finite, real_array
+from .fixedrank import all_finite, check_point_factors, real_array
 from .manifold import DeepLinearFixedRank, FixedRankPoint, TangentVector
 from .metric import check_depth
 
@@ -125,9 +125,12 @@ class AutoencoderProblem:
         self.C = X @ X.T
         self.trace = float(np.trace(self.C))
 
+    def _point(self, point: Any) -> FixedRankPoint:
+        return check_point_factors(self.manifold.parse_point(point))
+
     def cost(self, point: Any) -> float:
         """1/2 ||X - W X||^2 = 1/2 (tr C - 2 tr(W C) + tr(W^T W C)), O(d^2 k)."""
-        u, s, vt = point
+        u, s, vt = self._point(point)
         CV = self.C @ vt.T
         tr_WC = float(np.sum((u * s) * CV))
         tr_WtWC = float(np.sum((vt.T * s**2) * CV))  # W^T W = v S^2 v^T
@@ -135,7 +138,7 @@ class AutoencoderProblem:
 
     def euclidean_gradient(self, point: Any) -> LinearOperator:
         """(W - I) C as a LinearOperator."""
-        u, s, vt = point
+        u, s, vt = self._point(point)
         C = self.C
         d = C.shape[0]
 
@@ -172,7 +175,7 @@ class AutoencoderProblem:
         xi^T u] (5k columns in two passes over C), then
         :func:`linrank.connection.hessian_from_products`."""
         man = self.manifold
-        pt = man.parse_point(point)
+        pt = self._point(point)
         xi = man.parse_tangent(tangent_vector)
         u, s, vt = pt
         k = man.k

@@ -59,7 +59,7 @@ import scipy.linalg as sla
 from scipy.sparse.linalg import LinearOperator, eigsh
 
 from .connection import christoffel
-from .fixedrank import TangentVector, all_finite, real_array
+from .fixedrank import TangentVector, all_finite, check_point_factors, real_array
 from .manifold import DeepLinearFixedRank
 
 __all__ = [
@@ -207,6 +207,8 @@ def _setup(problem, point, direction):
     manifold = problem.manifold
     if point is None:
         point = manifold.random_point()
+    elif isinstance(manifold, DeepLinearFixedRank):
+        point = check_point_factors(manifold.parse_point(point))
     if direction is None:
         direction = manifold.random_tangent_vector(point)
     nrm = manifold.norm(point, direction)
@@ -341,7 +343,7 @@ class _Coordinates:
 
     def __init__(self, manifold, point):
         self.man = manifold
-        self.pt = manifold.parse_point(point)
+        self.pt = check_point_factors(manifold.parse_point(point))
         m, n, k = manifold.m, manifold.n, manifold.k
         self.m, self.n, self.k = m, n, k
         w, p = manifold.weights(self.pt)

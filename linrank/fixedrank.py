@@ -222,7 +222,9 @@ def parse_point(point: Any, shape: Shape, name: str = "point") -> FixedRankPoint
     if isinstance(point, FixedRankPoint) and all(isinstance(x, np.ndarray) for x in point):
         p = point
     else:
-        p = FixedRankPoint(*(np.asarray(x) for x in point))
+        p = FixedRankPoint(
+            *(real_array(f"{name}: {f}", x) for f, x in zip(FixedRankPoint._fields, point))
+        )
     for field, x in zip(p._fields, p):
         real_array(f"{name}: {field}", x)
     m, n, k = shape
@@ -246,7 +248,9 @@ def parse_tangent(vector: Any, shape: Shape, name: str = "tangent_vector") -> Ta
     if isinstance(vector, TangentVector) and all(isinstance(x, np.ndarray) for x in vector):
         t = vector
     else:
-        t = TangentVector(*(np.asarray(x) for x in vector))
+        t = TangentVector(
+            *(real_array(f"{name}: {f}", x) for f, x in zip(TangentVector._fields, vector))
+        )
     for field, x in zip(t._fields, t):
         real_array(f"{name}: {field}", x)
     m, n, k = shape

@@ -315,3 +315,21 @@ def test_from_samples_does_not_copy_the_data():
         tracemalloc.stop()
     cov = d * d * 8
     assert peak < 4 * cov + (1 << 20), peak  # the covariance and small temporaries only
+
+
+def test_non_finite_point_in_problems_and_diagnostics(rng):
+    X = rng.standard_normal((5, 15))
+    man = DeepLinearFixedRank(5, 5, 2, 3)
+    np.random.seed(0)
+    x = man.random_point()
+    bad = _with(x, 0, np.nan)
+    ae = linrank.AutoencoderProblem(man, X)
+    for fn, args in (
+        (ae.cost, (bad,)),
+        (ae.riemannian_hessian, (bad, man.zero_vector(x))),
+        (linrank.hessian_spectrum, (man, ae, bad)),
+        (linrank.check_hessian, (least_squares_problem(man, X), bad)),
+        (check_gradient, (least_squares_problem(man, X), bad)),
+    ):
+        _refused(ValueError, "point", fn, *args)
+    _refused(TypeError, "point: u", man.norm, ([[1.0, 2.0], [3.0]], x.s, x.vt), man.zero_vector(x))
