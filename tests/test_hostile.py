@@ -145,6 +145,7 @@ NONFINITE_CASES = [
 ]
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy's, on the way to the ValueError
 @pytest.mark.parametrize("case,name", NONFINITE_CASES, ids=[c for c, _ in NONFINITE_CASES])
 def test_nan_and_inf_are_refused_naming_the_input(setup, case, name):
     man, x, xi, G = setup
