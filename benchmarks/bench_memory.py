@@ -26,7 +26,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=6000)
     args = ap.parse_args()
     d, n = args.d, args.n
-    print(f"machine: {platform.machine()}, python {platform.python_version()}, numpy {np.__version__}")
+    py, npv = platform.python_version(), np.__version__
+    print(f"machine: {platform.machine()}, python {py}, numpy {npv}")
     X = np.random.default_rng(0).standard_normal((d, n))
     cov = d * d * 8 / 2**20
     print(f"X: {X.nbytes / 2**20:.1f} MiB, covariance X X^T: {cov:.1f} MiB")

@@ -67,6 +67,7 @@ __all__ = [
     "ambient_products",
     "project_products",
     "projection",
+    "check_factor_gradient",
     "factor_gradient_to_tangent",
     "gradient_to_tangent",
     "to_tangent_space",
@@ -401,13 +402,9 @@ def projection(
     return project_products(point, Zv, Ztu)
 
 
-def factor_gradient_to_tangent(point: FixedRankPoint, factor_gradient: Any) -> TangentVector:
-    r""":math:`P_T G` from pymanopt's factor gradients ``(du, ds, dvt)`` of a cost f(u, s, vt).
-
-    With G the gradient in W, ``du = G v diag(s)`` and ``dvt = diag(s) u^T G``, so
-    ``G v = du / s``, ``G^T u = dvt^T / s`` and ``u^T G v`` is the mean of the two available
-    expressions; nothing is divided by s_i^2 - s_k^2. ``ds`` is not read. Shapes are checked.
-    """
+def check_factor_gradient(point: FixedRankPoint, factor_gradient: Any) -> FactorGradient:
+    """pymanopt's factor gradients (du, ds, dvt) as real, finite arrays of shapes (m, k), (k,),
+    (k, n); TypeError/ValueError naming them otherwise."""
     u, s, vt = point
     m, k, n = u.shape[0], s.shape[0], vt.shape[1]
     du, ds, dvt = (
@@ -421,6 +418,21 @@ def factor_gradient_to_tangent(point: FixedRankPoint, factor_gradient: Any) -> T
         )
     if not all_finite(du, ds, dvt):
         raise ValueError("euclidean_gradient (factor gradients du, ds, dvt) contains NaN or inf")
+    return FactorGradient(du, ds, dvt)
+
+
+def factor_gradient_to_tangent(
+    point: FixedRankPoint, factor_gradient: FactorGradient
+) -> TangentVector:
+    r""":math:`P_T G` from pymanopt's factor gradients ``(du, ds, dvt)`` of a cost f(u, s, vt).
+
+    With G the gradient in W, ``du = G v diag(s)`` and ``dvt = diag(s) u^T G``, so
+    ``G v = du / s``, ``G^T u = dvt^T / s`` and ``u^T G v`` is the mean of the two available
+    expressions; nothing is divided by s_i^2 - s_k^2. ``ds`` is not read. The input is checked
+    by the caller (:func:`check_factor_gradient` in :func:`gradient_to_tangent`).
+    """
+    u, s, vt = point
+    du, _, dvt = factor_gradient
     Zv = du / s
     Ztu = dvt.T / s
     M = 0.5 * (u.T @ Zv + (vt @ Ztu).T)
@@ -432,11 +444,12 @@ def gradient_to_tangent(
 ) -> TangentVector:
     r""":math:`P_T \nabla f` for a Euclidean gradient in any accepted form, factor gradients included.
 
-    The one place where factor gradients are told apart from ambient vectors and converted
-    (:func:`factor_gradient_to_tangent`). Returns fresh arrays (the caller may scale them in place).
+    The one place where factor gradients are told apart from ambient vectors, checked and
+    converted (:func:`factor_gradient_to_tangent`: the conversion can be swapped here in one
+    line). Returns fresh arrays (the caller may scale them in place).
     """
     if is_factor_gradient(gradient):
-        return factor_gradient_to_tangent(point, gradient)
+        return factor_gradient_to_tangent(point, check_factor_gradient(point, gradient))
     return projection(point, gradient, m, n, name)
 
 

@@ -84,7 +84,8 @@ def test_layout_command_runs_on_its_own():
 
 
 @pytest.mark.parametrize(
-    "name", ["LinearData", "as_data", "gaussian_data", "top_projector", "rank_constrained_minimizer"]
+    "name",
+    ["LinearData", "as_data", "gaussian_data", "top_projector", "rank_constrained_minimizer"],
 )
 def test_data_names_moved_with_a_deprecation(name):
     network = importlib.import_module("linrank.network")
