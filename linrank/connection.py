@@ -78,6 +78,7 @@ per point.
 from __future__ import annotations
 
 import functools
+import math
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
@@ -90,6 +91,7 @@ from .fixedrank import (
     check_tangent,
     is_factor_gradient,
     parse_point,
+    parse_tangent,
     project_products,
     projection,
     real_array,
@@ -334,8 +336,8 @@ def _normalized(s: np.ndarray, depth: int) -> tuple[np.ndarray, float]:
     that :math:`s^2`, :math:`w^2`, :math:`1/w^2` never overflow in intermediates when the result
     itself is representable (e.g. s = (1e150, 1e149) or (1e-150, 1e-151)).
     """
-    e = float(np.round(0.5 * (np.log2(s.max()) + np.log2(s.min()))))
-    return np.ldexp(s, -int(e)), e
+    e = round(0.5 * (math.log2(s.max()) + math.log2(s.min())))
+    return (np.ldexp(s, -e) if e else s), float(e)
 
 
 def _alpha(depth: int) -> float:
@@ -345,6 +347,11 @@ def _alpha(depth: int) -> float:
 
 def _times_pow2(t: TangentVector, x: float) -> TangentVector:
     """``t * 2**x`` without overflow or underflow of 2**x itself (np.ldexp of the integer part)."""
+    if x == 0.0:
+        return t
+    if abs(x) < 1000.0:  # 2**x is a normal float: one multiplication
+        f = 2.0**x
+        return TangentVector(t.Up * f, t.M * f, t.Vp * f)
     ip = int(np.floor(x))
     f = 2.0 ** (x - ip)
     return TangentVector(*(np.ldexp(b * f, ip) for b in t))
@@ -362,8 +369,15 @@ def _quiet_overflow(fn):
     return wrapper
 
 
-def _finite_result(t: TangentVector, what: str, s: np.ndarray, depth: int) -> TangentVector:
+def _finite_result(
+    t: TangentVector, what: str, s: np.ndarray, depth: int, **inputs: TangentVector
+) -> TangentVector:
+    """``t`` if finite; else a ValueError naming the first non-finite tangent of ``inputs``
+    (checked only then), or saying that the result overflows."""
     if not all_finite(*t):
+        for name, vector in inputs.items():
+            if not all_finite(*vector):
+                raise ValueError(f"{name} contains NaN or inf")
         raise ValueError(
             f"{what} is not representable in floating point (it overflows) at singular values "
             f"in [{s.min():.3g}, {s.max():.3g}], depth {depth}"
@@ -384,7 +398,12 @@ def _ambient_with_frames(shape, pt, Z, xi, name="euclidean_gradient"):
     u, _, vt = pt
     frame_u = np.hstack((u, xi.Up))
     frame_vt = np.hstack((vt.T, xi.Vp)).T
-    ZV, ZtU = ambient_products((frame_u, None, frame_vt), Z, m, n, name)
+    try:
+        ZV, ZtU = ambient_products((frame_u, None, frame_vt), Z, m, n, name)
+    except ValueError:
+        if not all_finite(xi.Up, xi.Vp):  # the frames carry the tangent vector: blame it first
+            raise ValueError("tangent_vector contains NaN or inf") from None
+        raise
     return ZV[:, :k], ZV[:, k:], ZtU[:, :k], ZtU[:, k:]
 
 
@@ -514,9 +533,9 @@ def riemannian_hessian(
     TangentVector. Cost O((m + n) k^2 + k^3) plus G times 2k vectors twice and H times k vectors
     twice. Accuracy: that of the products, the weights are exact to ~1e-13.
     """
-    shape, _ = _geometry(manifold)
+    shape, depth = _geometry(manifold)
     pt = parse_point(point, shape)
-    xi = check_tangent(tangent_vector, shape)
+    xi = parse_tangent(tangent_vector, shape)  # its finiteness: checked with the result
     if is_factor_gradient(euclidean_hessian):
         raise TypeError(
             "euclidean_hessian must be the Euclidean Hessian-vector product in W as an ambient "
@@ -524,12 +543,9 @@ def riemannian_hessian(
         )
     Gv, GVp, Gtu, GtUp = _ambient_with_frames(shape, pt, euclidean_gradient, xi)
     Hv, Htu = ambient_products(pt, euclidean_hessian, shape[0], shape[1], "euclidean_hessian")
-    return hessian_from_products(
-        manifold, pt, xi, np.hstack((Gv, GVp)), np.hstack((Gtu, GtUp)), Hv, Htu
-    )
+    return _hessian(depth, pt, xi, Gv, GVp, Gtu, GtUp, Hv, Htu)
 
 
-@_quiet_overflow
 def hessian_from_products(
     manifold,
     point: Any,
@@ -557,7 +573,7 @@ def hessian_from_products(
     """
     shape, depth = _geometry(manifold)
     pt = parse_point(point, shape)
-    xi = check_tangent(tangent_vector, shape)
+    xi = parse_tangent(tangent_vector, shape)  # its finiteness: checked with the result
     m, n, k = shape
     for name, arr, want in (
         ("G_v_Vp", G_v_Vp, (m, 2 * k)),
@@ -570,8 +586,14 @@ def hessian_from_products(
             raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
         if not all_finite(arr):
             raise ValueError(f"{name} contains NaN or inf")
-    Gv, GVp = G_v_Vp[:, :k], G_v_Vp[:, k:]
-    Gtu, GtUp = Gt_u_Up[:, :k], Gt_u_Up[:, k:]
+    return _hessian(
+        depth, pt, xi, G_v_Vp[:, :k], G_v_Vp[:, k:], Gt_u_Up[:, :k], Gt_u_Up[:, k:], H_v, Ht_u
+    )
+
+
+@_quiet_overflow
+def _hessian(depth, pt, xi, Gv, GVp, Gtu, GtUp, H_v, Ht_u) -> TangentVector:
+    """The Hessian formula of :func:`riemannian_hessian` on checked inputs."""
     # evaluated at s / c and scaled: Hess = c^alpha B H + c^(alpha - 1) (the rest) (_normalized)
     sn, e = _normalized(pt.s, depth)
     alpha = _alpha(depth)
@@ -593,4 +615,4 @@ def hessian_from_products(
         out = BH + rest
     else:
         out = _times_pow2(BH, e * alpha) + _times_pow2(rest, e * (alpha - 1.0))
-    return _finite_result(out, "the Riemannian Hessian", pt.s, depth)
+    return _finite_result(out, "the Riemannian Hessian", pt.s, depth, tangent_vector=xi)

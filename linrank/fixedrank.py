@@ -42,6 +42,7 @@ types; finiteness of tangent vectors costs O((m + n) k) sums where checked.
 from __future__ import annotations
 
 import collections
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -81,6 +82,8 @@ __all__ = [
 ]
 
 Shape = tuple[int, int, int]
+
+_ADD = np.add.reduce  # np.sum without its Python wrapper (all_finite runs on every operation)
 
 
 class _Arith:
@@ -152,7 +155,7 @@ def real_array(name: str, x: Any) -> np.ndarray:
         Naming ``name``: complex numbers (linrank works over the reals; numpy would otherwise
         drop the imaginary part silently), strings, objects, or something that is not an array.
     """
-    if isinstance(x, np.ndarray) and x.dtype.kind in "fiub":  # the common case, fast
+    if _is_real_ndarray(x):  # the common case, fast
         return x
     if isinstance(x, (str, bytes)) or x is None:
         raise TypeError(f"{name} must be an array of real numbers, got {type(x).__name__}")
@@ -178,7 +181,7 @@ def all_finite(*arrays: Any) -> bool:
     finite entries near the largest float can also cause) are the entries checked one by one.
     """
     for a in arrays:
-        if not np.isfinite(np.sum(a)) and not np.all(np.isfinite(a)):
+        if not math.isfinite(_ADD(a, axis=None)) and not np.all(np.isfinite(a)):
             return False
     return True
 
@@ -209,6 +212,10 @@ def check_shape(m: Any, n: Any, k: Any) -> Shape:
     return int(m), int(n), int(k)
 
 
+def _is_real_ndarray(x: Any) -> bool:
+    return isinstance(x, np.ndarray) and x.dtype.kind in "fiub"
+
+
 def parse_point(point: Any, shape: Shape, name: str = "point") -> FixedRankPoint:
     """Cheap structural check of a point of M_k of ``shape = (m, n, k)``; errors name ``name``.
 
@@ -220,20 +227,19 @@ def parse_point(point: Any, shape: Shape, name: str = "point") -> FixedRankPoint
         raise TypeError(
             f"{name} must be a thin SVD (u, s, vt) of three arrays, got {type(point).__name__}"
         )
-    if isinstance(point, FixedRankPoint) and all(isinstance(x, np.ndarray) for x in point):
-        p = point
+    u, s, vt = point
+    if _is_real_ndarray(u) and _is_real_ndarray(s) and _is_real_ndarray(vt):  # the common case
+        p = point if isinstance(point, FixedRankPoint) else FixedRankPoint(u, s, vt)
     else:
         p = FixedRankPoint(
             *(real_array(f"{name}: {f}", x) for f, x in zip(FixedRankPoint._fields, point))
         )
-    for field, x in zip(p._fields, p):
-        real_array(f"{name}: {field}", x)
+        u, s, vt = p
     m, n, k = shape
-    u, s, vt = p
-    if np.shape(u) != (m, k) or np.shape(s) != (k,) or np.shape(vt) != (k, n):
+    if u.shape != (m, k) or s.shape != (k,) or vt.shape != (k, n):
         raise ValueError(
             f"{name} (u, s, vt) must have shapes ({m}, {k}), ({k},), ({k}, {n}); got "
-            f"{np.shape(u)}, {np.shape(s)}, {np.shape(vt)}"
+            f"{u.shape}, {s.shape}, {vt.shape}"
         )
     smin, smax = s.min(), s.max()
     if not (smin > 0 and smax < np.inf):
@@ -246,19 +252,19 @@ def parse_tangent(vector: Any, shape: Shape, name: str = "tangent_vector") -> Ta
     (n, k); O(1), errors name ``name``. Finiteness: :func:`check_tangent`."""
     if not isinstance(vector, (tuple, list)) or len(vector) != 3:
         raise TypeError(f"{name} must be a tangent vector (Up, M, Vp), got {type(vector).__name__}")
-    if isinstance(vector, TangentVector) and all(isinstance(x, np.ndarray) for x in vector):
-        t = vector
+    Up, M, Vp = vector
+    if _is_real_ndarray(Up) and _is_real_ndarray(M) and _is_real_ndarray(Vp):  # the common case
+        t = vector if isinstance(vector, TangentVector) else TangentVector(Up, M, Vp)
     else:
         t = TangentVector(
             *(real_array(f"{name}: {f}", x) for f, x in zip(TangentVector._fields, vector))
         )
-    for field, x in zip(t._fields, t):
-        real_array(f"{name}: {field}", x)
+        Up, M, Vp = t
     m, n, k = shape
-    if np.shape(t.Up) != (m, k) or np.shape(t.M) != (k, k) or np.shape(t.Vp) != (n, k):
+    if Up.shape != (m, k) or M.shape != (k, k) or Vp.shape != (n, k):
         raise ValueError(
             f"{name} (Up, M, Vp) must have shapes ({m}, {k}), ({k}, {k}), ({n}, {k}); "
-            f"got {np.shape(t.Up)}, {np.shape(t.M)}, {np.shape(t.Vp)}"
+            f"got {Up.shape}, {M.shape}, {Vp.shape}"
         )
     return t
 

@@ -38,6 +38,7 @@ Every operation costs O((m + n) k^2) beyond the products with an ambient vector,
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -131,6 +132,12 @@ class DeepLinearFixedRank(Manifold):
         return float(np.sqrt(self.dim))
 
     # ------------------------------------------------------------------ input checks
+    def _name_non_finite(self, point: FixedRankPoint, t: TangentVector, name="tangent_vector"):
+        """Raise the ValueError for a non-finite result: name the input, or say it overflowed."""
+        fr.check_point_factors(point)
+        fr.check_tangent(t, self._shape, name)
+        raise ValueError("the result overflows the floating point range")
+
     def parse_point(self, point: Any) -> FixedRankPoint:
         """Cheap (O(k)) structural check of a point (:func:`linrank.fixedrank.parse_point`);
         see :meth:`check_point` for the full one."""
@@ -197,7 +204,7 @@ class DeepLinearFixedRank(Manifold):
         a = fr.parse_tangent(tangent_vector_a, self._shape, "tangent_vector_a")
         b = fr.parse_tangent(tangent_vector_b, self._shape, "tangent_vector_b")
         val = inner_product(w, p, a, b)
-        if not np.isfinite(val):  # diagnose (rare path): which input, or an overflow
+        if not math.isfinite(val):  # diagnose (rare path): which input, or an overflow
             fr.check_tangent(a, self._shape, "tangent_vector_a")
             fr.check_tangent(b, self._shape, "tangent_vector_b")
             raise ValueError(
@@ -239,8 +246,12 @@ class DeepLinearFixedRank(Manifold):
 
     def to_tangent_space(self, point: Any, vector: Any) -> TangentVector:
         """Re-tangentialize (Up, M, Vp): remove the components of Up along u and of Vp along v."""
-        p = fr.check_point_factors(fr.parse_point(point, self._shape))
-        return fr.to_tangent_space(p, fr.check_tangent(vector, self._shape, "vector"))
+        p = fr.parse_point(point, self._shape)
+        t = fr.parse_tangent(vector, self._shape, "vector")
+        out = fr.to_tangent_space(p, t)
+        if not fr.all_finite(*out):
+            self._name_non_finite(p, t, "vector")
+        return out
 
     def embedding(
         self, point: Any, tangent_vector: Any
@@ -249,13 +260,21 @@ class DeepLinearFixedRank(Manifold):
 
         ``U @ S @ V.T == u M vt + Up vt + u Vp^T`` (pymanopt's convention).
         """
-        p = fr.check_point_factors(fr.parse_point(point, self._shape))
-        return fr.embedding(p, fr.check_tangent(tangent_vector, self._shape))
+        p = fr.parse_point(point, self._shape)
+        t = fr.parse_tangent(tangent_vector, self._shape)
+        out = fr.embedding(p, t)
+        if not fr.all_finite(out[0], out[2]):
+            self._name_non_finite(p, t)
+        return out
 
     def tangent_to_dense(self, point: Any, tangent_vector: Any) -> np.ndarray:
         """The tangent vector as a dense m x n matrix (small sizes, tests, plots)."""
-        p = fr.check_point_factors(fr.parse_point(point, self._shape))
-        return fr.tangent_to_dense(p, fr.check_tangent(tangent_vector, self._shape))
+        p = fr.parse_point(point, self._shape)
+        t = fr.parse_tangent(tangent_vector, self._shape)
+        out = fr.tangent_to_dense(p, t)
+        if not fr.all_finite(out):
+            self._name_non_finite(p, t)
+        return out
 
     @staticmethod
     def to_dense(point: Any) -> np.ndarray:
@@ -340,10 +359,16 @@ class DeepLinearFixedRank(Manifold):
 
         Computed from the factored embedding, O((m + n) k^2), no m x n intermediate.
         """
-        a = fr.check_point_factors(fr.parse_point(point_a, self._shape, "point_a"), "point_a")
+        a = fr.parse_point(point_a, self._shape, "point_a")
         b = fr.parse_point(point_b, self._shape, "point_b")
-        t = fr.check_tangent(tangent_vector_a, self._shape, "tangent_vector_a")
-        return retractions.transport(a, b, t)
+        t = fr.parse_tangent(tangent_vector_a, self._shape, "tangent_vector_a")
+        try:
+            return retractions.transport(a, b, t)
+        except ValueError:  # non-finite products: name the input (checked only now)
+            fr.check_tangent(t, self._shape, "tangent_vector_a")
+            fr.check_point_factors(a, "point_a")
+            fr.check_point_factors(b, "point_b")
+            raise
 
     # ------------------------------------------------------------------ random, zero
     def random_point(self) -> FixedRankPoint:

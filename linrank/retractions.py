@@ -24,13 +24,18 @@ __all__ = ["projection_retraction", "polar_retraction", "transport"]
 
 
 def _checked(retraction, point: FixedRankPoint, t: TangentVector) -> FixedRankPoint:
-    """Run ``retraction`` on finite inputs; numpy's LinAlgError becomes a ValueError."""
-    check_point_factors(point)
-    if not all_finite(*t):
-        raise ValueError("tangent_vector contains NaN or inf: the step is not finite")
+    """Run ``retraction``; if it fails (numpy's LinAlgError, or the ValueError of a non-finite
+    intermediate or result), name the non-finite input, else say that the step is too large.
+
+    NaN and inf in the inputs propagate to the results, which the retractions check (by sums of
+    their factors), so finite inputs cost no extra pass over them.
+    """
     try:
         return retraction(point, t)
-    except np.linalg.LinAlgError as exc:
+    except ValueError as exc:  # LinAlgError is a ValueError
+        check_point_factors(point)
+        if not all_finite(*t):
+            raise ValueError("tangent_vector contains NaN or inf: the step is not finite") from None
         raise ValueError(f"retraction failed: {exc} (step too large to represent?)") from None
 
 
@@ -89,7 +94,7 @@ def _polar_retraction(point: FixedRankPoint, t: TangentVector) -> FixedRankPoint
     # since pf(A a) = pf(A) a for orthogonal a (the same for V' with bt^T).
     Au = u @ a + (t.Up @ bt.T) / sig
     Av = vt.T @ bt.T + (t.Vp @ a) / sig
-    if not (np.all(np.isfinite(Au)) and np.all(np.isfinite(Av))):
+    if not all_finite(Au, Av):
         raise ValueError("retraction produced non-finite factors (step not finite)")
     Qa, _, Rat = np.linalg.svd(Au, full_matrices=False)
     Qb, _, Rbt = np.linalg.svd(Av, full_matrices=False)
