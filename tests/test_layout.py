@@ -31,7 +31,12 @@ def test_core_layers_import_only_lower_layers():
     assert graph["linrank.fixedrank"] == set()
     assert graph["linrank.retractions"] == {"linrank.fixedrank"}
     assert graph["linrank.metric"] == {"linrank.fixedrank"}
-    assert graph["linrank.connection"] == {"linrank.fixedrank", "linrank.metric"}
+    assert graph["linrank.divided_differences"] == {"linrank.metric"}
+    assert graph["linrank.connection"] == {
+        "linrank.fixedrank",
+        "linrank.metric",
+        "linrank.divided_differences",
+    }
     assert graph["linrank.manifold"] <= set(layout.CORE_LAYERS)
     assert graph["linrank.data"] == {"linrank.fixedrank"}
     assert graph["linrank.network"] <= {"linrank.data", "linrank.fixedrank"}

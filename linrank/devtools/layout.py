@@ -46,6 +46,7 @@ CORE_LAYERS: tuple[str, ...] = (
     "linrank.fixedrank",
     "linrank.retractions",
     "linrank.metric",
+    "linrank.divided_differences",
     "linrank.connection",
     "linrank.manifold",
 )
