@@ -25,11 +25,17 @@ def test_core_layers_import_only_lower_layers():
     graph = layout.scan().graph()
     assert graph["linrank.factorgrad"] == set()
     assert graph["linrank.fixedrank"] == {"linrank.factorgrad"}
+    assert graph["linrank.retractions"] == {"linrank.fixedrank"}
     assert graph["linrank.metric"] == {"linrank.fixedrank"}
-    assert graph["linrank.connection"] == {"linrank.fixedrank", "linrank.metric"}
-    assert graph["linrank.manifold"] <= {"linrank.fixedrank", "linrank.metric", "linrank.connection"}
-    assert graph["linrank.data"] == set()
-    assert graph["linrank.network"] == {"linrank.data"}
+    assert graph["linrank.divided_differences"] == {"linrank.metric"}
+    assert graph["linrank.connection"] == {
+        "linrank.fixedrank",
+        "linrank.metric",
+        "linrank.divided_differences",
+    }
+    assert graph["linrank.manifold"] <= set(layout.CORE_LAYERS)
+    assert graph["linrank.data"] == {"linrank.fixedrank"}
+    assert graph["linrank.network"] <= {"linrank.data", "linrank.fixedrank"}
 
 
 def _package(tmp_path, files):
@@ -79,7 +85,8 @@ def test_layout_command_runs_on_its_own():
 
 
 @pytest.mark.parametrize(
-    "name", ["LinearData", "as_data", "gaussian_data", "top_projector", "rank_constrained_minimizer"]
+    "name",
+    ["LinearData", "as_data", "gaussian_data", "top_projector", "rank_constrained_minimizer"],
 )
 def test_data_names_moved_with_a_deprecation(name):
     network = importlib.import_module("linrank.network")

@@ -40,7 +40,9 @@ LINE_LIMIT_EXEMPT: dict[str, str] = {}
 CORE_LAYERS: tuple[str, ...] = (
     "linrank.factorgrad",
     "linrank.fixedrank",
+    "linrank.retractions",
     "linrank.metric",
+    "linrank.divided_differences",
     "linrank.connection",
     "linrank.manifold",
 )
