@@ -163,9 +163,9 @@ def test_complex_input_is_refused():
     with pytest.raises(TypeError, match="target.* real"):
         manifold_flow(X, None, W0, 2, 1.0, target=W0 + 0j)
     fs = balanced_factors(W0, (6, 3, 6), seed=0)
-    with pytest.raises(TypeError, match="W_2 must be a real"):
+    with pytest.raises(TypeError, match="W_2 must be real"):
         factor_flow(X, None, [fs[0], fs[1] + 0j], 1.0)
-    with pytest.raises(TypeError, match="X must be a real"):
+    with pytest.raises(TypeError, match="X must be real"):
         factor_flow(X + 0j, None, fs, 1.0)
 
 
