@@ -2,6 +2,10 @@
 
 Each subcommand lives in ``linrank/commands/<name>.py`` and defines ``add_arguments(parser)``,
 ``run(args) -> int`` and a one-line ``HELP``. Register it in ``_COMMANDS`` below.
+
+Errors a user can cause (bad values, unusable output paths, sizes that do not fit in memory)
+end with one line ``linrank COMMAND: error: ...`` on stderr and exit status 2, never a
+traceback; Ctrl-C ends with exit status 130.
 """
 
 from __future__ import annotations
@@ -29,6 +33,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}:{where}".rstrip(":")
+    if isinstance(exc, MemoryError):
+        return f"out of memory ({exc})" if str(exc) else "out of memory"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -39,6 +52,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except KeyboardInterrupt:
+        print(f"linrank {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, MemoryError, argparse.ArgumentTypeError) as exc:
+        print(f"linrank {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -54,21 +54,10 @@ with :math:`Z_{11} = u^T Z v`. Only :math:`Zv, Z^Tu, Z V_p, Z^T U_p` are needed.
 
 Accuracy
 --------
-The divided differences are evaluated without cancellation and in O(1) in N: with
-:math:`\rho = (s_{mid}/s_{hi})^{2/N}`, :math:`\rho' = (s_{lo}/s_{hi})^{2/N}` (sorted points),
-:math:`\varphi[x, y, z] = x_{hi}^{N-2}\, h_{N-2}(1, \rho, \rho')` and
-
-* if :math:`s_{hi}/s_{lo} \ge e^{1/2}`: :math:`h_{N-2}(1,\rho,\rho') =
-  (h_{N-1}(1,\rho) - h_{N-1}(\rho,\rho'))/(1-\rho')`, each two-point value by expm1 as in
-  :func:`linrank.metric.core_weights` (the subtraction loses at most a factor ~5);
-* otherwise a Taylor series about the centroid with a fixed number (20) of terms, each a
-  positive coefficient :math:`\binom{N}{m} c^{N-m}` times :math:`h_{m-2}` of the centred points
-  (terms decay like :math:`(2/3)^j / j!`).
-
-Measured relative error of the weights <= 1e-13 against 80-digit mpmath at singular values in
-[1e-6, 1e6], ratios down to exactly equal, depths 1 to 10^6 (tests/test_connection.py). The
-Hessian then has the accuracy of the products with G and H (a few ulps times the condition of
-the sums), and matches a chart reference with finite-difference Christoffel symbols to ~1e-7.
+The divided differences (:mod:`linrank.divided_differences`) have relative error <= 1e-13,
+O(1) in N. The Hessian then has the accuracy of the products with G and H (a few ulps times the
+condition of the sums), and matches a chart reference with finite-difference Christoffel symbols
+to ~1e-7.
 
 Cost: O((m + n) k^2 + k^3) per Hessian-vector product beyond the products of the Euclidean
 gradient G with the 2k vectors [v, V_p], [u, U_p] and of H with v, u; the k^3 weights are cached
@@ -77,22 +66,31 @@ per point.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from typing import Any, NamedTuple
+import functools
+import math
+from typing import Any
 
 import numpy as np
 
+from .divided_differences import (
+    DivDiffWeights,
+    divided_difference_weights,
+    second_divided_difference,
+)
 from .fixedrank import (
     TangentVector,
+    all_finite,
     ambient_products,
+    check_tangent,
     is_factor_gradient,
     parse_point,
     parse_tangent,
     project_products,
     projection,
+    real_array,
     to_tangent_space,
 )
-from .metric import apply_A, apply_A_inverse, check_depth, core_weights, side_weights
+from .metric import apply_A, apply_A_inverse, check_depth
 
 __all__ = [
     "DivDiffWeights",
@@ -105,144 +103,6 @@ __all__ = [
     "riemannian_hessian",
     "hessian_from_products",
 ]
-
-_TAYLOR_TERMS = 20
-_SPLIT = 1.0  # branch on 2 log(s_hi / s_lo) (= N * log(x_hi / x_lo) for x = s^{2/N})
-
-
-def _log_ratio2(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """2 log(hi / lo) for hi >= lo >= 0 without cancellation (inf where lo == 0)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = 2.0 * np.log1p((hi - lo) / lo)
-    return np.where(lo > 0, out, np.inf)
-
-
-def _R(d: np.ndarray, N: int) -> np.ndarray:
-    """h_{N-1}(1, e^{-d/N}) = (1 - e^{-d}) / (1 - e^{-d/N}), exact for d in [0, inf]."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.expm1(-d) / np.expm1(-d / N)
-    return np.where(d < 1e-290, float(N), r)
-
-
-def _h3(d1: np.ndarray, d2: np.ndarray, d12: np.ndarray, N: int) -> np.ndarray:
-    r"""h_{N-2}(1, rho, rho') with rho = e^{-d1/N}, rho' = e^{-d2/N}, 0 <= d1 <= d2 <= inf.
-
-    ``d12 = d2 - d1`` is passed separately (computed without cancellation).
-    """
-    d1, d2, d12 = np.broadcast_arrays(d1, d2, d12)
-    out = np.empty(d1.shape)
-    if N == 1:
-        out[...] = 0.0
-        return out
-    big = d2 >= _SPLIT
-    if np.any(big):
-        a, b, ab = d1[big], d2[big], d12[big]
-        num = _R(a, N) - np.exp(-a * (N - 1) / N) * _R(ab, N)
-        out[big] = num / (-np.expm1(-b / N))
-    small = ~big
-    if np.any(small):
-        a, b = d1[small], d2[small]
-        e1 = -np.expm1(-a / N)  # 1 - rho
-        e2 = -np.expm1(-b / N)  # 1 - rho'
-        dc = (e1 + e2) / 3.0  # 1 - c
-        c = 1.0 - dc
-        deltas = (dc, dc - e1, dc - e2)  # the points minus the centroid
-        coef = 0.5 * N * (N - 1) * np.exp((N - 2) * np.log1p(-dc))
-        pj = np.ones_like(dc)
-        qj = np.ones_like(dc)
-        rj = np.ones_like(dc)
-        total = coef * rj
-        for m in range(2, min(N, _TAYLOR_TERMS + 2)):
-            # next coefficient C(N, m+1) c^{N-m-1} and h_{m-1}(deltas)
-            coef = coef * ((N - m) / ((m + 1) * c))
-            pj = pj * deltas[0]
-            qj = deltas[1] * qj + pj
-            rj = deltas[2] * rj + qj
-            total = total + coef * rj
-        out[small] = total
-    return out
-
-
-def second_divided_difference(
-    sa: Any, sb: Any, sc: Any, depth: int
-) -> tuple[np.ndarray, np.ndarray]:
-    r"""The second divided difference :math:`\varphi[x_a, x_b, x_c]` of :math:`\varphi(t) = t^N` at
-    :math:`x = s^{2/N}`, as ``(log_scale, value)`` with :math:`\varphi[\ldots] = e^{\text{log\_scale}}
-    \cdot \text{value}`.
-
-    Parameters
-    ----------
-    sa, sb, sc : broadcastable arrays of singular values, >= 0, at most one of the three zero.
-    depth : N >= 1.
-
-    Returns
-    -------
-    ``log_scale = 2 (N-2)/N log max(s)`` and ``value = h_{N-2}(1, rho, rho')`` (see the module
-    docstring); relative error <= 1e-13, O(1) in N.
-    """
-    N = int(depth)
-    sa, sb, sc = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (sa, sb, sc)))
-    stack = np.sort(np.stack([sa, sb, sc]), axis=0)
-    lo, mid, hi = stack[0], stack[1], stack[2]
-    d1 = _log_ratio2(hi, mid)
-    d2 = _log_ratio2(hi, lo)
-    d12 = _log_ratio2(mid, lo)
-    val = _h3(d1, d2, d12, N)
-    with np.errstate(divide="ignore"):
-        log_scale = 2.0 * (N - 2) / N * np.log(hi)
-    return log_scale, val
-
-
-class DivDiffWeights(NamedTuple):
-    """Weights of A_W and of its derivative at a point (see the module docstring)."""
-
-    s: np.ndarray
-    w: np.ndarray  # (k, k) core weights of A_W
-    p: np.ndarray  # (k,) side weights s^{2(N-1)/N}
-    q: np.ndarray  # (k,) p / s^2 = s^{-2/N}
-    tau: np.ndarray  # (k, k, k) tau[i, j, l] = (w_il - w_jl) / (s_i^2 - s_j^2)
-    sigma: np.ndarray  # (k, k) sigma[i, l] = (w_il - p_l) / s_i^2
-    pi: np.ndarray  # (k, k) pi[i, j] = (p_i - p_j) / (s_i^2 - s_j^2)
-
-
-_CACHE: OrderedDict = OrderedDict()
-_CACHE_SIZE = 8
-
-
-def divided_difference_weights(s: Any, depth: int) -> DivDiffWeights:
-    r"""All weights of :math:`\mathcal{A}_W` and :math:`D\mathcal{A}_W` at singular values ``s``.
-
-    ``tau[i, j, l] = phi[x_i, x_j, x_l] / phi[x_i, x_j]``, ``sigma[i, l] = phi[x_i, 0, x_l] / phi[x_i, 0]``,
-    ``pi[i, j] = phi[x_i, x_j, 0] / phi[x_i, x_j]`` with :math:`\varphi(t) = t^N`, :math:`x = s^{2/N}`;
-    equal to :math:`(w_{il}-w_{jl})/(s_i^2-s_j^2)`, :math:`(w_{il}-p_l)/s_i^2`,
-    :math:`(p_i-p_j)/(s_i^2-s_j^2)` and their limits at equal singular values. Relative error
-    <= 1e-13 (module docstring), O(k^3) and O(1) in N. The last few results are cached.
-    """
-    N = int(depth)
-    s = np.asarray(s, dtype=float)
-    key = (s.tobytes(), N)
-    hit = _CACHE.get(key)
-    if hit is not None:
-        _CACHE.move_to_end(key)
-        return hit
-    w = core_weights(s, N)
-    p = side_weights(s, N)
-    logs = np.log(s)
-    q = np.exp(-2.0 / N * logs)
-    si, sj, sl = s[:, None, None], s[None, :, None], s[None, None, :]
-    # phi[x_i, x_j] = exp(2 (N-1)/N log max(s_i, s_j)) * R; divide in log space (no overflow)
-    ls3, v3 = second_divided_difference(si, sj, sl, N)
-    lw = np.log(w)
-    tau = np.exp(ls3 - lw[:, :, None]) * v3
-    ls2, v2 = second_divided_difference(s[:, None], 0.0, s[None, :], N)
-    sigma = np.exp(ls2 - np.log(p)[:, None]) * v2
-    pi = np.exp(ls2 - lw) * v2
-    out = DivDiffWeights(s.copy(), w, p, q, tau, sigma, pi)
-    _CACHE[key] = out
-    if len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
-    return out
-
 
 # ---------------------------------------------------------------------------------------------
 # blocks of (D_xi B) Z
@@ -320,7 +180,67 @@ def _geometry(manifold: Any) -> tuple[tuple[int, int, int], int]:
     return shape, check_depth(depth)
 
 
-def _ambient_with_frames(shape, pt, Z, xi):
+def _normalized(s: np.ndarray, depth: int) -> tuple[np.ndarray, float]:
+    r"""``(s / c, log2 c)`` with c the power of two nearest :math:`\sqrt{s_{max} s_{min}}` (exact).
+
+    Every quantity of the connection is homogeneous in the scale c of W: with
+    :math:`\alpha = 2(N-1)/N`, :math:`B_{cW} = c^\alpha B_W`, :math:`D B_{cW} = c^{\alpha-1} D B_W`,
+    :math:`r_{cW} = c^{\alpha-1} r_W`, :math:`\Gamma_{cW} = \Gamma_W / c` and the Hessian
+    is :math:`c^\alpha B H + c^{\alpha-1}(\ldots)`. The functions below evaluate at s / c, whose
+    range is :math:`[\sqrt{s_{min}/s_{max}}, \sqrt{s_{max}/s_{min}}]`, and scale the results, so
+    that :math:`s^2`, :math:`w^2`, :math:`1/w^2` never overflow in intermediates when the result
+    itself is representable (e.g. s = (1e150, 1e149) or (1e-150, 1e-151)).
+    """
+    e = round(0.5 * (math.log2(s.max()) + math.log2(s.min())))
+    return (np.ldexp(s, -e) if e else s), float(e)
+
+
+def _alpha(depth: int) -> float:
+    """The degree 2(N - 1)/N of homogeneity of A_W in W."""
+    return 2.0 * (depth - 1) / depth
+
+
+def _times_pow2(t: TangentVector, x: float) -> TangentVector:
+    """``t * 2**x`` without overflow or underflow of 2**x itself (np.ldexp of the integer part)."""
+    if x == 0.0:
+        return t
+    if abs(x) < 1000.0:  # 2**x is a normal float: one multiplication
+        f = 2.0**x
+        return TangentVector(t.Up * f, t.M * f, t.Vp * f)
+    ip = int(np.floor(x))
+    f = 2.0 ** (x - ip)
+    return TangentVector(*(np.ldexp(b * f, ip) for b in t))
+
+
+def _quiet_overflow(fn):
+    """Run ``fn`` without numpy's overflow/invalid warnings: its inputs are checked to be finite
+    and its result by :func:`_finite_result`, which raises a ValueError saying what overflowed."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _finite_result(
+    t: TangentVector, what: str, s: np.ndarray, depth: int, **inputs: TangentVector
+) -> TangentVector:
+    """``t`` if finite; else a ValueError naming the first non-finite tangent of ``inputs``
+    (checked only then), or saying that the result overflows."""
+    if not all_finite(*t):
+        for name, vector in inputs.items():
+            if not all_finite(*vector):
+                raise ValueError(f"{name} contains NaN or inf")
+        raise ValueError(
+            f"{what} is not representable in floating point (it overflows) at singular values "
+            f"in [{s.min():.3g}, {s.max():.3g}], depth {depth}"
+        )
+    return t
+
+
+def _ambient_with_frames(shape, pt, Z, xi, name="euclidean_gradient"):
     """(Z [v, Vp], Z^T [u, Up]) in one product each, for any ambient form of Z."""
     if is_factor_gradient(Z):
         raise TypeError(
@@ -333,10 +253,16 @@ def _ambient_with_frames(shape, pt, Z, xi):
     u, _, vt = pt
     frame_u = np.hstack((u, xi.Up))
     frame_vt = np.hstack((vt.T, xi.Vp)).T
-    ZV, ZtU = ambient_products((frame_u, None, frame_vt), Z, m, n)
+    try:
+        ZV, ZtU = ambient_products((frame_u, None, frame_vt), Z, m, n, name)
+    except ValueError:
+        if not all_finite(xi.Up, xi.Vp):  # the frames carry the tangent vector: blame it first
+            raise ValueError("tangent_vector contains NaN or inf") from None
+        raise
     return ZV[:, :k], ZV[:, k:], ZtU[:, :k], ZtU[:, k:]
 
 
+@_quiet_overflow
 def derivative_of_B(manifold, point: Any, direction: Any, Z: Any):
     r"""Tangent part :math:`P_T[(D_\xi B) Z]` of the derivative of :math:`B_W = \mathcal{A}_W P_T`.
 
@@ -355,27 +281,36 @@ def derivative_of_B(manifold, point: Any, direction: Any, Z: Any):
     """
     shape, depth = _geometry(manifold)
     pt = parse_point(point, shape)
-    xi = parse_tangent(direction, shape)
-    W = divided_difference_weights(pt.s, depth)
+    xi = check_tangent(direction, shape, "direction")
+    sn, e = _normalized(pt.s, depth)
+    W = divided_difference_weights(sn, depth)
     if isinstance(Z, TangentVector):
-        return _dB_tangent(pt, W, xi, parse_tangent(Z, shape))
-    u, _, vt = pt
-    Zv, ZVp, Ztu, ZtUp = _ambient_with_frames(shape, pt, Z, xi)
-    Z11 = u.T @ Zv
-    N1 = ZVp - u @ (u.T @ ZVp)
-    N2 = ZtUp - vt.T @ (vt @ ZtUp)
-    return _dB_blocks(pt, W, xi, Z11, Zv - u @ Z11, Ztu - vt.T @ Z11.T, N1, N2)
+        out = _dB_tangent(pt, W, xi, check_tangent(Z, shape, "Z"))
+    else:
+        u, _, vt = pt
+        Zv, ZVp, Ztu, ZtUp = _ambient_with_frames(shape, pt, Z, xi, "Z")
+        Z11 = u.T @ Zv
+        N1 = ZVp - u @ (u.T @ ZVp)
+        N2 = ZtUp - vt.T @ (vt @ ZtUp)
+        out = _dB_blocks(pt, W, xi, Z11, Zv - u @ Z11, Ztu - vt.T @ Z11.T, N1, N2)
+    out = _times_pow2(out, e * (_alpha(depth) - 1.0))
+    return _finite_result(out, "derivative_of_B", pt.s, depth)
 
 
+@_quiet_overflow
 def r_form(manifold, point: Any, a: Any, b: Any):
     r"""The tangent vector :math:`r(a, b)` with :math:`\langle r(a,b), w\rangle_F =
     \langle (D_w B) a, b\rangle_F` for every tangent w (a, b tangent). O((m + n) k^2 + k^3)."""
     shape, depth = _geometry(manifold)
     pt = parse_point(point, shape)
-    W = divided_difference_weights(pt.s, depth)
-    return _r(W, parse_tangent(a, shape), parse_tangent(b, shape))
+    sn, e = _normalized(pt.s, depth)
+    W = divided_difference_weights(sn, depth)
+    out = _r(W, check_tangent(a, shape, "a"), check_tangent(b, shape, "b"))
+    out = _times_pow2(out, e * (_alpha(depth) - 1.0))
+    return _finite_result(out, "r_form", pt.s, depth)
 
 
+@_quiet_overflow
 def christoffel(manifold, point: Any, X: Any, Y: Any):
     r"""The connection's correction :math:`\Gamma(X, Y) = \nabla_X Y - P_T(D_X Y)`:
 
@@ -383,16 +318,20 @@ def christoffel(manifold, point: Any, X: Any, Y: Any):
 
         \Gamma(X, Y) = -\tfrac12 P_T[(D_X B)(B^+Y) + (D_Y B)(B^+X)] + \tfrac12 B\,r(B^+X, B^+Y).
 
-    Symmetric in X, Y (torsion-free); a tangent vector. O((m + n) k^2 + k^3).
+    Symmetric in X, Y (torsion-free); a tangent vector. O((m + n) k^2 + k^3). Evaluated at the
+    normalized singular values and scaled by 1/c (see ``_normalized``): finite whenever the
+    result is representable; otherwise ValueError saying so.
     """
     shape, depth = _geometry(manifold)
     pt = parse_point(point, shape)
-    W = divided_difference_weights(pt.s, depth)
-    X = parse_tangent(X, shape)
-    Y = parse_tangent(Y, shape)
+    sn, e = _normalized(pt.s, depth)
+    W = divided_difference_weights(sn, depth)
+    X = check_tangent(X, shape, "X")
+    Y = check_tangent(Y, shape, "Y")
     aX, aY = _Ainv(W, X), _Ainv(W, Y)
     out = -0.5 * (_dB_tangent(pt, W, X, aY) + _dB_tangent(pt, W, Y, aX))
-    return out + 0.5 * _A(W, _r(W, aX, aY))
+    out = out + 0.5 * _A(W, _r(W, aX, aY))
+    return _finite_result(_times_pow2(out, -e), "christoffel", pt.s, depth)
 
 
 def levi_civita(manifold, point: Any, X: Any, Y: Any, DXY: Any):
@@ -413,9 +352,9 @@ def levi_civita(manifold, point: Any, X: Any, Y: Any, DXY: Any):
     shape, _ = _geometry(manifold)
     pt = parse_point(point, shape)
     if isinstance(DXY, TangentVector):
-        base = to_tangent_space(pt, parse_tangent(DXY, shape))
+        base = to_tangent_space(pt, check_tangent(DXY, shape, "DXY"))
     else:
-        base = projection(pt, DXY, shape[0], shape[1])
+        base = projection(pt, DXY, shape[0], shape[1], "DXY")
     return base + christoffel(manifold, pt, X, Y)
 
 
@@ -449,19 +388,17 @@ def riemannian_hessian(
     TangentVector. Cost O((m + n) k^2 + k^3) plus G times 2k vectors twice and H times k vectors
     twice. Accuracy: that of the products, the weights are exact to ~1e-13.
     """
-    shape, _ = _geometry(manifold)
+    shape, depth = _geometry(manifold)
     pt = parse_point(point, shape)
-    xi = parse_tangent(tangent_vector, shape)
+    xi = parse_tangent(tangent_vector, shape)  # its finiteness: checked with the result
     if is_factor_gradient(euclidean_hessian):
         raise TypeError(
             "euclidean_hessian must be the Euclidean Hessian-vector product in W as an ambient "
             "m x n vector (dense, (U, S, V) or LinearOperator), not factor derivatives"
         )
     Gv, GVp, Gtu, GtUp = _ambient_with_frames(shape, pt, euclidean_gradient, xi)
-    Hv, Htu = ambient_products(pt, euclidean_hessian, shape[0], shape[1])
-    return hessian_from_products(
-        manifold, pt, xi, np.hstack((Gv, GVp)), np.hstack((Gtu, GtUp)), Hv, Htu
-    )
+    Hv, Htu = ambient_products(pt, euclidean_hessian, shape[0], shape[1], "euclidean_hessian")
+    return _hessian(depth, pt, xi, Gv, GVp, Gtu, GtUp, Hv, Htu)
 
 
 def hessian_from_products(
@@ -491,30 +428,46 @@ def hessian_from_products(
     """
     shape, depth = _geometry(manifold)
     pt = parse_point(point, shape)
-    xi = parse_tangent(tangent_vector, shape)
+    xi = parse_tangent(tangent_vector, shape)  # its finiteness: checked with the result
     m, n, k = shape
-    for name, arr, shape in (
+    for name, arr, want in (
         ("G_v_Vp", G_v_Vp, (m, 2 * k)),
         ("Gt_u_Up", Gt_u_Up, (n, 2 * k)),
         ("H_v", H_v, (m, k)),
         ("Ht_u", Ht_u, (n, k)),
     ):
-        if np.shape(arr) != shape:
-            raise ValueError(f"{name} must have shape {shape}, got {np.shape(arr)}")
-    Gv, GVp = G_v_Vp[:, :k], G_v_Vp[:, k:]
-    Gtu, GtUp = Gt_u_Up[:, :k], Gt_u_Up[:, k:]
-    W = divided_difference_weights(pt.s, depth)
+        arr = real_array(name, arr)
+        if arr.shape != want:
+            raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
+        if not all_finite(arr):
+            raise ValueError(f"{name} contains NaN or inf")
+    return _hessian(
+        depth, pt, xi, G_v_Vp[:, :k], G_v_Vp[:, k:], Gt_u_Up[:, :k], Gt_u_Up[:, k:], H_v, Ht_u
+    )
+
+
+@_quiet_overflow
+def _hessian(depth, pt, xi, Gv, GVp, Gtu, GtUp, H_v, Ht_u) -> TangentVector:
+    """The Hessian formula of :func:`riemannian_hessian` on checked inputs."""
+    # evaluated at s / c and scaled: Hess = c^alpha B H + c^(alpha - 1) (the rest) (_normalized)
+    sn, e = _normalized(pt.s, depth)
+    alpha = _alpha(depth)
+    W = divided_difference_weights(sn, depth)
     u, _, vt = pt
     v = vt.T
     gT = project_products(pt, Gv, Gtu)
     grad = _A(W, gT)
-    # B H
-    out = _A(W, project_products(pt, H_v, Ht_u))
     # P_T[(D_xi B)(G - P_T G / 2)]: tangent blocks halved, normal part in full
     N1 = GVp - u @ (u.T @ GVp)
     N2 = GtUp - v @ (vt @ GtUp)
-    out = out + _dB_blocks(pt, W, xi, 0.5 * gT.M, 0.5 * gT.Up, 0.5 * gT.Vp, N1, N2)
+    rest = _dB_blocks(pt, W, xi, 0.5 * gT.M, 0.5 * gT.Up, 0.5 * gT.Vp, N1, N2)
     a = _Ainv(W, xi)  # B^+ xi
-    out = out - 0.5 * _dB_tangent(pt, W, grad, a)
-    out = out + 0.5 * _A(W, _r(W, a, gT))
-    return out
+    rest = rest - 0.5 * _dB_tangent(pt, W, grad, a)
+    rest = rest + 0.5 * _A(W, _r(W, a, gT))
+    # B H
+    BH = _A(W, project_products(pt, H_v, Ht_u))
+    if e == 0.0:
+        out = BH + rest
+    else:
+        out = _times_pow2(BH, e * alpha) + _times_pow2(rest, e * (alpha - 1.0))
+    return _finite_result(out, "the Riemannian Hessian", pt.s, depth, tangent_vector=xi)

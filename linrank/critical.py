@@ -40,7 +40,9 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from .connection import hessian_from_products
+from .data import finite_real_matrix
 from .diagnostics import hessian_spectrum
+from .fixedrank import all_finite, check_point_factors, real_array
 from .manifold import DeepLinearFixedRank, FixedRankPoint, TangentVector
 from .metric import check_depth
 
@@ -73,7 +75,9 @@ def closed_form_spectrum(lam: Any, J: Any, depth: int) -> np.ndarray:
         autoencoder and their spectra".
     """
     N = check_depth(depth)
-    lam = np.asarray(lam, dtype=float)
+    lam = real_array("lam", lam).astype(float, copy=False)
+    if not all_finite(lam):
+        raise ValueError("lam contains NaN or inf")
     J = np.asarray(J, dtype=int)
     if lam.ndim != 1 or J.ndim != 1 or len(set(J.tolist())) != J.size or J.size > lam.size:
         raise ValueError("lam must be 1-d and J a set of distinct indices into it")
@@ -113,9 +117,7 @@ class AutoencoderProblem:
     """
 
     def __init__(self, manifold: DeepLinearFixedRank, X: Any):
-        X = np.asarray(X, dtype=float)
-        if X.ndim != 2 or not np.all(np.isfinite(X)):
-            raise ValueError("X must be a finite 2-d array (d x samples)")
+        X = finite_real_matrix("X", X)
         if manifold.m != X.shape[0] or manifold.n != X.shape[0]:
             raise ValueError(
                 f"the autoencoder needs a {X.shape[0]} x {X.shape[0]} manifold, got "
@@ -126,9 +128,12 @@ class AutoencoderProblem:
         self.C = X @ X.T
         self.trace = float(np.trace(self.C))
 
+    def _point(self, point: Any) -> FixedRankPoint:
+        return check_point_factors(self.manifold.parse_point(point))
+
     def cost(self, point: Any) -> float:
         """1/2 ||X - W X||^2 = 1/2 (tr C - 2 tr(W C) + tr(W^T W C)), O(d^2 k)."""
-        u, s, vt = point
+        u, s, vt = self._point(point)
         CV = self.C @ vt.T
         tr_WC = float(np.sum((u * s) * CV))
         tr_WtWC = float(np.sum((vt.T * s**2) * CV))  # W^T W = v S^2 v^T
@@ -136,7 +141,7 @@ class AutoencoderProblem:
 
     def euclidean_gradient(self, point: Any) -> LinearOperator:
         """(W - I) C as a LinearOperator."""
-        u, s, vt = point
+        u, s, vt = self._point(point)
         C = self.C
         d = C.shape[0]
 
@@ -173,7 +178,7 @@ class AutoencoderProblem:
         xi^T u] (5k columns in two passes over C), then
         :func:`linrank.connection.hessian_from_products`."""
         man = self.manifold
-        pt = man.parse_point(point)
+        pt = self._point(point)
         xi = man.parse_tangent(tangent_vector)
         u, s, vt = pt
         k = man.k
@@ -251,7 +256,9 @@ def iter_critical_points(
         worst saddle (J = the bottom k) and the mildest one (swap of lambda_k and lambda_{k+1}).
     spectra : "all" (every eigenvalue from dense Hessian-vector products), "smallest" (the six
         smallest by Lanczos), "none", or "auto" ("all" when (2d - k) k <= dense_max_dim).
-    rtol : eigenvalues below ``-rtol * max |eigenvalue|`` count for the computed Morse index.
+    rtol : threshold of the computed Morse index (see
+        :meth:`linrank.diagnostics.HessianSpectrum.morse_index`: eigenvalues of the diagonally
+        scaled Hessian below ``-rtol`` times the largest count; correct at any depth, also >= 1e8).
 
     Yields
     ------
@@ -259,9 +266,7 @@ def iter_critical_points(
     in descending order). The computed spectrum matches the closed form to ~1e-13 relative
     (tests/test_critical.py asks 1e-10).
     """
-    X = np.asarray(X, dtype=float)
-    if X.ndim != 2:
-        raise ValueError(f"X must be a 2-d array (d x samples), got shape {X.shape}")
+    X = finite_real_matrix("X", X)
     d = X.shape[0]
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= d:
         raise ValueError(f"k must be an integer in [1, d] = [1, {d}], got {k!r}")

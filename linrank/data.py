@@ -25,10 +25,12 @@ The network (factors, balanced starts, conserved quantities) is in :mod:`linrank
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from .fixedrank import all_finite, real_array
 from .linalg import orientation_for, thin_product
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "top_projector",
     "rank_constrained_minimizer",
     "finite_real_matrix",
+    "squared_norm",
 ]
 
 
@@ -53,24 +56,72 @@ def finite_real_matrix(name: str, A: object) -> np.ndarray:
     """
     if isinstance(A, (str, bytes)) or A is None:
         raise TypeError(f"{name} must be a 2-d array of real numbers, got {type(A).__name__}")
-    try:
-        arr = np.asarray(A)
-    except Exception as exc:  # pragma: no cover - exotic inputs
-        raise TypeError(f"{name} must be a 2-d array of real numbers") from exc
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.floating)
-        or np.issubdtype(arr.dtype, np.integer)
-        or arr.dtype == bool
-    ):
-        raise TypeError(f"{name} must be a real array, got dtype {arr.dtype}")
-    arr = arr.astype(float, copy=False)
+    arr = real_array(name, A).astype(float, copy=False)  # no copy for float64 input
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-d array, got shape {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{name} must be non-empty, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
+    if not all_finite(arr):  # by a sum first: no boolean temporary of the data's size
         raise ValueError(f"{name} must be finite (it contains NaN or inf)")
     return arr
+
+
+def squared_norm(A: np.ndarray, chunk: int = 1 << 14) -> float:
+    r""":math:`\|A\|_F^2` without a copy of A (no temporary of A's size).
+
+    BLAS dots of consecutive pieces of ``chunk`` entries of A's buffer (a view when A is C- or
+    Fortran-contiguous, else row blocks of about 4 MiB), the partial sums added exactly by
+    ``math.fsum``: relative error at most ~ chunk * eps = 3.6e-12 (each dot's worst case; typically
+    ~ sqrt(chunk) eps), independent of A's size.
+    """
+    if A.flags.c_contiguous or A.flags.f_contiguous:
+        pieces = [A.ravel(order="K")]  # a view
+    else:
+        rows = max(1, (1 << 22) // max(1, A.itemsize * A.shape[1]))
+        pieces = (np.ascontiguousarray(A[i : i + rows]).ravel() for i in range(0, A.shape[0], rows))
+    partial = []
+    for flat in pieces:
+        for i in range(0, flat.size, chunk):
+            part = flat[i : i + chunk]
+            partial.append(float(np.dot(part, part)))
+    return math.fsum(partial)
+
+
+def _symmetrize_in_place(C: np.ndarray) -> None:
+    """C <- (C + C^T) / 2 by row blocks: temporaries of about 1 MiB each, not d x d."""
+    d = C.shape[0]
+    block = max(16, (1 << 20) // (8 * d))
+    for i0 in range(0, d, block):
+        i1 = min(d, i0 + block)
+        avg = 0.5 * (C[i0:i1, i0:] + C[i0:, i0:i1].T)
+        C[i0:i1, i0:] = avg
+        C[i0:, i0:i1] = avg.T
+
+
+def _check_psd(name: str, C: np.ndarray) -> None:
+    r"""Refuse a symmetric C that is not positive semi-definite (a covariance X X^T is).
+
+    Tolerance: eigenvalues down to :math:`-\delta`, :math:`\delta = 10\, d\, \epsilon\,
+    \operatorname{tr} C` (the rounding of a computed X X^T) pass. Test: the Cholesky factorization
+    of :math:`C + \delta I` (d^3/3 flops), which fails if C has an eigenvalue below
+    :math:`-\delta`; only then the smallest eigenvalue is computed for the message.
+    """
+    d = C.shape[0]
+    diag = np.diag(C)
+    if np.any(diag < 0):
+        raise ValueError(
+            f"{name} must be positive semi-definite (a covariance X X^T), but its diagonal has "
+            f"the negative entry {diag.min():.3g}"
+        )
+    delta = 10.0 * d * np.finfo(float).eps * float(diag.sum()) + np.finfo(float).tiny
+    try:
+        np.linalg.cholesky(C + delta * np.eye(d))
+    except np.linalg.LinAlgError:
+        lo = float(np.linalg.eigvalsh(C)[0])
+        raise ValueError(
+            f"{name} must be positive semi-definite (a covariance X X^T), but its smallest "
+            f"eigenvalue is {lo:.6g} (tolerance {-delta:.3g})"
+        ) from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,11 +171,11 @@ class LinearData:
         d_y = Ya.shape[0]
         if form == "auto":
             form = "covariance" if d_x <= n else "samples"
-        yy = float(np.sum(Ya * Ya))
+        yy = squared_norm(Ya)
         if form == "samples":
             return cls("samples", d_x, d_y, X=Xa, Y=Ya, yy=yy, autoencoder=auto)
         Cxx = Xa @ Xa.T
-        Cxx = 0.5 * (Cxx + Cxx.T)
+        _symmetrize_in_place(Cxx)  # (numpy's X @ X.T is symmetric already; this guarantees it)
         Cyx = Cxx if auto else Ya @ Xa.T
         return cls("covariance", d_x, d_y, Cxx=Cxx, Cyx=Cyx, yy=yy, autoencoder=auto)
 
@@ -142,6 +193,7 @@ class LinearData:
         if asym > 1e-10 * max(np.max(np.abs(Cxx)), np.finfo(float).tiny):
             raise ValueError(f"XX^T must be symmetric, max |C - C^T| = {asym:.3e}")
         Cxx = 0.5 * (Cxx + Cxx.T)
+        _check_psd("XX^T", Cxx)
         auto = YXt is None or YXt is XXt
         Cyx = Cxx if auto else finite_real_matrix("YX^T", YXt)
         if Cyx.shape[1] != Cxx.shape[0]:

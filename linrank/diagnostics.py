@@ -59,7 +59,7 @@ import scipy.linalg as sla
 from scipy.sparse.linalg import LinearOperator, eigsh
 
 from .connection import christoffel
-from .fixedrank import TangentVector
+from .fixedrank import TangentVector, all_finite, check_point_factors, real_array
 from .manifold import DeepLinearFixedRank
 
 __all__ = [
@@ -157,13 +157,24 @@ class HessianSpectrum:
     dim: int
     n_products: int
     asymmetry: float  # ||K - K^T|| / ||K|| of the dense matrix (nan for Lanczos)
+    #: eigenvalues of the diagonally scaled matrix :math:`DKD`, :math:`D = \mathrm{diag}(|K_{ii}|^{-1/2})` (dense only):
+    #: the same inertia as K (Sylvester's law), but no eigenvalue group dominates the scale
+    scaled_eigenvalues: np.ndarray | None = None
 
     def morse_index(self, rtol: float = 1e-8) -> int:
-        """Number of eigenvalues below ``-rtol * max |eigenvalue|`` (needs the full spectrum)."""
+        r"""The number of negative eigenvalues of the Hessian (needs the full spectrum).
+
+        Counted on the eigenvalues of :math:`DKD`, :math:`D = \mathrm{diag}(|K_{ii}|^{-1/2})`
+        (:attr:`scaled_eigenvalues`), which has the same inertia as K: an eigenvalue counts if it
+        is below ``-rtol`` times the largest one in absolute value. Without the scaling, a group of
+        eigenvalues of size N lambda (the core block at depth N) would set the threshold and hide
+        negative eigenvalues of size lambda once N >= 1/rtol (e.g. depth 1e9).
+        """
         if self.method != "dense":
             raise ValueError("the Morse index needs the full spectrum (method 'dense')")
-        scale = np.max(np.abs(self.eigenvalues), initial=0.0)
-        return int(np.sum(self.eigenvalues < -rtol * scale))
+        ev = self.eigenvalues if self.scaled_eigenvalues is None else self.scaled_eigenvalues
+        scale = np.max(np.abs(ev), initial=0.0)
+        return int(np.sum(ev < -rtol * scale))
 
 
 def _slope_test(t, errors, scale, f0, expected, length: int = 7) -> SlopeTest:
@@ -196,10 +207,30 @@ def _setup(problem, point, direction):
     manifold = problem.manifold
     if point is None:
         point = manifold.random_point()
+    elif isinstance(manifold, DeepLinearFixedRank):
+        point = check_point_factors(manifold.parse_point(point))
     if direction is None:
         direction = manifold.random_tangent_vector(point)
-    d = direction / manifold.norm(point, direction)
+    nrm = manifold.norm(point, direction)
+    if not (np.isfinite(nrm) and nrm > 0):
+        raise ValueError(f"direction must be a nonzero finite tangent vector, its norm is {nrm}")
+    d = direction / nrm
     return manifold, point, d
+
+
+def _steps(t: Any, default: np.ndarray, length: int = 7) -> np.ndarray:
+    """The step sizes of a slope test: finite, positive, at least ``length`` (sorted ascending)."""
+    if t is None:
+        return default
+    t = real_array("t", t).astype(float, copy=False)
+    if t.ndim != 1 or t.size < length:
+        raise ValueError(
+            f"t must be a 1-d array of at least {length} step sizes (the slope is fitted over "
+            f"{length} consecutive ones), got shape {t.shape}"
+        )
+    if not (all_finite(t) and np.all(t > 0)):
+        raise ValueError(f"step sizes t must be finite and positive, got min {np.min(t)!r}")
+    return np.sort(t)
 
 
 def _changes(problem, manifold, point, d, t, f0):
@@ -228,10 +259,10 @@ def check_gradient(
     ----------
     problem : a pymanopt Problem (cost, riemannian_gradient, manifold).
     point, direction : where and along what to test (random if None; direction normalized in g).
-    t : step sizes (default ``logspace(-8, 0, 51)``).
+    t : step sizes, at least 7, finite and positive (default ``logspace(-8, 0, 51)``).
     """
+    t = _steps(t, np.logspace(-8, 0, 51))
     manifold, point, d = _setup(problem, point, direction)
-    t = np.logspace(-8, 0, 51) if t is None else np.asarray(t, dtype=float)
     f0 = problem.cost(point)
     grad = problem.riemannian_gradient(point)
     df = manifold.inner_product(point, grad, d)
@@ -256,7 +287,7 @@ def check_hessian(
     ----------
     problem : a pymanopt Problem with riemannian_hessian.
     point, direction : where and along what to test (random if None).
-    t : step sizes (default ``logspace(-6, 0, 41)``).
+    t : step sizes, at least 7, finite and positive (default ``logspace(-6, 0, 41)``).
     correction : "auto" (add :math:`g(\operatorname{grad} f, \Gamma(d, d))` for a
         DeepLinearFixedRank of depth >= 2, where the retraction is only first order; see the
         module docstring), "none" (plain test: valid at depth 1 and at critical points only) or
@@ -265,8 +296,8 @@ def check_hessian(
     """
     if correction not in ("auto", "none", "christoffel"):
         raise ValueError(f"correction must be 'auto', 'none' or 'christoffel', got {correction!r}")
+    t = _steps(t, np.logspace(-6, 0, 41))
     manifold, point, d = _setup(problem, point, direction)
-    t = np.logspace(-6, 0, 41) if t is None else np.asarray(t, dtype=float)
     is_deep = isinstance(manifold, DeepLinearFixedRank)
     if correction == "auto":
         correction = "christoffel" if is_deep and manifold.depth >= 2 else "none"
@@ -312,7 +343,7 @@ class _Coordinates:
 
     def __init__(self, manifold, point):
         self.man = manifold
-        self.pt = manifold.parse_point(point)
+        self.pt = check_point_factors(manifold.parse_point(point))
         m, n, k = manifold.m, manifold.n, manifold.k
         self.m, self.n, self.k = m, n, k
         w, p = manifold.weights(self.pt)
@@ -416,8 +447,13 @@ def hessian_spectrum(
             cols[:, i] = K(eye[i])
         nrm = np.linalg.norm(cols)
         asym = float(np.linalg.norm(cols - cols.T) / nrm) if nrm > 0 else 0.0
-        ev = np.linalg.eigvalsh(0.5 * (cols + cols.T))
-        return HessianSpectrum(ev, "dense", dim, count[0], asym)
+        Ks = 0.5 * (cols + cols.T)
+        ev = np.linalg.eigvalsh(Ks)
+        diag = np.abs(np.diag(Ks))
+        floor = np.finfo(float).eps * np.max(diag, initial=0.0)
+        dscale = 1.0 / np.sqrt(np.maximum(diag, floor)) if floor > 0 else np.ones(dim)
+        scaled = np.linalg.eigvalsh(Ks * dscale[:, None] * dscale[None, :])
+        return HessianSpectrum(ev, "dense", dim, count[0], asym, scaled)
     if not (isinstance(n_eigs, (int, np.integer)) and 1 <= n_eigs < dim - 1):
         raise ValueError(
             f"n_eigs must be an integer in [1, dim - 2] = [1, {dim - 2}], got {n_eigs}"

@@ -24,19 +24,25 @@ Representation (as in pymanopt's ``FixedRankEmbedded``)
 
 What this layer offers the ones above
 -------------------------------------
-Input checks (:func:`check_shape`, :func:`parse_point`, :func:`parse_tangent`,
+Input checks (:func:`real_array`, :func:`all_finite`, :func:`check_shape`, :func:`parse_point`,
+:func:`parse_tangent`, :func:`check_tangent`, :func:`check_point_factors`,
 :func:`validate_point`, :func:`point_from_matrix`), the Frobenius-orthogonal projection onto the
 tangent space (:func:`ambient_products`, :func:`project_products`, :func:`projection`,
 :func:`gradient_to_tangent`), conversions (:func:`to_dense`, :func:`embedding`,
-:func:`tangent_to_dense`, :func:`to_tangent_space`), the two retractions
-(:func:`projection_retraction`, :func:`polar_retraction`), :func:`transport`,
-:func:`chordal_distance` and random points. Every operation costs O((m + n) k^2) beyond the products
-with an ambient vector.
+:func:`tangent_to_dense`, :func:`to_tangent_space`), :func:`chordal_distance` and random points.
+The retractions and the transport, built on these, are in :mod:`linrank.retractions`. Every
+operation costs O((m + n) k^2) beyond the products with an ambient vector.
+
+Errors: wrong types (complex and non-numeric arrays included) raise TypeError, wrong shapes and
+NaN or inf raise ValueError, each naming the argument. The checks cost O(k) for a point (its
+singular values; u and vt are checked, by sums, where they are used) and O(1) for a tangent's
+types; finiteness of tangent vectors costs O((m + n) k) sums where checked.
 """
 
 from __future__ import annotations
 
 import collections
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -52,26 +58,24 @@ __all__ = [
     "TangentVector",
     "FactorGradient",
     "check_shape",
+    "real_array",
+    "all_finite",
+    "require_finite",
     "parse_point",
     "parse_tangent",
+    "check_tangent",
+    "check_point_factors",
     "validate_point",
     "point_from_matrix",
     "is_factor_gradient",
     "ambient_products",
     "project_products",
     "projection",
-    "factor_gradient_to_tangent",
     "gradient_to_tangent",
     "to_tangent_space",
     "embedding",
     "tangent_to_dense",
     "to_dense",
-    "GRAM_RCOND",
-    "gram_factor",
-    "projection_retraction",
-    "polar_retraction",
-    "frame_products",
-    "transport",
     "chordal_distance",
     "random_point",
     "random_tangent",
@@ -79,6 +83,8 @@ __all__ = [
 ]
 
 Shape = tuple[int, int, int]
+
+_ADD = np.add.reduce  # np.sum without its Python wrapper (all_finite runs on every operation)
 
 
 class _Arith:
@@ -141,6 +147,52 @@ class FactorGradient(NamedTuple):
 
 
 # ---------------------------------------------------------------------------------- input checks
+def real_array(name: str, x: Any) -> np.ndarray:
+    """``x`` as a numpy array of real numbers (float, integer or bool dtype), without copying.
+
+    Raises
+    ------
+    TypeError
+        Naming ``name``: complex numbers (linrank works over the reals; numpy would otherwise
+        drop the imaginary part silently), strings, objects, or something that is not an array.
+    """
+    if _is_real_ndarray(x):  # the common case, fast
+        return x
+    if isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(f"{name} must be an array of real numbers, got {type(x).__name__}")
+    try:
+        arr = np.asarray(x)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"{name} must be an array of real numbers ({exc})") from None
+    kind = arr.dtype.kind
+    if kind in "fiub":
+        return arr
+    if kind == "c":
+        raise TypeError(
+            f"{name} must be real, got complex dtype {arr.dtype} (complex input is refused, not "
+            "cut to its real part; pass the real part explicitly if that is what you mean)"
+        )
+    raise TypeError(f"{name} must be an array of real numbers, got dtype {arr.dtype}")
+
+
+def all_finite(*arrays: Any) -> bool:
+    """Whether every entry of every array is finite, in O(size) without a boolean temporary.
+
+    Sums first (NaN and inf propagate through a sum); only when a sum is not finite (which
+    finite entries near the largest float can also cause) are the entries checked one by one.
+    """
+    for a in arrays:
+        if not math.isfinite(_ADD(a, axis=None)) and not np.all(np.isfinite(a)):
+            return False
+    return True
+
+
+def require_finite(name: str, *arrays: Any) -> None:
+    """Raise ValueError naming ``name`` unless every entry of ``arrays`` is finite."""
+    if not all_finite(*arrays):
+        raise ValueError(f"{name} contains NaN or inf")
+
+
 def check_shape(m: Any, n: Any, k: Any) -> Shape:
     """Validate the shape of M_k: positive integers m, n and 1 <= k <= min(m, n).
 
@@ -161,60 +213,87 @@ def check_shape(m: Any, n: Any, k: Any) -> Shape:
     return int(m), int(n), int(k)
 
 
-def parse_point(point: Any, shape: Shape) -> FixedRankPoint:
-    """Cheap (O(k)) structural check of a point of M_k of ``shape = (m, n, k)``.
+def _is_real_ndarray(x: Any) -> bool:
+    return isinstance(x, np.ndarray) and x.dtype.kind in "fiub"
 
-    Checks that it is a triple of arrays of shapes (m, k), (k,), (k, n) with finite positive s;
+
+def parse_point(point: Any, shape: Shape, name: str = "point") -> FixedRankPoint:
+    """Cheap structural check of a point of M_k of ``shape = (m, n, k)``; errors name ``name``.
+
+    Checks, in O(k), that it is a triple of real arrays of shapes (m, k), (k,), (k, n) with
+    finite positive s. The finiteness of u and vt is checked by the operations that use them;
     see :func:`validate_point` for the full (orthonormality) check.
     """
-    if isinstance(point, FixedRankPoint):
-        p = point
+    if not isinstance(point, (tuple, list)) or len(point) != 3:
+        raise TypeError(
+            f"{name} must be a thin SVD (u, s, vt) of three arrays, got {type(point).__name__}"
+        )
+    u, s, vt = point
+    if _is_real_ndarray(u) and _is_real_ndarray(s) and _is_real_ndarray(vt):  # the common case
+        p = point if isinstance(point, FixedRankPoint) else FixedRankPoint(u, s, vt)
     else:
-        if not isinstance(point, (tuple, list)) or len(point) != 3:
-            raise TypeError(
-                "a point must be a thin SVD (u, s, vt) of three arrays, got "
-                f"{type(point).__name__}"
-            )
-        p = FixedRankPoint(*(np.asarray(x) for x in point))
+        p = FixedRankPoint(
+            *(real_array(f"{name}: {f}", x) for f, x in zip(FixedRankPoint._fields, point))
+        )
+        u, s, vt = p
     m, n, k = shape
-    u, s, vt = p
-    if np.shape(u) != (m, k) or np.shape(s) != (k,) or np.shape(vt) != (k, n):
+    if u.shape != (m, k) or s.shape != (k,) or vt.shape != (k, n):
         raise ValueError(
-            f"point (u, s, vt) must have shapes ({m}, {k}), ({k},), ({k}, {n}); got "
-            f"{np.shape(u)}, {np.shape(s)}, {np.shape(vt)}"
+            f"{name} (u, s, vt) must have shapes ({m}, {k}), ({k},), ({k}, {n}); got "
+            f"{u.shape}, {s.shape}, {vt.shape}"
         )
     smin, smax = s.min(), s.max()
     if not (smin > 0 and smax < np.inf):
-        raise ValueError(f"singular values s must be finite and positive, got {s}")
+        raise ValueError(f"{name}: singular values s must be finite and positive, got {s}")
     return p
 
 
-def parse_tangent(vector: Any, shape: Shape) -> TangentVector:
-    """Structural check of a tangent vector (Up, M, Vp): shapes (m, k), (k, k), (n, k)."""
-    if isinstance(vector, TangentVector):
-        t = vector
+def parse_tangent(vector: Any, shape: Shape, name: str = "tangent_vector") -> TangentVector:
+    """Structural check of a tangent vector (Up, M, Vp): real arrays of shapes (m, k), (k, k),
+    (n, k); O(1), errors name ``name``. Finiteness: :func:`check_tangent`."""
+    if not isinstance(vector, (tuple, list)) or len(vector) != 3:
+        raise TypeError(f"{name} must be a tangent vector (Up, M, Vp), got {type(vector).__name__}")
+    Up, M, Vp = vector
+    if _is_real_ndarray(Up) and _is_real_ndarray(M) and _is_real_ndarray(Vp):  # the common case
+        t = vector if isinstance(vector, TangentVector) else TangentVector(Up, M, Vp)
     else:
-        if not isinstance(vector, (tuple, list)) or len(vector) != 3:
-            raise TypeError(f"a tangent vector must be (Up, M, Vp), got {type(vector).__name__}")
-        t = TangentVector(*(np.asarray(x) for x in vector))
+        t = TangentVector(
+            *(real_array(f"{name}: {f}", x) for f, x in zip(TangentVector._fields, vector))
+        )
+        Up, M, Vp = t
     m, n, k = shape
-    if np.shape(t.Up) != (m, k) or np.shape(t.M) != (k, k) or np.shape(t.Vp) != (n, k):
+    if Up.shape != (m, k) or M.shape != (k, k) or Vp.shape != (n, k):
         raise ValueError(
-            f"tangent vector (Up, M, Vp) must have shapes ({m}, {k}), ({k}, {k}), ({n}, {k}); "
-            f"got {np.shape(t.Up)}, {np.shape(t.M)}, {np.shape(t.Vp)}"
+            f"{name} (Up, M, Vp) must have shapes ({m}, {k}), ({k}, {k}), ({n}, {k}); "
+            f"got {Up.shape}, {M.shape}, {Vp.shape}"
         )
     return t
 
 
-def validate_point(point: Any, shape: Shape, tol: float) -> FixedRankPoint:
+def check_tangent(vector: Any, shape: Shape, name: str = "tangent_vector") -> TangentVector:
+    """:func:`parse_tangent` and finite entries (O((m + n) k) sums); errors name ``name``."""
+    t = parse_tangent(vector, shape, name)
+    if not all_finite(*t):
+        raise ValueError(f"{name} contains NaN or inf")
+    return t
+
+
+def check_point_factors(point: FixedRankPoint, name: str = "point") -> FixedRankPoint:
+    """Finite u and vt of a parsed point (O((m + n) k) sums); errors name ``name``."""
+    if not all_finite(point.u, point.vt):
+        raise ValueError(f"{name}: u or vt contains NaN or inf")
+    return point
+
+
+def validate_point(point: Any, shape: Shape, tol: float, name: str = "point") -> FixedRankPoint:
     """Full check of a point: :func:`parse_point`, finite factors and orthonormality.
 
     ``||u^T u - I||_max <= tol`` and ``||vt vt^T - I||_max <= tol``. O((m + n) k^2).
     """
-    p = parse_point(point, shape)
+    p = parse_point(point, shape, name)
     u, s, vt = p
     if not (np.all(np.isfinite(u)) and np.all(np.isfinite(vt))):
-        raise ValueError("u and vt must be finite")
+        raise ValueError(f"{name}: u and vt must be finite (they contain NaN or inf)")
     eye = np.eye(shape[2])
     eu = np.max(np.abs(u.T @ u - eye))
     ev = np.max(np.abs(vt @ vt.T - eye))
@@ -232,11 +311,11 @@ def point_from_matrix(W: Any, shape: Shape) -> FixedRankPoint:
     positive (relative to eps * s_max * max(m, n)).
     """
     m, n, k = shape
-    W = np.asarray(W, dtype=float)
+    W = real_array("W", W).astype(float, copy=False)
     if W.shape != (m, n):
         raise ValueError(f"W must have shape ({m}, {n}), got {W.shape}")
     if not np.all(np.isfinite(W)):
-        raise ValueError("W must be finite")
+        raise ValueError("W must be finite (it contains NaN or inf)")
     u, s, vt = np.linalg.svd(W, full_matrices=False)
     if s[k - 1] <= s[0] * max(W.shape) * np.finfo(float).eps:
         raise ValueError(f"W has numerical rank below k = {k} (singular values {s[: k + 1]})")
@@ -251,42 +330,65 @@ def is_factor_gradient(vector: Any) -> bool:
     return isinstance(vector, (tuple, list)) and len(vector) == 3 and np.ndim(vector[1]) == 1
 
 
-def ambient_products(point: Any, vector: Any, m: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+def ambient_products(
+    point: Any, vector: Any, m: int, n: int, name: str = "ambient vector"
+) -> tuple[np.ndarray, np.ndarray]:
     """``(Z v, Z^T u)`` for an ambient m x n vector Z in any accepted form (v = vt^T).
 
     Only ``point[0]`` (u, m x r) and ``point[2]`` (vt, q x n) are read, so frames wider than k
     columns may be passed (the connection passes [u, Up] and [v, Vp]).
+
+    Raises
+    ------
+    TypeError
+        Z of no accepted form, complex or non-numeric (naming ``name``).
+    ValueError
+        Wrong shape; NaN or inf in the products (naming ``name``, or the point if its u or vt
+        are the cause). Checked by sums, O((m + n) r) beyond the products.
     """
     u, _, vt = point
     v = vt.T
     if isinstance(vector, np.ndarray) and vector.ndim == 2:
+        real_array(name, vector)
         if vector.shape != (m, n):
-            raise ValueError(f"ambient vector must have shape ({m}, {n}), got {vector.shape}")
+            raise ValueError(f"{name} must have shape ({m}, {n}), got {vector.shape}")
         # the faster memory orientation of each product (measured, linrank.linalg)
-        return thin_product(vector, v), thin_product(vector, u, transpose=True)
-    if isinstance(vector, LinearOperator) or sp.issparse(vector):
+        Zv, Ztu = thin_product(vector, v), thin_product(vector, u, transpose=True)
+    elif isinstance(vector, LinearOperator) or sp.issparse(vector):
         if vector.shape != (m, n):
-            raise ValueError(f"ambient operator must have shape ({m}, {n}), got {vector.shape}")
+            raise ValueError(f"{name} (an operator) must have shape ({m}, {n}), got {vector.shape}")
+        if vector.dtype is not None and np.dtype(vector.dtype).kind == "c":
+            raise TypeError(f"{name} must be real, got an operator of dtype {vector.dtype}")
         if sp.issparse(vector):
-            return np.asarray(vector @ v), np.asarray(vector.T @ u)
-        return np.asarray(vector.matmat(v)), np.asarray(vector.rmatmat(u))
-    if isinstance(vector, (tuple, list)) and len(vector) == 3:
-        U, S, V = (np.asarray(x) for x in vector)
+            Zv, Ztu = np.asarray(vector @ v), np.asarray(vector.T @ u)
+        else:
+            Zv, Ztu = np.asarray(vector.matmat(v)), np.asarray(vector.rmatmat(u))
+        real_array(f"{name}: its products", Zv)
+        real_array(f"{name}: its products", Ztu)
+    elif isinstance(vector, (tuple, list)) and len(vector) == 3:
+        U, S, V = (real_array(f"{name}: {f}", x) for f, x in zip("USV", vector))
         if S.ndim != 2 or U.ndim != 2 or V.ndim != 2:
             raise ValueError(
-                "a factored ambient vector is (U, S, V) with 2-d arrays meaning U @ S @ V.T; "
+                f"a factored {name} is (U, S, V) with 2-d arrays meaning U @ S @ V.T; "
                 f"got dimensions {U.ndim}, {S.ndim}, {V.ndim}"
             )
         if U.shape[0] != m or V.shape[0] != n or S.shape != (U.shape[1], V.shape[1]):
             raise ValueError(
-                f"factored ambient vector (U, S, V) needs U ({m}, r), S (r, q), V ({n}, q); "
+                f"factored {name} (U, S, V) needs U ({m}, r), S (r, q), V ({n}, q); "
                 f"got {U.shape}, {S.shape}, {V.shape}"
             )
-        return U @ (S @ (V.T @ v)), V @ (S.T @ (U.T @ u))
-    raise TypeError(
-        "an ambient vector must be a dense (m, n) array, a factored (U, S, V) triple, "
-        f"a scipy LinearOperator or a sparse matrix; got {type(vector).__name__}"
-    )
+        Zv, Ztu = U @ (S @ (V.T @ v)), V @ (S.T @ (U.T @ u))
+    else:
+        raise TypeError(
+            f"{name} must be an ambient ({m}, {n}) vector: a dense array, a factored (U, S, V) "
+            "triple, "
+            f"a scipy LinearOperator or a sparse matrix; got {type(vector).__name__}"
+        )
+    if not all_finite(Zv, Ztu):
+        if not all_finite(u, vt):
+            raise ValueError("point: u or vt contains NaN or inf")
+        raise ValueError(f"{name} contains NaN or inf (its products with the point are not finite)")
+    return Zv, Ztu
 
 
 def project_products(point: Any, Zv: np.ndarray, Ztu: np.ndarray) -> TangentVector:
@@ -297,24 +399,32 @@ def project_products(point: Any, Zv: np.ndarray, Ztu: np.ndarray) -> TangentVect
     return TangentVector(Zv - u @ M, M, Ztu - vt.T @ M.T)
 
 
-def projection(point: Any, vector: Any, m: int, n: int) -> TangentVector:
+def projection(
+    point: Any, vector: Any, m: int, n: int, name: str = "ambient vector"
+) -> TangentVector:
     r"""Frobenius-orthogonal projection :math:`P_T Z` of an ambient vector onto the tangent space.
 
     ``point`` must already be parsed (:func:`parse_point`). O((m + n) k^2) after the products.
     """
-    Zv, Ztu = ambient_products(point, vector, m, n)
+    Zv, Ztu = ambient_products(point, vector, m, n, name)
     return project_products(point, Zv, Ztu)
 
 
-def gradient_to_tangent(point: FixedRankPoint, gradient: Any, m: int, n: int) -> TangentVector:
+def gradient_to_tangent(
+    point: FixedRankPoint, gradient: Any, m: int, n: int, name: str = "euclidean_gradient"
+) -> TangentVector:
     r""":math:`P_T \nabla f` for a Euclidean gradient in any accepted form, factor gradients included.
 
-    The one place where factor gradients are told apart from ambient vectors and converted
-    (:func:`factor_gradient_to_tangent`). Returns fresh arrays (the caller may scale them in place).
+    The one place where factor gradients are told apart from ambient vectors, checked and
+    converted (:func:`linrank.factorgrad.factor_gradient_to_tangent`). Returns fresh arrays
+    (the caller may scale them in place).
     """
     if is_factor_gradient(gradient):
-        return TangentVector(*factor_gradient_to_tangent(point, gradient))
-    return projection(point, gradient, m, n)
+        try:  # factor_gradient_to_tangent checks shapes, dtypes and finiteness of du, ds, dvt
+            return TangentVector(*factor_gradient_to_tangent(point, gradient))
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{name} (factor gradients): {exc}") from None
+    return projection(point, gradient, m, n, name)
 
 
 # ---------------------------------------------------------------------------------- conversions
@@ -345,9 +455,14 @@ def tangent_to_dense(point: Any, vector: TangentVector) -> np.ndarray:
 
 
 def to_dense(point: Any) -> np.ndarray:
-    """The point as a dense matrix u diag(s) vt."""
-    u, s, vt = point
-    return (np.asarray(u) * np.asarray(s)) @ np.asarray(vt)
+    """The point as a dense matrix u diag(s) vt (ValueError if it has NaN or inf entries)."""
+    if not isinstance(point, (tuple, list)) or len(point) != 3:
+        raise TypeError(f"point must be a thin SVD (u, s, vt), got {type(point).__name__}")
+    u, s, vt = (real_array(f"point: {f}", x) for f, x in zip(FixedRankPoint._fields, point))
+    W = (u * s) @ vt
+    if not all_finite(W):
+        raise ValueError("point contains NaN or inf (or u diag(s) vt overflows)")
+    return W
 
 
 def chordal_distance(a: FixedRankPoint, b: FixedRankPoint) -> float:
@@ -356,147 +471,6 @@ def chordal_distance(a: FixedRankPoint, b: FixedRankPoint) -> float:
     cross = np.sum((a.s[:, None] * (a.u.T @ b.u) * b.s[None, :]) * (a.vt @ b.vt.T))
     val = np.sum(a.s**2) + np.sum(b.s**2) - 2.0 * cross
     return float(np.sqrt(max(val, 0.0)))
-
-
-# ---------------------------------------------------------------------------------- retractions
-#: The projection retraction uses the Cholesky factor of the Gram matrix ``Up^T Up`` (``Vp^T Vp``)
-#: instead of a Householder QR of Up (Vp) unless Cholesky fails or the ratio of the smallest to
-#: the largest diagonal entry of the factor (a lower bound of ``1 / cond(Up)``) is below this;
-#: then that side falls back to the QR. Measured: results equal to the QR form to <= 2e-15
-#: relative up to ``cond(Up) = 1e8`` (tests/test_retraction.py), so the threshold leaves margin
-#: for the estimate's underestimation of the condition number.
-GRAM_RCOND = 1e-6
-
-
-def gram_factor(A: np.ndarray) -> np.ndarray | None:
-    """Upper triangular R with ``A^T A = R^T R`` (Cholesky of the Gram matrix), or None when A is
-    rank deficient or ill-conditioned (diagonal ratio of R below :data:`GRAM_RCOND`)."""
-    try:
-        L = np.linalg.cholesky(A.T @ A)
-    except np.linalg.LinAlgError:
-        return None
-    d = np.diagonal(L)
-    if not d.min() > GRAM_RCOND * d.max():  # also catches NaN
-        return None
-    return L.T
-
-
-def _side_factor(A: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """(B, R, Q-or-None): A = Q R with Q = A R^{-1} (Gram form, returned as (A, R, None)) or a
-    Householder QR (returned as (Q, R, Q)) when the Gram form is ill-conditioned."""
-    R = gram_factor(A)
-    if R is not None:
-        return A, R, None
-    Q, R = np.linalg.qr(A)
-    return Q, R, Q
-
-
-def _apply_side(B: np.ndarray, R: np.ndarray, Q: np.ndarray | None, C: np.ndarray) -> np.ndarray:
-    """``Q @ C`` with Q = B R^{-1} (Gram form: a k x k triangular solve, no m x k Q formed)."""
-    if Q is not None:
-        return Q @ C
-    # numpy's LAPACK (not scipy's dtrtrs: alternating between the two OpenBLAS builds costs
-    # thread-pool hand-overs, see README "Threads")
-    return B @ np.linalg.solve(R, C)
-
-
-def projection_retraction(point: FixedRankPoint, t: TangentVector) -> FixedRankPoint:
-    r"""The rank-k truncated SVD of :math:`W + \xi` (the metric projection onto M_k).
-
-    With :math:`U_p = Q_u R_u`, :math:`V_p = Q_v R_v`,
-    :math:`W + \xi = [u\ Q_u]\,T\,[v\ Q_v]^T`, :math:`T = \begin{pmatrix} S + M & R_v^T \\
-    R_u & 0\end{pmatrix}`, and the SVD of the 2k x 2k matrix T gives the result. R_u, R_v come
-    from the Cholesky factors of the k x k Gram matrices :math:`U_p^T U_p`, :math:`V_p^T V_p`
-    and Q_u, Q_v are never formed (:math:`[u\ Q_u] a = u a_1 + U_p R_u^{-1} a_2`); a side whose
-    Gram matrix is ill-conditioned (:data:`GRAM_RCOND`) uses a Householder QR instead (as
-    pymanopt's FixedRankEmbedded). O((m + n) k^2). Singular values below ``eps * s_max`` are
-    floored.
-    """
-    u, s, vt = point
-    k = s.shape[0]
-    Bu, Ru, Qu = _side_factor(t.Up)
-    Bv, Rv, Qv = _side_factor(t.Vp)
-    T = np.zeros((2 * k, 2 * k))
-    T[:k, :k] = t.M
-    i = np.arange(k)
-    T[i, i] += s
-    T[:k, k:] = Rv.T
-    T[k:, :k] = Ru
-    Ut, St, Vtt = np.linalg.svd(T)
-    S = St[:k]
-    if not np.all(np.isfinite(S)):
-        raise ValueError("retraction produced non-finite singular values (step not finite)")
-    S = np.maximum(S, S[0] * np.finfo(float).eps)
-    U = u @ Ut[:k, :k]
-    U += _apply_side(Bu, Ru, Qu, Ut[k:, :k])
-    Vt = Vtt[:k, :k] @ vt
-    Vt += _apply_side(Bv, Rv, Qv, Vtt[:k, k:].T).T
-    return FixedRankPoint(U, S, Vt)
-
-
-def polar_retraction(point: FixedRankPoint, t: TangentVector) -> FixedRankPoint:
-    r"""The polar retraction :math:`U' K V'^T`, :math:`K = S + M`,
-    :math:`U' = \operatorname{pf}(u + U_p K^{-1})`, :math:`V' = \operatorname{pf}(v + V_p K^{-T})`.
-
-    See :meth:`linrank.DeepLinearFixedRank.retraction`. K is inverted through its SVD with
-    singular values floored at ``eps * s_max``. O((m + n) k^2).
-    """
-    u, s, vt = point
-    K = np.diag(s) + t.M
-    if not np.all(np.isfinite(K)):
-        raise ValueError("retraction produced non-finite singular values (step not finite)")
-    a, sig, bt = np.linalg.svd(K)
-    if not np.all(np.isfinite(sig)):
-        raise ValueError("retraction produced non-finite singular values (step not finite)")
-    # floor relative to K's scale (to the point's when K = S + M is exactly zero)
-    sig = np.maximum(sig, (sig[0] if sig[0] > 0 else s[0]) * np.finfo(float).eps)
-    # K^{-1} = bt^T diag(1/sig) a^T; U' a = pf(u + Up K^{-1}) a = pf((u a + Up bt^T / sig)),
-    # since pf(A a) = pf(A) a for orthogonal a (the same for V' with bt^T).
-    Au = u @ a + (t.Up @ bt.T) / sig
-    Av = vt.T @ bt.T + (t.Vp @ a) / sig
-    if not (np.all(np.isfinite(Au)) and np.all(np.isfinite(Av))):
-        raise ValueError("retraction produced non-finite factors (step not finite)")
-    Qa, _, Rat = np.linalg.svd(Au, full_matrices=False)
-    Qb, _, Rbt = np.linalg.svd(Av, full_matrices=False)
-    return FixedRankPoint(Qa @ Rat, sig, (Qb @ Rbt).T)
-
-
-def frame_products(point_a: FixedRankPoint, point_b: FixedRankPoint) -> tuple[np.ndarray, np.ndarray]:
-    """The k x k cross products ``(u_a^T u_b, v_a^T v_b)`` of two points' frames (what
-    :func:`transport` needs of the points alone). O((m + n) k^2)."""
-    return point_a.u.T @ point_b.u, point_a.vt @ point_b.vt.T
-
-
-def transport(
-    point_a: FixedRankPoint, point_b: FixedRankPoint, vector_a: TangentVector,
-    frames: tuple[np.ndarray, np.ndarray] | None = None,
-) -> TangentVector:
-    r"""Vector transport by Frobenius projection onto the tangent space at ``point_b``.
-
-    With :math:`Z = u_a M v_a^T + U_p v_a^T + u_a V_p^T`, :math:`P_u = u_a^T u_b`,
-    :math:`P_v = v_a^T v_b`: :math:`Z v_b = u_a A + U_p P_v`, :math:`A = M P_v + V_p^T v_b`;
-    :math:`Z^T u_b = v_a B + V_p P_u`, :math:`B = M^T P_u + U_p^T u_b`;
-    :math:`M_b = u_b^T Z v_b = P_u^T A + (U_p^T u_b)^T P_v`, and the result is
-    :math:`(Z v_b - u_b M_b,\ M_b,\ Z^T u_b - v_b M_b^T)` (:func:`project_products`). Only
-    k x k intermediates beside the result, no m x n or m x 2k array, O((m + n) k^2).
-    ``frames`` may pass :func:`frame_products` of the two points (reused when several vectors
-    are transported between the same points).
-    """
-    ua, vta = point_a.u, point_a.vt
-    ub, vtb = point_b.u, point_b.vt
-    Pu, Pv = frame_products(point_a, point_b) if frames is None else frames
-    Up, M, Vp = vector_a
-    Uu = Up.T @ ub  # k x k
-    A = M @ Pv + Vp.T @ vtb.T
-    B = M.T @ Pu + Uu
-    Mb = Pu.T @ A + Uu.T @ Pv
-    Upb = ua @ A
-    Upb += Up @ Pv
-    Upb -= ub @ Mb
-    Vpb = vta.T @ B
-    Vpb += Vp @ Pu
-    Vpb -= vtb.T @ Mb.T
-    return TangentVector(Upb, Mb, Vpb)
 
 
 # ------------------------------------------------------------------------------- random, zero

@@ -38,12 +38,14 @@ Every operation costs O((m + n) k^2) beyond the products with an ambient vector,
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 from pymanopt.manifolds.manifold import Manifold
 
 from . import fixedrank as fr
+from . import retractions
 from .connection import riemannian_hessian
 from .fixedrank import FactorGradient, FixedRankPoint, TangentVector
 from .metric import WeightCache, apply_A, apply_A_inverse, check_depth, inner_product
@@ -133,6 +135,12 @@ class DeepLinearFixedRank(Manifold):
         return float(np.sqrt(self.dim))
 
     # ------------------------------------------------------------------ input checks
+    def _name_non_finite(self, point: FixedRankPoint, t: TangentVector, name="tangent_vector"):
+        """Raise the ValueError for a non-finite result: name the input, or say it overflowed."""
+        fr.check_point_factors(point)
+        fr.check_tangent(t, self._shape, name)
+        raise ValueError("the result overflows the floating point range")
+
     def parse_point(self, point: Any) -> FixedRankPoint:
         """Cheap (O(k)) structural check of a point (:func:`linrank.fixedrank.parse_point`);
         see :meth:`check_point` for the full one."""
@@ -179,7 +187,7 @@ class DeepLinearFixedRank(Manifold):
         Exact to a few ulps in the weights; O((m + n) k).
         """
         w, p = self.weights(point)
-        return apply_A(w, p, fr.parse_tangent(tangent_vector, self._shape))
+        return apply_A(w, p, fr.check_tangent(tangent_vector, self._shape))
 
     def apply_A_inverse(self, point: Any, tangent_vector: Any) -> TangentVector:
         r"""Apply :math:`\mathcal{A}_W^{-1}` on the tangent space: (Up / p, M / w, Vp / p).
@@ -187,7 +195,7 @@ class DeepLinearFixedRank(Manifold):
         This is the Riesz map of g (eq. (30)): g(a, b) = <A^-1 a, b>_F. O((m + n) k).
         """
         w, p = self.weights(point)
-        return apply_A_inverse(w, p, fr.parse_tangent(tangent_vector, self._shape))
+        return apply_A_inverse(w, p, fr.check_tangent(tangent_vector, self._shape))
 
     # ------------------------------------------------------------------ metric
     def inner_product(self, point: Any, tangent_vector_a: Any, tangent_vector_b: Any) -> float:
@@ -196,17 +204,27 @@ class DeepLinearFixedRank(Manifold):
         Scale-safe for singular values beyond about 1e+-70 (:func:`linrank.metric.inner_product`).
         """
         s = fr.parse_point(point, self._shape).s
-        a = fr.parse_tangent(tangent_vector_a, self._shape)
-        b = fr.parse_tangent(tangent_vector_b, self._shape)
+        a = fr.parse_tangent(tangent_vector_a, self._shape, "tangent_vector_a")
+        b = fr.parse_tangent(tangent_vector_b, self._shape, "tangent_vector_b")
         if self._depth == 1:  # all weights are 1: the Frobenius product, one dot per block
-            return float(np.vdot(a.Up, b.Up) + np.vdot(a.M, b.M) + np.vdot(a.Vp, b.Vp))
-        rec = self._weights.reciprocals(s)
-        if rec is None:  # weights beyond [1e-140, 1e140]: the scaled form
-            w, p = self._weights(s)
-            return inner_product(w, p, a, b)
-        rw, rp = rec
-        side = np.einsum("ij,ij->j", a.Up, b.Up) + np.einsum("ij,ij->j", a.Vp, b.Vp)
-        return float(np.vdot(a.M * rw, b.M) + side @ rp)
+            val = float(np.vdot(a.Up, b.Up) + np.vdot(a.M, b.M) + np.vdot(a.Vp, b.Vp))
+        else:
+            rec = self._weights.reciprocals(s)
+            if rec is None:  # weights beyond [1e-140, 1e140]: the scaled form
+                w, p = self._weights(s)
+                val = inner_product(w, p, a, b)
+            else:
+                rw, rp = rec
+                side = np.einsum("ij,ij->j", a.Up, b.Up) + np.einsum("ij,ij->j", a.Vp, b.Vp)
+                val = float(np.vdot(a.M * rw, b.M) + side @ rp)
+        if not math.isfinite(val):  # diagnose (rare path): which input, or an overflow
+            fr.check_tangent(a, self._shape, "tangent_vector_a")
+            fr.check_tangent(b, self._shape, "tangent_vector_b")
+            raise ValueError(
+                "inner product overflows the floating point range (tangent vectors too large "
+                "for the metric's weights at this point)"
+            )
+        return val
 
     def norm(self, point: Any, tangent_vector: Any) -> float:
         """sqrt(g_W(v, v))."""
@@ -220,9 +238,14 @@ class DeepLinearFixedRank(Manifold):
         them. For depth 1 it agrees with the geodesic distance to first order as the points
         approach each other.
         """
-        a = fr.parse_point(point_a, self._shape)
-        b = fr.parse_point(point_b, self._shape)
-        return fr.chordal_distance(a, b)
+        a = fr.parse_point(point_a, self._shape, "point_a")
+        b = fr.parse_point(point_b, self._shape, "point_b")
+        val = fr.chordal_distance(a, b)
+        if not np.isfinite(val):
+            fr.check_point_factors(a, "point_a")
+            fr.check_point_factors(b, "point_b")
+            raise ValueError(f"dist not representable in floating point (overflow: {val})")
+        return val
 
     # ------------------------------------------------------------------ ambient vectors
     def projection(self, point: Any, vector: Any) -> TangentVector:
@@ -232,12 +255,16 @@ class DeepLinearFixedRank(Manifold):
         :math:`U_p = Z v - u M`, :math:`V_p = Z^T u - v M^T`. O((m + n) k^2) after the products.
         Note that P_T is orthogonal for the Frobenius inner product, not for g (for depth >= 2).
         """
-        return fr.projection(fr.parse_point(point, self._shape), vector, self._m, self._n)
+        return fr.projection(fr.parse_point(point, self._shape), vector, self._m, self._n, "vector")
 
     def to_tangent_space(self, point: Any, vector: Any) -> TangentVector:
         """Re-tangentialize (Up, M, Vp): remove the components of Up along u and of Vp along v."""
         p = fr.parse_point(point, self._shape)
-        return fr.to_tangent_space(p, fr.parse_tangent(vector, self._shape))
+        t = fr.parse_tangent(vector, self._shape, "vector")
+        out = fr.to_tangent_space(p, t)
+        if not fr.all_finite(*out):
+            self._name_non_finite(p, t, "vector")
+        return out
 
     def embedding(
         self, point: Any, tangent_vector: Any
@@ -247,12 +274,20 @@ class DeepLinearFixedRank(Manifold):
         ``U @ S @ V.T == u M vt + Up vt + u Vp^T`` (pymanopt's convention).
         """
         p = fr.parse_point(point, self._shape)
-        return fr.embedding(p, fr.parse_tangent(tangent_vector, self._shape))
+        t = fr.parse_tangent(tangent_vector, self._shape)
+        out = fr.embedding(p, t)
+        if not fr.all_finite(out[0], out[2]):
+            self._name_non_finite(p, t)
+        return out
 
     def tangent_to_dense(self, point: Any, tangent_vector: Any) -> np.ndarray:
         """The tangent vector as a dense m x n matrix (small sizes, tests, plots)."""
         p = fr.parse_point(point, self._shape)
-        return fr.tangent_to_dense(p, fr.parse_tangent(tangent_vector, self._shape))
+        t = fr.parse_tangent(tangent_vector, self._shape)
+        out = fr.tangent_to_dense(p, t)
+        if not fr.all_finite(out):
+            self._name_non_finite(p, t)
+        return out
 
     @staticmethod
     def to_dense(point: Any) -> np.ndarray:
@@ -276,7 +311,7 @@ class DeepLinearFixedRank(Manifold):
         everywhere).
         """
         p = fr.parse_point(point, self._shape)
-        grad = fr.gradient_to_tangent(p, euclidean_gradient, self._m, self._n)
+        grad = fr.gradient_to_tangent(p, euclidean_gradient, self._m, self._n, "euclidean_gradient")
         # grad's blocks are fresh arrays: scale them in place (saves two (m + n) x k copies)
         w, q = self._weights(p.s)
         np.multiply(grad.Up, q, out=grad.Up)
@@ -304,7 +339,7 @@ class DeepLinearFixedRank(Manifold):
         ``"projection"`` (default): the metric projection, the rank-k truncated SVD of
         :math:`W + \xi`. Second order for the embedded metric (depth 1), first order for depth >= 2.
         Computed from the Cholesky factors of the k x k Gram matrices of Up and Vp (a Householder
-        QR where one is ill-conditioned, :data:`linrank.fixedrank.GRAM_RCOND`) and the SVD of a
+        QR where one is ill-conditioned, :data:`linrank.retractions.GRAM_RCOND`) and the SVD of a
         2k x 2k matrix, O((m + n) k^2); equal to pymanopt FixedRankEmbedded's QR form to rounding.
 
         ``"polar"``: with :math:`K = S + M` and :math:`\operatorname{pf}(A) = A (A^TA)^{-1/2}` the
@@ -334,20 +369,20 @@ class DeepLinearFixedRank(Manifold):
         p = fr.parse_point(point, self._shape)
         t = fr.parse_tangent(tangent_vector, self._shape)
         if self._retraction == "polar":
-            return fr.polar_retraction(p, t)
-        return fr.projection_retraction(p, t)
+            return retractions.polar_retraction(p, t)
+        return retractions.projection_retraction(p, t)
 
     def transport(self, point_a: Any, point_b: Any, tangent_vector_a: Any) -> TangentVector:
         """Vector transport by Frobenius projection onto the tangent space at ``point_b``.
 
-        Computed from k x k cross products of the frames (:func:`linrank.fixedrank.transport`),
+        Computed from k x k cross products of the frames (:func:`linrank.retractions.transport`),
         O((m + n) k^2), no m x n or m x 2k intermediate; the frames' products of the last pair
         of points are reused (recognized by the identity of the point's arrays, which must not be
         modified in place afterwards, as pymanopt's optimizers never do).
         """
-        a = fr.parse_point(point_a, self._shape)
-        b = fr.parse_point(point_b, self._shape)
-        t = fr.parse_tangent(tangent_vector_a, self._shape)
+        a = fr.parse_point(point_a, self._shape, "point_a")
+        b = fr.parse_point(point_b, self._shape, "point_b")
+        t = fr.parse_tangent(tangent_vector_a, self._shape, "tangent_vector_a")
         # optimizers transport several vectors between the same two points (ConjugateGradient:
         # two per iteration): the frames' cross products are kept for the last pair of points,
         # recognized by the identity of their arrays (points are not modified in place)
@@ -355,9 +390,16 @@ class DeepLinearFixedRank(Manifold):
         if c is not None and all(x is y for x, y in zip(c[0], (a.u, a.vt, b.u, b.vt))):
             frames = c[1]
         else:
-            frames = fr.frame_products(a, b)
-            self._frames = ((a.u, a.vt, b.u, b.vt), frames)
-        return fr.transport(a, b, t, frames)
+            frames = retractions.frame_products(a, b)
+        try:
+            out = retractions.transport(a, b, t, frames)
+        except ValueError:  # non-finite products: name the input (checked only now)
+            fr.check_tangent(t, self._shape, "tangent_vector_a")
+            fr.check_point_factors(a, "point_a")
+            fr.check_point_factors(b, "point_b")
+            raise
+        self._frames = ((a.u, a.vt, b.u, b.vt), frames)
+        return out
 
     # ------------------------------------------------------------------ random, zero
     def random_point(self) -> FixedRankPoint:

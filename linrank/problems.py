@@ -16,6 +16,8 @@ import autograd.numpy as anp
 import numpy as np
 import pymanopt
 
+from .data import finite_real_matrix
+from .fixedrank import all_finite, real_array
 from .manifold import DeepLinearFixedRank
 
 __all__ = ["AmbientProblem", "ambient_problem", "autograd_problem", "least_squares_problem"]
@@ -56,17 +58,26 @@ class AmbientProblem(pymanopt.Problem):
 
         @pymanopt.function.numpy(manifold)
         def _cost(u, s, vt):
-            return cost(to_dense((u, s, vt)))
+            val = cost(to_dense((u, s, vt)))
+            if np.iscomplexobj(val) or np.isnan(val):
+                raise ValueError(f"the cost callback returned {val!r}: expected a real number")
+            return val
 
         super().__init__(manifold, _cost, preconditioner=preconditioner)
         self._dense_cost = cost
         self._dense_gradient = euclidean_gradient
         self._dense_hessian = euclidean_hessian
 
+    def _checked_gradient(self, W: np.ndarray) -> Any:
+        """The user's gradient at W, refused with a ValueError if dense and not finite."""
+        G = self._dense_gradient(W)
+        _check_callback_value("euclidean_gradient", G)
+        return G
+
     @property
     def euclidean_gradient(self):
         def gradient(point):
-            return self._dense_gradient(self.manifold.to_dense(point))
+            return self._checked_gradient(self.manifold.to_dense(point))
 
         return gradient
 
@@ -76,7 +87,7 @@ class AmbientProblem(pymanopt.Problem):
 
         def gradient(point):
             return manifold.euclidean_to_riemannian_gradient(
-                point, self._dense_gradient(manifold.to_dense(point))
+                point, self._checked_gradient(manifold.to_dense(point))
             )
 
         return gradient
@@ -91,9 +102,11 @@ class AmbientProblem(pymanopt.Problem):
         manifold = self.manifold
 
         def hessian(point, tangent_vector):
-            return self._dense_hessian(
+            H = self._dense_hessian(
                 manifold.to_dense(point), manifold.tangent_to_dense(point, tangent_vector)
             )
+            _check_callback_value("euclidean_hessian", H)
+            return H
 
         return hessian
 
@@ -106,12 +119,23 @@ class AmbientProblem(pymanopt.Problem):
             W = manifold.to_dense(point)
             return manifold.euclidean_to_riemannian_hessian(
                 point,
-                self._dense_gradient(W),
+                self._checked_gradient(W),
                 euclidean_hessian(point, tangent_vector),
                 tangent_vector,
             )
 
         return hessian
+
+
+def _check_callback_value(name: str, value: Any) -> None:
+    """A dense callback value must be real and finite (other forms are checked by the manifold,
+    which names the same callback)."""
+    if isinstance(value, np.ndarray) or np.isscalar(value):
+        arr = real_array(f"the {name} callback's value", value)
+        if not all_finite(arr):
+            raise ValueError(
+                f"the {name} callback returned NaN or inf (at the current point of the optimizer)"
+            )
 
 
 def ambient_problem(
@@ -178,18 +202,20 @@ def least_squares_problem(
     (d_y, d_x) = (manifold.m, manifold.n). Its global minimizer and minimum are given in closed
     form by :func:`linrank.data.rank_constrained_minimizer`.
     """
-    X = np.asarray(X, dtype=float)
-    Y = X if Y is None else np.asarray(Y, dtype=float)
-    if X.ndim != 2 or Y.ndim != 2 or X.shape[1] != Y.shape[1]:
+    if not isinstance(manifold, DeepLinearFixedRank):
+        raise TypeError(
+            f"manifold must be a linrank.DeepLinearFixedRank, got {type(manifold).__name__}"
+        )
+    X = finite_real_matrix("X", X)
+    Y = X if Y is None else finite_real_matrix("Y", Y)
+    if X.shape[1] != Y.shape[1]:
         raise ValueError(
-            f"X (d_x x n) and Y (d_y x n) must be 2-d with equal sample counts, got {X.shape}, {Y.shape}"
+            f"X (d_x x n) and Y (d_y x n) must have equal sample counts, got {X.shape}, {Y.shape}"
         )
     if (Y.shape[0], X.shape[0]) != (manifold.m, manifold.n):
         raise ValueError(
             f"W = manifold point is {manifold.m} x {manifold.n}, data give {Y.shape[0]} x {X.shape[0]}"
         )
-    if not (np.all(np.isfinite(X)) and np.all(np.isfinite(Y))):
-        raise ValueError("X and Y must be finite")
     C = X @ X.T
     B = Y @ X.T
     return ambient_problem(

@@ -14,14 +14,9 @@ import pytest
 import linrank
 from linrank.devtools import layout
 
-# TODO(issue 10): linrank.flows (1,400 lines) becomes the package linrank/flows/ on branch `flows`,
-# and linrank.experiments.paper (611 lines) belongs to another branch: both are exempt from the
-# 600-line limit until those merges; the lead removes the exemptions afterwards.
-EXPECTED_EXEMPT = {"linrank.flows", "linrank.experiments.paper"}
-
 
 def test_layout_has_no_violations():
-    assert set(layout.LINE_LIMIT_EXEMPT) <= EXPECTED_EXEMPT
+    assert layout.LINE_LIMIT_EXEMPT == {}  # every module within the 600-line limit
     found = layout.violations(layout.scan())
     assert found == [], "\n".join(found)
 
@@ -31,11 +26,17 @@ def test_core_layers_import_only_lower_layers():
     assert graph["linrank.linalg"] == set()
     assert graph["linrank.factorgrad"] == set()
     assert graph["linrank.fixedrank"] == {"linrank.factorgrad", "linrank.linalg"}
+    assert graph["linrank.retractions"] == {"linrank.fixedrank"}
     assert graph["linrank.metric"] == {"linrank.fixedrank"}
-    assert graph["linrank.connection"] == {"linrank.fixedrank", "linrank.metric"}
-    assert graph["linrank.manifold"] <= {"linrank.fixedrank", "linrank.metric", "linrank.connection"}
-    assert graph["linrank.data"] == {"linrank.linalg"}
-    assert graph["linrank.network"] == {"linrank.data"}
+    assert graph["linrank.divided_differences"] == {"linrank.metric"}
+    assert graph["linrank.connection"] == {
+        "linrank.fixedrank",
+        "linrank.metric",
+        "linrank.divided_differences",
+    }
+    assert graph["linrank.manifold"] <= set(layout.CORE_LAYERS)
+    assert graph["linrank.data"] == {"linrank.fixedrank", "linrank.linalg"}
+    assert graph["linrank.network"] <= {"linrank.data", "linrank.fixedrank"}
 
 
 def _package(tmp_path, files):
@@ -85,7 +86,8 @@ def test_layout_command_runs_on_its_own():
 
 
 @pytest.mark.parametrize(
-    "name", ["LinearData", "as_data", "gaussian_data", "top_projector", "rank_constrained_minimizer"]
+    "name",
+    ["LinearData", "as_data", "gaussian_data", "top_projector", "rank_constrained_minimizer"],
 )
 def test_data_names_moved_with_a_deprecation(name):
     network = importlib.import_module("linrank.network")

@@ -1,4 +1,5 @@
-"""`linrank reproduce`: summary schema, the claims on a --quick run, real PNGs, determinism."""
+"""`linrank reproduce`: summary schema, the claims and their run lists on a --quick run, real PNGs,
+determinism, (47) bookkeeping, the cache, Ctrl-C and damaged cache files."""
 
 from __future__ import annotations
 
@@ -13,25 +14,28 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from linrank.cli import main  # noqa: E402
+from linrank.experiments import driver, paper  # noqa: E402
+from linrank.experiments.limits import decay_rate, escape_time, special_norm_exact  # noqa: E402
 from linrank.experiments.paper import (  # noqa: E402
     RunSpec,
     Settings,
-    balanced_start,
-    decay_rate,
-    escape_time,
+    make_start,
     paper_data,
     run_spec,
-    special_norm_exact,
-    special_start,
 )
+from linrank.experiments.plan import default_specs  # noqa: E402
 from linrank.experiments.report import SUMMARY_KEYS  # noqa: E402
-from linrank.network import conserved_quantities, imbalance, product  # noqa: E402
+from linrank.experiments.starts import condition_47  # noqa: E402
+from linrank.network import imbalance, product  # noqa: E402
+
+SEED = 3
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("reproduce")
-    code = main(["reproduce", "--out", str(out), "--quick", "--seed", "3", "--quiet"])
+    code = main(["reproduce", "--out", str(out), "--quick", "--seeds", str(SEED), "--quiet",
+                 "--jobs", "1"])
     summary = json.loads((out / "summary.json").read_text())
     details = json.loads((out / "details.json").read_text())
     return out, code, summary, details
@@ -40,74 +44,116 @@ def quick_run(tmp_path_factory):
 def test_exit_code_and_files(quick_run):
     out, code, _, _ = quick_run
     assert code == 0
-    for name in ("fig1.png", "fig2.png", "fig3.png", "fig4.png", "summary.json", "details.json",
-                 "report.md"):
+    for name in ("fig1.png", "fig2.png", "fig3.png", "fig4.png", "fig5.png", "summary.json",
+                 "details.json", "report.md", ".linrank-manifest.json"):
         assert (out / name).stat().st_size > 0, name
 
 
 def test_summary_schema(quick_run):
     _, _, summary, _ = quick_run
-    assert set(summary) == {"runs"}
+    assert set(summary) == {"runs", "verdicts", "seeds", "quick"}
+    assert summary["seeds"] == [SEED] and summary["quick"] is True
     runs = summary["runs"]
-    assert {r["figure"] for r in runs} == {1, 2, 3, 4}
+    assert {r["figure"] for r in runs} == {1, 2, 3, 4, 5}
+    ids = [r["id"] for r in runs]
+    assert len(set(ids)) == len(ids)
     for r in runs:
         assert tuple(r) == SUMMARY_KEYS
-        assert r["init"] in ("balanced", "nonbalanced", "special")
-        assert r["seed"] == 3
+        assert r["seed"] == SEED
+        assert r["status"] in ("completed", "unfinished", "failed")
+        assert isinstance(r["condition_47"], bool)
+        assert isinstance(r["min_u_W0_u"], float)
+        assert len(r["hidden_widths"]) == r["depth"] - 1
+        assert min(r["hidden_widths"]) >= r["rank"]
         for key in ("final_error", "final_loss_gap", "initial_norm", "min_norm",
                     "imbalance_drift"):
             assert isinstance(r[key], float) and math.isfinite(r[key]), key
         assert (r["w2_minus_w1t"] is None) == (r["depth"] != 2)
-        assert (r["escape_time"] is None) == (r["init"] != "special")
-        assert r["min_norm"] <= r["initial_norm"]
-    assert {r["init"] for r in runs if r["figure"] == 3} == {"nonbalanced"}
-    assert {r["init"] for r in runs if r["figure"] == 4} == {"special"}
-    assert {r["depth"] for r in runs if r["figure"] == 1} == {2, 3, 4}
+        assert (r["escape_time"] is None) == (r["init"] != "special" or r["depth"] >= 3)
+    # every verdict lists the runs it rests on, and they exist
+    known = set(ids) | {f"seed={SEED} " + RunSpec(4, 2, 8, 2, "special", delta=x).label
+                        for x in Settings.quick_settings().deltas}
+    for v in summary["verdicts"]:
+        assert set(v["runs"]) <= known, v["claim"]
+        assert v["n_completed"] + v["n_unfinished"] <= v["n_runs"]
+        assert v["seeds"] in ([SEED], [])
+
+
+def test_47_bookkeeping_matches_the_starts(quick_run):
+    """condition_47 / min_u_W0_u in summary.json are those of the start, recomputed here."""
+    _, _, summary, _ = quick_run
+    settings = Settings.quick_settings()
+    seen = set()
+    for r in summary["runs"]:
+        if r["method"] != "RK45" or r["init"] in seen:
+            continue
+        seen.add(r["init"])
+        spec = next(s for s in default_specs(settings) if f"seed={SEED} {s.label}" == r["id"])
+        X = paper_data(spec.d, SEED)
+        holds, m, _ = condition_47(product(make_start(spec, X, SEED)), X, spec.rank)
+        assert holds == r["condition_47"] and m == pytest.approx(r["min_u_W0_u"], abs=1e-12)
+        if spec.init in ("inside47", "boundary"):
+            assert holds
+        if spec.init in ("outside47", "special"):
+            assert not holds
+    assert {"inside47", "outside47", "boundary", "balanced", "special"} <= seen
+    conj = next(v for v in summary["verdicts"] if v["claim"].startswith("Conjecture 32"))
+    by_id = {r["id"]: r for r in summary["runs"]}
+    assert conj["runs"] and all(by_id[i]["condition_47"] and by_id[i]["depth"] >= 3
+                                for i in conj["runs"])
+    assert any("inside47" in i for i in conj["runs"]) and any("boundary" in i
+                                                               for i in conj["runs"])
+    th = next(v for v in summary["verdicts"] if v["claim"].startswith("Theorem 31"))
+    assert not any("special" in i or "nonbalanced" in i for i in th["runs"])
 
 
 def test_claims_on_quick_run(quick_run):
     out, _, summary, details = quick_run
     runs = summary["runs"]
     for r in runs:
-        # every run converges to U_r U_r^T (balanced: Theorem 31 / Conjecture 32)
+        if r["init"] == "special" and r["depth"] >= 3:  # stays near the saddle W = 0
+            assert r["final_error"] > 1 and r["escape_time"] is None
+            continue
+        if r["init"] == "balanced" and r["depth"] == 2 and max(r["hidden_widths"]) > r["rank"]:
+            continue  # leaves M_r in floating point (reported, not a claim)
+        assert r["status"] == "completed", r["id"]
         assert r["final_error"] < 1e-6, r
         assert abs(r["final_loss_gap"]) < 1e-10
-        assert r["imbalance_drift"] < 1e-9
+        if r["method"] == "RK45":
+            assert r["imbalance_drift"] < 1e-9
+    extras = {e["id"]: e for e in details["run_extras"]}
     for r in runs:
-        if r["init"] == "balanced" and r["depth"] == 2:
-            assert r["w2_minus_w1t"] < 1e-6
-        if r["init"] == "nonbalanced":  # Figure 3's W_2 -> W_1^T fails: bounded away from 0
-            assert r["w2_minus_w1t"] > 1e-2
-        if r["init"] == "special":  # the dip, then the escape
-            assert r["min_norm"] < 1e-6 * r["initial_norm"]
-            assert 0 < r["escape_time"] < 20
-    extras = {e["label"]: e for e in details["run_extras"]}
-    for e in extras.values():
-        if "nonbalanced" in e["label"]:  # what holds instead: W_2 -> W_1^+
+        e = extras[r["id"]]
+        if r["init"] == "nonbalanced" and r["depth"] == 2:
             assert e["w2_minus_pinv_w1"] < 1e-6
-            assert 0 < e["w2_w1t_lower_bound"]
-        if "special" in e["label"]:  # the flow follows the exact invariant-set solution first
+            if r["method"] == "RK45":  # the plateau is the closed form at D(0)
+                assert r["w2_minus_w1t"] == pytest.approx(e["w2_w1t_limit"], rel=1e-6)
+            else:  # Euler: the closed form at its own final D, not at D(0)
+                assert r["w2_minus_w1t"] == pytest.approx(e["w2_w1t_limit_final_D"], rel=1e-6)
+                assert abs(r["w2_minus_w1t"] / e["w2_w1t_limit"] - 1) > 1e-4
+        if r["init"] == "special" and r["depth"] == 2 and r["figure"] == 4:
+            assert r["min_norm"] < 1e-6 * r["initial_norm"]
+            assert 0 < r["escape_time"] < 40
             assert e["exact_deviation"] < 1e-6
-    fit = details["escape_fit"]
-    assert abs(fit["rate"] / fit["lambda_1"] - 1) < 0.1
     status = {v["claim"].split(":")[0]: v["status"] for v in details["verdicts"]}
     assert status["Figure 3"] == "refuted"
-    assert all(s in ("confirmed", "refuted") for s in status.values())
-    assert len(details["saddles"]) == 3
+    assert status["Theorem 31"] == status["Conjecture 32"] == "confirmed"
+    assert all(s in ("confirmed", "refuted", "measured") for s in status.values()), status
     text = (out / "report.md").read_text()
     for section in ("## Verdicts", "## Set-up", "## Strict saddles", "## All runs",
-                    "![Figure 1](fig1.png)", "![Figure 4](fig4.png)", "Euler"):
-        assert section in text
+                    "![Figure 1](fig1.png)", "![Figure 5](fig5.png)", "Euler", "--quick",
+                    "seed 3 |", "sqrt(delta_i^2 + 4)", "V~ V_r"):
+        assert section in text, section
 
 
 def test_pngs_are_real_images(quick_run):
     out = quick_run[0]
-    for i in range(1, 5):
+    for i in range(1, 6):
         img = mpimg.imread(out / f"fig{i}.png")
         assert img.ndim == 3 and img.shape[0] >= 300 and img.shape[1] >= 600
         rgb = img[..., :3]
         assert rgb.std() > 0.02  # not a blank canvas
-        assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 50
+        assert len(np.unique(rgb[::3, ::3].reshape(-1, 3), axis=0)) > 50
 
 
 def test_deterministic_and_cached(quick_run):
@@ -115,39 +161,105 @@ def test_deterministic_and_cached(quick_run):
     out, _, summary, _ = quick_run
     settings = Settings.quick_settings()
     spec = RunSpec(4, 2, 8, 2, "special")
-    a = run_spec(spec, settings, 3).summary()
-    b = next(r for r in summary["runs"] if r["figure"] == 4)
+    a = run_spec(spec, settings, SEED).summary()
+    b = next(r for r in summary["runs"] if r["id"] == f"seed={SEED} {spec.label}")
     assert a == b
-    code = main(["reproduce", "--out", str(out), "--quick", "--seed", "3", "--quiet"])
+    code = main(["reproduce", "--out", str(out), "--quick", "--seeds", str(SEED), "--quiet",
+                 "--jobs", "1"])
     assert code == 0
-    assert json.loads((out / "summary.json").read_text()) == summary
+    again = json.loads((out / "summary.json").read_text())
+    assert again["runs"] == summary["runs"] and again["verdicts"] == summary["verdicts"]
 
 
-def test_balanced_start_satisfies_47():
-    rng = np.random.default_rng(0)
+# ------------------------------------------------------------------ cache, Ctrl-C, processes
+def _small_tasks():
+    return [("run", RunSpec(1, N, 6, 2, "balanced"), 0) for N in (2, 3, 4)]
+
+
+def test_interrupted_run_is_never_cached(tmp_path, monkeypatch):
+    """A flow cut off by Ctrl-C raises out of run_spec; only the runs finished before are cached,
+    and a rerun computes exactly the missing ones."""
+    settings = Settings.quick_settings()
+    real = paper.factor_flow
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        res = real(*args, **kwargs)
+        if calls["n"] == 2:  # the second run's first chunk is cut off
+            res.status, res.message = "interrupted", "interrupted (KeyboardInterrupt) at t = 1"
+        return res
+
+    monkeypatch.setattr(paper, "factor_flow", flaky)
+    tasks = _small_tasks()
+    with pytest.raises(KeyboardInterrupt):
+        driver.run_tasks(tasks, settings, str(tmp_path), jobs=1)
+    cached = sorted(p.name for p in tmp_path.iterdir())
+    assert len(cached) == 1 and cached[0].endswith(".npz")
+    monkeypatch.setattr(paper, "factor_flow", real)
+    computed = []
+    orig = driver._compute
+    monkeypatch.setattr(driver, "_compute", lambda t, s: computed.append(t) or orig(t, s))
+    recs = driver.run_tasks(tasks, settings, str(tmp_path), jobs=1)
+    assert len(computed) == 2 and all(r.status == "completed" for r in recs)
+    assert len(list(tmp_path.iterdir())) == 3
+
+
+def test_reproduce_ctrl_c_exit_130_writes_nothing(tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(driver, "_compute", interrupted)
+    out = tmp_path / "res"
+    assert main(["reproduce", "--out", str(out), "--quick", "--quiet", "--jobs", "1"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert not (out / "summary.json").exists() and not (out / "report.md").exists()
+
+
+def test_damaged_cache_file_is_named_and_recomputed(tmp_path):
+    settings = Settings.quick_settings()
+    tasks = _small_tasks()[:1]
+    first = driver.run_tasks(tasks, settings, str(tmp_path), jobs=1)[0]
+    (path,) = list(tmp_path.iterdir())
+    path.write_bytes(b"PK\x03\x04 not a zip file")
+    notes = []
+    again = driver.run_tasks(tasks, settings, str(tmp_path), jobs=1, notice=notes.append)[0]
+    assert len(notes) == 1 and path.name in notes[0] and "recomputing" in notes[0]
+    assert again.summary() == first.summary()
+    assert paper.RunRecord.from_npz(str(path)).summary() == first.summary()
+
+
+def test_worker_processes_give_the_same_results(tmp_path):
+    settings = Settings.quick_settings()
+    tasks = _small_tasks()[:2]
+    one = driver.run_tasks(tasks, settings, None, jobs=1)
+    two = driver.run_tasks(tasks, settings, None, jobs=2)
+    assert [r.summary() for r in one] == [r.summary() for r in two]
+
+
+# ------------------------------------------------------------------ helpers of paper.py
+def test_paper_starts_in_runs():
+    X = paper_data(12, 0)
     for N in (2, 3, 4):
-        fs = balanced_start(12, 3, N, rng)
+        fs = make_start(RunSpec(1, N, 12, 3, "balanced"), X, 0)
         assert [W.shape for W in fs] == [(3, 12)] + [(3, 3)] * (N - 2) + [(12, 3)]
         assert imbalance(fs) < 1e-13
         assert np.linalg.matrix_rank(product(fs)) == 3
+    W1, W2 = make_start(RunSpec(1, 2, 12, 3, "balanced"), X, 0)
+    assert np.allclose(W1 @ W1.T, np.eye(3), atol=1e-14)  # the paper's W_1(0) = V_r^T
+    assert np.allclose(W2.T @ W2, np.eye(3), atol=1e-14)  # W_2(0) = V~ V_r
 
 
-def test_special_start_and_exact_solution():
+def test_special_norm_exact():
     X = paper_data(6, 0)
-    W1, W2 = special_start(X, 2)
-    assert np.allclose(W2, -W1.T)
-    assert np.linalg.norm(conserved_quantities([W1, W2])[0]) < 1e-14
     lam = np.linalg.eigvalsh(X @ X.T)[::-1][:2]
     t = np.array([0.0, 0.5, 100.0])
-    # b_j(0) = 1, and b_j' = -2 lambda_j b_j (1 + b_j) checked by a central difference
     assert special_norm_exact(t, lam)[0] == pytest.approx(np.sqrt(2))
     h, t0 = 1e-5, 0.3
     b = lambda s: np.exp(-2 * lam * s) / (2 - np.exp(-2 * lam * s))  # noqa: E731
     deriv = (b(t0 + h) - b(t0 - h)) / (2 * h)
     assert np.allclose(deriv, -2 * lam * b(t0) * (1 + b(t0)), rtol=1e-8)
-    assert np.all(np.isfinite(special_norm_exact(t, lam)))  # underflow to 0, no nan
-    with pytest.raises(ValueError):
-        special_start(X, 2, delta=1e-3)  # needs rng
+    assert np.all(np.isfinite(special_norm_exact(t, lam)))
 
 
 def test_decay_rate_and_escape_time():
@@ -155,7 +267,6 @@ def test_decay_rate_and_escape_time():
     err = 2.0 * np.exp(-0.3 * t) + 1e-12
     assert decay_rate(t, err) == pytest.approx(0.3, rel=1e-4)
     assert decay_rate(t[:3], err[:3]) is None
-    # dip to ~1e-15 at t ~ 34.5, back above 1/2 at t = log(0.5e30) ~ 68.4
     norm = np.minimum(np.exp(-t) + 1e-30 * np.exp(t), 1.0)
     assert escape_time(t, norm) == pytest.approx(np.log(0.5e30), abs=0.1)
     assert escape_time(t, np.exp(-t)) is None
@@ -163,12 +274,18 @@ def test_decay_rate_and_escape_time():
 
 def test_bad_input():
     with pytest.raises(ValueError):
-        RunSpec(5, 2, 10, 2, "balanced")
-    with pytest.raises(ValueError):
-        RunSpec(3, 3, 10, 2, "nonbalanced")
+        RunSpec(6, 2, 10, 2, "balanced")
     with pytest.raises(ValueError):
         RunSpec(1, 2, 10, 11, "balanced")
     with pytest.raises(ValueError):
         RunSpec(1, 2, 10, 2, "balanced", delta=1e-3)
+    with pytest.raises(ValueError):
+        RunSpec(5, 3, 10, 2, "boundary")  # needs eps
+    with pytest.raises(ValueError):
+        RunSpec(5, 3, 10, 2, "balanced", hidden=(1, 2))
+    with pytest.raises(ValueError):
+        RunSpec(3, 2, 10, 2, "nonbalanced", method="Euler")  # needs a step fraction
     with pytest.raises(SystemExit):
         main(["reproduce", "--seed", "-1"])
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--seeds", "4-1"])

@@ -191,7 +191,7 @@ def test_projection_retraction_equals_householder_form(rng, kappa, scale):
     """The Gram/Cholesky form (well-conditioned Up, Vp) and its QR fallback (ill-conditioned or
     rank-deficient ones) agree with the Householder form to 1e-14 relative: W, s, and u, vt up
     to the signs of singular vector pairs; the truncated SVD of the dense W + xi to 1e-13."""
-    from linrank.fixedrank import GRAM_RCOND, gram_factor
+    from linrank.retractions import GRAM_RCOND, gram_factor
 
     man = DeepLinearFixedRank(60, 45, 5, 2)
     x = make_point(rng, 60, 45, 5)

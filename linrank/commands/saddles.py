@@ -6,7 +6,13 @@ W_J = sum_{j in J} u_j u_j^T (all of them when C(d, k) <= --max-points, else a s
 contains the global minimizer) the table lists J (1 = largest eigenvalue of X X^T), the loss, the
 Morse index predicted by the closed form and computed from the Riemannian Hessian, the smallest
 eigenvalue (predicted and computed) and the classification. Exit status 1 if a computed index or
-spectrum disagrees with the closed form (relative 1e-8), or a gradient is not ~0.
+spectrum disagrees with the closed form (relative 1e-8), or a gradient is not ~0; 2 on bad
+arguments, an unusable --output path or sizes that do not fit in memory (checked before any
+work); 130 when interrupted.
+
+--output FILE is written row by row into a temporary file next to FILE, which replaces FILE
+when the table is complete; an existing FILE is refused unless --overwrite. On Ctrl-C the rows
+so far stay in the temporary file (its name is printed), and FILE is not touched.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ import argparse
 import csv
 import json
 import math
+import os
 import sys
+import tempfile
 
 import numpy as np
 
@@ -55,6 +63,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="also write the table to this file (.json for JSON, otherwise CSV), row by row",
     )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace --output if it exists"
+    )
+
+
+def _physical_memory() -> int | None:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_size(d: int, m: int, k: int) -> None:
+    """Refuse sizes whose data and critical-point work do not fit in this machine's memory.
+
+    Needs about 8 (d m + 4 d^2 + ((2d - k) k)^2) bytes (X, X X^T and its eigenvectors, a dense
+    Hessian of the largest size computed densely); refused above half the physical memory.
+    """
+    dim = (2 * d - k) * k
+    need = 8 * (d * m + 4 * d * d + (dim * dim if dim <= 1500 else 0))
+    mem = _physical_memory()
+    if mem is not None and need > mem // 2:
+        raise ValueError(
+            f"--d {d} with --m {m} needs about {need / 2**30:.3g} GiB, more than half of this "
+            f"machine's {mem / 2**30:.3g} GiB"
+        )
 
 
 def _row(cp) -> dict:
@@ -77,9 +111,15 @@ def run(args: argparse.Namespace) -> int:
     d, k = args.d, args.k
     m = args.m if args.m is not None else 3 * d
     if k > d:
-        raise SystemExit(f"linrank saddles: --k must be at most --d = {d}, got {k}")
+        raise ValueError(f"--k must be at most --d = {d}, got {k}")
     if args.max_points < 3:
-        raise SystemExit("linrank saddles: --max-points must be at least 3")
+        raise ValueError("--max-points must be at least 3")
+    check_size(d, m, k)
+    target = None
+    if args.output:
+        from ..experiments.outputs import check_new_file
+
+        target = check_new_file(args.output, overwrite=args.overwrite)
     rng = np.random.default_rng(args.seed)
     X = rng.standard_normal((d, m))
     total = math.comb(d, k)
@@ -97,9 +137,13 @@ def run(args: argparse.Namespace) -> int:
     writer = None
     rows = []
     failed = 0
+    tmp = None
+    complete = False
     try:
-        if args.output:
-            out = open(args.output, "w", newline="")  # closed in the finally clause
+        if target is not None:
+            fd, tmp = tempfile.mkstemp(prefix=os.path.basename(target) + ".",
+                                       suffix=".partial", dir=os.path.dirname(target))
+            out = os.fdopen(fd, "w", newline="")  # closed in the finally clause
             if not args.output.endswith(".json"):
                 writer = csv.DictWriter(out, fieldnames=_FIELDS)
                 writer.writeheader()
@@ -128,9 +172,21 @@ def run(args: argparse.Namespace) -> int:
                 out.truncate()
                 json.dump(rows, out, indent=1)
                 out.flush()
+        complete = True
     finally:
         if out is not None:
             out.close()
+        if tmp is not None:
+            if complete:
+                mask = os.umask(0)
+                os.umask(mask)
+                os.chmod(tmp, 0o666 & ~mask)
+                os.replace(tmp, target)
+            elif rows:
+                print(f"linrank saddles: stopped after {len(rows)} rows; they are in {tmp} "
+                      f"({args.output} was not written)", file=sys.stderr)
+            else:
+                os.remove(tmp)
     n_min = sum(r["kind"] == "global minimizer" for r in rows)
     print(
         f"{len(rows)} critical points: {n_min} global minimizer(s), {len(rows) - n_min} strict "

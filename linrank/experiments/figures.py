@@ -1,13 +1,13 @@
-"""Figures 1-4 of Section 7, drawn from :class:`linrank.experiments.paper.RunRecord` lists.
+"""Figures 1-5, drawn from :class:`linrank.experiments.paper.RunRecord` lists (one seed).
 
-Each function writes one PNG (matplotlib's Agg backend, 120 dpi) and returns its path. Quantities
+Each function writes one PNG (matplotlib's Agg backend, 120 dpi) through ``out`` (an
+:class:`linrank.experiments.outputs.OutputDir`: atomic, owned files) and returns its name. Quantities
 that decay are on logarithmic axes; the time axis ends shortly after the slowest run has reached
 the plotted floor (the runs themselves go on to their stopping rule).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import matplotlib
@@ -16,12 +16,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .paper import RunRecord, escape_rate_fit, special_norm_exact  # noqa: E402
+from .limits import escape_rate_fit, special_norm_exact  # noqa: E402
+from .paper import RunRecord  # noqa: E402
 
-__all__ = ["figure1", "figure2", "figure3", "figure4", "all_figures"]
+__all__ = ["figure1", "figure2", "figure3", "figure4", "figure5", "all_figures"]
 
 _DPI = 120
-_FLOOR = 1e-9  # curves are cut where they reach this level (the integrator's accuracy)
+_FLOOR = 1e-9  # the x range ends where the curves reach this level (the stopping rule's)
 
 
 def _tail(rec: RunRecord, y: np.ndarray, floor: float = _FLOOR) -> float:
@@ -38,14 +39,15 @@ def _positive(y: np.ndarray) -> np.ndarray:
     return np.where(y > 0, y, np.nan)
 
 
-def _save(fig, out_dir: str, name: str) -> str:
-    path = os.path.join(out_dir, name)
-    fig.savefig(path, dpi=_DPI)
-    plt.close(fig)
-    return path
+def _save(fig, out, name: str) -> str:
+    try:
+        out.write_with(name, lambda tmp: fig.savefig(tmp, dpi=_DPI, format="png"))
+    finally:
+        plt.close(fig)
+    return name
 
 
-def figure1(records: Sequence[RunRecord], out_dir: str) -> str:
+def figure1(records: Sequence[RunRecord], out) -> str:
     """||W(t) - U_r U_r^T||_F for balanced starts, one panel per depth N, one curve per d."""
     recs = [r for r in records if r.spec.figure == 1]
     depths = sorted({r.spec.depth for r in recs})
@@ -61,12 +63,13 @@ def figure1(records: Sequence[RunRecord], out_dir: str) -> str:
         ax.set_ylabel(r"$\|W(t) - U_rU_r^T\|_F$")
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle("Figure 1: convergence to the global minimizer (Theorem 31, Conjecture 32)")
+    fig.suptitle("Figure 1: convergence to the global minimizer from the paper's balanced starts "
+                 "(Theorem 31; most of these starts violate (47))")
     fig.tight_layout()
-    return _save(fig, out_dir, "fig1.png")
+    return _save(fig, out, "fig1.png")
 
 
-def figure2(records: Sequence[RunRecord], out_dir: str) -> str:
+def figure2(records: Sequence[RunRecord], out) -> str:
     """Top: ||W_2 - W_1^T|| (N = 2) and ||X - WX|| with the optimum (N > 2); bottom: the gaps."""
     recs = [r for r in records if r.spec.figure == 2]
     depths = sorted({r.spec.depth for r in recs})
@@ -104,46 +107,63 @@ def figure2(records: Sequence[RunRecord], out_dir: str) -> str:
             ax.legend(fontsize=8)
     fig.suptitle(f"Figure 2: balanced starts, rank r = {recs[0].spec.rank}" if recs else "")
     fig.tight_layout()
-    return _save(fig, out_dir, "fig2.png")
+    return _save(fig, out, "fig2.png")
 
 
-def figure3(records: Sequence[RunRecord], out_dir: str) -> str:
-    """Non-balanced N = 2: ||W_2 - W_1^T|| with its conserved lower bound, ||W_2 - W_1^+||,
-    and ||W - U_r U_r^T||."""
-    recs = sorted((r for r in records if r.spec.figure == 3), key=lambda r: r.spec.d)
-    fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.3))
+def figure3(records: Sequence[RunRecord], out) -> str:
+    """Non-balanced N = 2: ||W_2 - W_1^T|| with its closed-form limit (exact flow and Euler),
+    ||W_2 - W_1^+||, and ||W - U_r U_r^T||."""
+    recs = sorted((r for r in records if r.spec.figure == 3 and r.spec.method == "RK45"),
+                  key=lambda r: r.spec.d)
+    eul = sorted((r for r in records if r.spec.method == "Euler"),
+                 key=lambda r: r.spec.step_fraction)
+    fig, axes = plt.subplots(1, 3, figsize=(16.0, 4.3))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     xmax = _xmax([(r, r.error) for r in recs])
-    a, b = axes
+    a, b, c_ax = axes
     for i, r in enumerate(recs):
         c = colors[i % len(colors)]
         lab = f"d={r.spec.d}, r={r.spec.rank}"
         a.semilogy(r.t, r.w2_w1t, color=c, label=r"$\|W_2 - W_1^T\|_F$, " + lab)
-        a.semilogy(r.t, r.more["lower_bound"], color=c, ls="--", lw=1,
-                   label=r"lower bound from $W_2^TW_2 - W_1W_1^T$" if i == 0 else None)
+        a.axhline(r.extra["w2_w1t_limit"], color=c, ls="--", lw=1,
+                  label="closed-form limit from D" if i == 0 else None)
         a.semilogy(r.t, _positive(r.more["w2_pinv"]), color=c, ls=":", lw=1.5,
                    label=r"$\|W_2 - W_1^+\|_F$" if i == 0 else None)
         b.semilogy(r.t, _positive(r.error), color=c, label=lab)
+    for i, r in enumerate(eul):
+        c = colors[i % len(colors)]
+        c_ax.plot(r.t, r.w2_w1t, color=c,
+                  label=f"Euler h = {r.spec.step_fraction:g} h_max (d={r.spec.d})")
+        c_ax.axhline(r.extra["w2_w1t_limit_final_D"], color=c, ls=":", lw=1)
+    if eul:
+        c_ax.axhline(eul[0].extra["w2_w1t_limit"], color="k", ls="--", lw=1,
+                     label="exact flow: closed form at D(0)")
+        c_ax.set_xlim(0, _xmax([(r, r.error) for r in eul]))
     a.set_title(r"$W_2$ does not tend to $W_1^T$; it tends to $W_1^+$")
     a.set_ylabel("Frobenius norm")
     b.set_title(r"$W(t) \to U_rU_r^T$ all the same")
     b.set_ylabel(r"$\|W(t) - U_rU_r^T\|_F$")
-    for ax in axes:
+    c_ax.set_title("Euler: the plateau moves with h\n(dotted: closed form at Euler's final D)",
+                   fontsize=10)
+    c_ax.set_ylabel(r"$\|W_2 - W_1^T\|_F$")
+    for ax in (a, b):
         ax.set_xlim(0, xmax)
         ax.set_ylim(bottom=1e-11)
+    for ax in axes:
         ax.set_xlabel("t")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7.5)
     fig.suptitle("Figure 3: non-balanced Gaussian start, N = 2")
     fig.tight_layout()
-    return _save(fig, out_dir, "fig3.png")
+    return _save(fig, out, "fig3.png")
 
 
-def figure4(records: Sequence[RunRecord], out_dir: str,
+def figure4(records: Sequence[RunRecord], out,
             perturbed: Sequence[RunRecord] = ()) -> str:
     """Special start W_1 = V_r^T, W_2 = -V_r: ||W(t)|| (with the exact invariant-set solution),
     ||W(t) - U_r U_r^T||, and the escape time against the perturbation size."""
-    recs = sorted((r for r in records if r.spec.figure == 4 and r.spec.delta == 0),
+    recs = sorted((r for r in records if r.spec.figure == 4 and r.spec.delta == 0
+                   and r.spec.depth == 2),
                   key=lambda r: r.spec.d)
     fig, axes = plt.subplots(1, 3, figsize=(15.0, 4.3))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -183,13 +203,14 @@ def figure4(records: Sequence[RunRecord], out_dir: str,
     a.legend(fontsize=7.5, loc="center right")
     b.legend(fontsize=7.5)
     b.set_ylim(bottom=1e-11)
-    fit = escape_rate_fit(perturbed)
+    fit = escape_rate_fit([(r.spec.delta, r.summary()["escape_time"], r.extra["lambda_1"])
+                           for r in perturbed])
     if fit is not None:
         x = np.log10(np.array(fit["deltas"]))
         c_ax.plot(-x, fit["escape_times"], "o", label="measured (perturbed start)")
         xs = np.linspace(0, max(-x) + 4, 50)
         c_ax.plot(xs, fit["intercept"] + xs * np.log(10) / fit["lambda_1"], "k--", lw=1,
-                  label=r"slope $\ln 10/\lambda_1$ (theory)")
+                  label=r"slope $\ln 10/\lambda_1$ (factor mode grows at $\lambda_1$)")
         for r in recs[:1]:
             te = r.summary()["escape_time"]
             if te is not None:
@@ -197,20 +218,56 @@ def figure4(records: Sequence[RunRecord], out_dir: str,
                              label=f"unperturbed start, d={r.spec.d} (rounding only)")
         c_ax.set_xlabel(r"$\log_{10}(1/\delta)$, $\delta$ = size of the perturbation of $W_1$")
         c_ax.set_ylabel("escape time")
-        c_ax.set_title(f"escape rate: fitted {fit['rate']:.3f}, " + r"$\lambda_1$"
-                       + f" = {fit['lambda_1']:.3f}")
+        c_ax.set_title("growth rate of the factor mode $W_1 + W_2^T$ (||W||: twice it):\n"
+                       f"fitted {fit['rate']:.3f}, " + r"$\lambda_1$"
+                       + f" = {fit['lambda_1']:.3f}", fontsize=9)
         c_ax.grid(True, alpha=0.3)
         c_ax.legend(fontsize=7.5)
     else:
         c_ax.set_axis_off()
-    fig.suptitle(r"Figure 4: special start $W_1 = V_r^T$, $W_2 = -V_r$ (Remark 33), N = 2")
+    fig.suptitle(r"Figure 4: special start $W_1 = U_r^T$, $W_2 = -U_r$ (Remark 33), N = 2")
     fig.tight_layout()
-    return _save(fig, out_dir, "fig4.png")
+    return _save(fig, out, "fig4.png")
 
 
-def all_figures(records: Sequence[RunRecord], out_dir: str,
-                perturbed: Sequence[RunRecord] = ()) -> list[str]:
-    """Write fig1.png ... fig4.png into ``out_dir``; returns their paths."""
-    os.makedirs(out_dir, exist_ok=True)
-    return [figure1(records, out_dir), figure2(records, out_dir), figure3(records, out_dir),
-            figure4(records, out_dir, perturbed)]
+def figure5(records: Sequence[RunRecord], out) -> str:
+    """Beyond the paper: ||W - U_rU_r^T|| inside (47) / near its boundary by depth, and ||W(t)||
+    for the special start at N >= 3."""
+    conj = [r for r in records if r.spec.figure == 5 and r.spec.init in ("inside47", "boundary")
+            and r.spec.hidden is None]
+    sp = sorted((r for r in records if r.spec.init == "special" and r.spec.depth >= 3),
+                key=lambda r: r.spec.depth)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11.0, 4.3))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    depths = sorted({r.spec.depth for r in conj})
+    for r in conj:
+        c = colors[depths.index(r.spec.depth) % len(colors)]
+        ls = "-" if r.spec.init == "inside47" else "--"
+        lab = f"N={r.spec.depth}, d={r.spec.d}, {r.spec.init}"
+        if r.spec.eps:
+            lab += f" eps={r.spec.eps:g}"
+        a.semilogy(r.t, _positive(r.error), color=c, ls=ls, lw=1, label=lab)
+    if conj:
+        a.set_xlim(0, _xmax([(r, r.error) for r in conj]))
+    a.set_ylim(bottom=1e-11)
+    a.set_title("Conjecture 32: starts satisfying (47) (dashed: near its boundary)")
+    a.set_ylabel(r"$\|W(t) - U_rU_r^T\|_F$")
+    for i, r in enumerate(sp):
+        b.loglog(r.t[1:], r.norm[1:], color=colors[i % len(colors)],
+                 label=f"N={r.spec.depth}, d={r.spec.d}")
+    b.set_title(r"special start $W(0) = -U_rU_r^T$, N >= 3: no escape")
+    b.set_ylabel(r"$\|W(t)\|_F$")
+    for ax in (a, b):
+        ax.set_xlabel("t")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=6.5)
+    fig.suptitle("Beyond the paper's figures")
+    fig.tight_layout()
+    return _save(fig, out, "fig5.png")
+
+
+def all_figures(records: Sequence[RunRecord], out, perturbed: Sequence[RunRecord] = ()
+                ) -> list[str]:
+    """Write fig1.png ... fig5.png through ``out``; returns their names."""
+    return [figure1(records, out), figure2(records, out), figure3(records, out),
+            figure4(records, out, perturbed), figure5(records, out)]

@@ -1,99 +1,104 @@
-r"""The runs of Section 7 (Figures 1-4) of Bah, Rauhut, Terstiege, Westdickenberg (2019).
+r"""The runs of the reproduction of Section 7 of Bah, Rauhut, Terstiege, Westdickenberg (2019).
 
-Set-up (Section 7): the autoencoder, Y = X, with X a d x m matrix of i.i.d. N(0, sigma^2) entries,
-sigma = 1/sqrt(d), m = 3d (:func:`linrank.network.gaussian_data`); the loss is
-:math:`L^1(W) = \tfrac12\|X - WX\|_F^2` and its minimum over rank <= r is attained at
-:math:`U_r U_r^T` (top-r eigenvectors of :math:`XX^T`, Proposition 29), with value
-:math:`L^* = \tfrac12\sum_{i>r}\lambda_i` where :math:`\lambda_i = \sigma_i(X)^2`.
-Factors: W_1 (r x d), W_2, ..., W_{N-1} (r x r), W_N (d x r): hidden widths equal to the rank r.
+Set-up (Section 7): the autoencoder, Y = X, with X a d x m matrix of i.i.d. N(0, 1/d) entries,
+m = 3d (:func:`paper_data`); the loss is :math:`L^1(W) = \tfrac12\|X - WX\|_F^2`, its minimum
+over rank <= r is attained at :math:`U_rU_r^T` (top-r eigenvectors of :math:`XX^T`, Proposition
+29), with value :math:`\tfrac12\sum_{i>r}\lambda_i`.
 
-Starts
-------
-* ``"balanced"`` (:func:`balanced_start`), condition (47), :math:`W_{j+1}^T W_{j+1} = W_j W_j^T`:
-  N = 2: W_1 Gaussian (entries N(0, 1/d)) with SVD :math:`W_1 = P S Q^T`, and
-  :math:`W_2 = V S P^T` with V a Haar-random d x r matrix with orthonormal columns, so that
-  :math:`W_2^T W_2 = P S^2 P^T = W_1 W_1^T`. N > 2: a Gaussian rank-r product
-  :math:`W(0) = A B / d` (A: d x r, B: r x d standard normal), factored by
-  :func:`linrank.network.balanced_factors` (:math:`W_j = V_j \Sigma^{1/N} V_{j-1}^T`).
-* ``"nonbalanced"`` (:func:`nonbalanced_start`, N = 2): W_1, W_2 with i.i.d. N(0, 1/d) entries.
-* ``"special"`` (:func:`special_start`, Remark 33): :math:`W_1 = V_r^T`, :math:`W_2 = -V_r` with
-  V_r the top-r eigenvectors of :math:`XX^T`, optionally perturbed by a matrix of Frobenius norm
-  ``delta``. On the invariant set :math:`W_1 = \mathrm{diag}(a) V_r^T`, :math:`W_2 = -V_r
-  \mathrm{diag}(a)`, :math:`b_j = a_j^2` solves :math:`\dot b_j = -2\lambda_j b_j(1 + b_j)`, so
-  :math:`b_j(t) = e^{-2\lambda_j t}/(2 - e^{-2\lambda_j t})` and
-  :math:`\|W(t)\|_F = (\sum_j b_j(t)^2)^{1/2}` (:func:`special_norm_exact`).
+A run (:class:`RunSpec`) is one start integrated by :func:`linrank.flows.factor_flow` (the
+layer-wise flow (5)); the kinds of start (``init``) are those of
+:mod:`linrank.experiments.starts`:
 
-Integration: :func:`linrank.flows.factor_flow` (the layer-wise flow (5)), Dormand-Prince 5(4)
-with error control (``rtol``/``atol`` of :class:`Settings`), stopped when the layer gradient
-norm is below ``gtol`` or at ``t_max``. The paper used the explicit Euler method: that is
-gradient descent with step h, which does not conserve :math:`W_{j+1}^T W_{j+1} - W_j W_j^T`
-(it changes by :math:`h^2 (G_{j+1}^T G_{j+1} - G_j G_j^T)` per step); :func:`euler_comparison`
-measures what this changes.
+* ``"balanced"`` -- the paper's start (:func:`~linrank.experiments.starts.paper_start`);
+* ``"inside47"`` / ``"outside47"`` -- the paper's start conditioned on (47) holding / failing;
+* ``"boundary"`` -- near the boundary of (47): :math:`W(0) = (U_r(\varepsilon I + K) +
+  U_\perp C)U_r^T`, K skew, C Gaussian (``normal = 1``), so :math:`u_i^TW(0)u_i = \varepsilon`
+  (``eps``) and W(0) is not confined to the span of U_r;
+* ``"special"`` -- :math:`W(0) = -U_rU_r^T` balanced (any N), perturbed by ``delta`` in W_1;
+* ``"nonbalanced"`` -- every factor N(0, 1/d) (Figure 3 for N = 2);
+* ``"perturbed"`` -- the paper's start plus a perturbation of relative size ``scale``.
 
-Every run is deterministic for a given seed: the data of dimension d use
-``SeedSequence([seed, d])``, the start of a run ``SeedSequence([seed, figure, d, depth, rank,
-tag])``.
+Stopping rule
+-------------
+A run stops when the layer gradient norm is <= ``gtol`` (its error ||W - U_rU_r^T|| is then
+~gtol / the smallest Hessian eigenvalue) or when its time budget is spent:
+``min(t_cap, t_base + decades / rate)`` with ``rate`` the smallest Riemannian Hessian eigenvalue
+at :math:`U_rU_r^T` (closed form, Proposition 30). Status ``"completed"`` (stopped by the rule),
+``"unfinished"`` (budget spent: not a failure of any claim, and no verdict counts it as one) or
+``"failed"`` (the integrator diverged: Euler above its stability limit). Special starts of depth
+N >= 3 creep towards the saddle W = 0 where the gradient vanishes to high order, so the gradient
+test would stop them there: they run to a fixed horizon ``special_horizon`` (status
+``"completed"``) and the report states where they are then. An interrupted run raises
+KeyboardInterrupt: it is never returned, cached or reported.
+
+Integrators: Dormand-Prince 5(4) with ``rtol``/``atol`` (default), or the paper's explicit Euler
+(gradient descent with step ``step``; ``method="Euler"``).
+
+Every run is deterministic for a given seed: the data of dimension d come from
+``SeedSequence([seed, d])``, the start from ``SeedSequence([seed, figure, d, depth, rank,
+kind])`` (hidden widths, eps and scale do not change the random stream, so a family of runs
+differs only in what the parameter changes).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..critical import closed_form_spectrum, iter_critical_points
+from ..critical import closed_form_spectrum
 from ..data import LinearData
-from ..flows import factor_flow, manifold_flow
-from ..network import balanced_factors, product
+from ..flows import factor_flow
+from ..network import conserved_quantities, imbalance, product
+from . import starts as st
+from .limits import decay_rate, escape_time, figure3_limit, special_norm_exact
 
 __all__ = [
     "Settings",
     "RunSpec",
     "RunRecord",
     "paper_data",
-    "balanced_start",
-    "nonbalanced_start",
-    "special_start",
-    "special_norm_exact",
-    "escape_time",
-    "decay_rate",
+    "make_start",
     "run_spec",
-    "default_specs",
-    "perturbation_specs",
-    "euler_comparison",
-    "manifold_comparison",
-    "saddle_table",
-    "run_all",
-    "escape_rate_fit",
 ]
 
-_CACHE_VERSION = 1
-_INITS = ("balanced", "nonbalanced", "special")
+CACHE_VERSION = 3
+INITS = ("balanced", "nonbalanced", "special", "inside47", "outside47", "boundary", "perturbed")
+CONVERGED = 1e-6  # ||W(T) - U_rU_r^T||_F at which a completed run counts as converged
 
 
 # ---------------------------------------------------------------------- settings
 @dataclass(frozen=True)
 class Settings:
-    """Sizes, horizons and tolerances of one reproduction (``quick`` for the tests).
+    """Sizes, budgets and tolerances of one reproduction (``quick``: the smaller set of the tests).
 
     Attributes
     ----------
     fig1_dims : dimensions d of Figure 1 (rank r = max(2, d // 5)).
     fig2_dims, fig3_dims, fig4_dims : dimensions of Figures 2-4 (rank ``small_rank``).
-    small_rank : the rank r of Figures 2-4.
-    depths : depths N of the balanced runs.
-    t_max : last time of a run; ``gtol``: stop when the layer gradient norm is below it.
-    rtol, atol : the RK45 tolerances (per step, relative/absolute in the factor entries).
-    fine_until, fine_step : records every ``fine_step`` on [0, fine_until] (the dip and escape of
-        Figure 4), then ``coarse_points`` more up to t_max.
-    deltas : sizes of the deliberate perturbations of the special start (escape-rate study).
+    small_rank : the rank r of Figures 2-4 and of the extra studies.
+    depths : depths N of Figures 1 and 2.
+    conj_depths, conj_dims : depths and dimensions of the runs inside (47) (Conjecture 32).
+    boundary_eps : margins eps of the near-boundary starts.
+    special_depths : depths of the special start beyond the paper's N = 2.
+    special_horizon : fixed horizon of special starts with N >= 3.
+    wide_extra : hidden widths r + wide_extra in the hidden-width study.
+    nonbalanced_depths : depths of the non-balanced study beyond N = 2.
+    perturb_scales : relative sizes of the perturbed (non-balanced) starts.
+    euler_fractions : Euler steps as fractions of the stability limit 2 / Hessian norm at the limit.
+    euler_dims : dimensions of the Euler study (non-balanced N = 2).
+    t_base, decades, t_cap : time budget ``min(t_cap, t_base + decades / rate)``.
+    gtol : stop when the layer gradient norm is <= gtol.
+    etol, chunk : also stop when ||W - U_rU_r^T||_F <= etol, tested every ``chunk`` time units.
+    rtol, atol : the RK45 tolerances.
+    max_records : at most this many recorded times per run (uniform grid over the budget).
+    fine_until, fine_step : special starts are also recorded every fine_step up to fine_until.
+    deltas : sizes of the deliberate perturbations of the N = 2 special start.
     saddle_d, saddle_k : size of the strict-saddle table (Proposition 30).
-    euler_step : the Euler step of the comparison with the paper's integrator.
+    quick : the reduced set (says so in the report).
     """
 
     fig1_dims: tuple[int, ...] = (10, 20, 30, 40, 50)
@@ -102,42 +107,72 @@ class Settings:
     fig4_dims: tuple[int, ...] = (10, 30, 50)
     small_rank: int = 3
     depths: tuple[int, ...] = (2, 3, 4)
-    t_max: float = 1000.0
+    conj_depths: tuple[int, ...] = (3, 4, 5, 6)
+    conj_dims: tuple[int, ...] = (10, 20)
+    boundary_eps: tuple[float, ...] = (1e-2, 1e-4, 1e-6)
+    special_depths: tuple[int, ...] = (3, 4, 5)
+    special_horizon: float = 1e4
+    wide_extra: int = 2
+    nonbalanced_depths: tuple[int, ...] = (3, 4)
+    perturb_scales: tuple[float, ...] = (1e-3, 0.3)
+    euler_fractions: tuple[float, ...] = (0.05, 0.2, 0.5, 0.9)
+    euler_dims: tuple[int, ...] = (10,)
+    t_base: float = 500.0
+    decades: float = 30.0
+    t_cap: float = 4000.0
     gtol: float = 1e-9
+    etol: float = 1e-9
+    chunk: float = 100.0
     rtol: float = 1e-10
     atol: float = 1e-13
+    max_records: int = 2500
     fine_until: float = 20.0
     fine_step: float = 0.02
-    coarse_points: int = 1500
     deltas: tuple[float, ...] = (1e-12, 1e-9, 1e-6, 1e-3)
     saddle_d: int = 10
     saddle_k: int = 2
-    euler_step: float = 0.01
     quick: bool = False
 
     @classmethod
     def quick_settings(cls) -> Settings:
-        """A smaller reproduction (about 10 s) with the same kinds of runs."""
+        """A smaller reproduction with the same kinds of runs (used by the tests)."""
         return cls(fig1_dims=(6, 10), fig2_dims=(8,), fig3_dims=(8,), fig4_dims=(8,),
-                   small_rank=2, t_max=400.0, gtol=1e-9, rtol=1e-10, atol=1e-13,
-                   fine_until=10.0, fine_step=0.05, coarse_points=400,
-                   deltas=(1e-10, 1e-6, 1e-2), saddle_d=6, saddle_k=2, euler_step=0.02,
-                   quick=True)
+                   small_rank=2, depths=(2, 3, 4), conj_depths=(3, 4), conj_dims=(8,),
+                   boundary_eps=(1e-2,), special_depths=(3,), special_horizon=2000.0,
+                   nonbalanced_depths=(3,), perturb_scales=(0.3,),
+                   euler_fractions=(0.2, 0.9), euler_dims=(8,), t_base=300.0, t_cap=1500.0,
+                   max_records=800, fine_until=10.0, fine_step=0.05,
+                   deltas=(1e-10, 1e-6, 1e-2), saddle_d=6, saddle_k=2, quick=True)
 
-    def grid(self) -> np.ndarray:
-        """The recording times: fine on [0, fine_until], ``coarse_points`` after it."""
-        n_fine = int(round(self.fine_until / self.fine_step))
-        fine = np.linspace(0.0, self.fine_until, n_fine + 1)
-        coarse = np.linspace(self.fine_until, self.t_max, self.coarse_points + 1)[1:]
-        return np.concatenate((fine, coarse))
+    def budget(self, rate: float) -> float:
+        """The time budget of a run whose slowest rate near the limit is ``rate``."""
+        return float(min(self.t_cap, self.t_base + self.decades / max(rate, 1e-300)))
+
+    def grid(self, t_end: float, fine: bool = False, step: float | None = None) -> np.ndarray:
+        """Recording times on [0, t_end]: uniform (<= max_records), plus the fine grid if asked.
+
+        With a fixed ``step`` (Euler) every time is a multiple of it, so no step is shortened.
+        """
+        n = self.max_records
+        if step is not None:
+            stride = max(1, int(np.ceil(t_end / step / n)))
+            k = np.arange(0, int(np.floor(t_end / step)) + 1, stride)
+            return k * step
+        g = np.linspace(0.0, t_end, n + 1)
+        if fine:
+            n_fine = int(round(self.fine_until / self.fine_step))
+            g = np.union1d(g, np.linspace(0.0, min(self.fine_until, t_end), n_fine + 1))
+        return g
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One flow run: figure (1-4), depth N, dimension d, rank r, kind of start.
+    """One flow run: figure (1-4; 5 = a study beyond the paper), depth N, d, rank r, start.
 
-    ``delta`` (special starts only) is the Frobenius norm of a deliberate perturbation of W_1
-    (0: the exact start, only rounding errors move the flow off the invariant set).
+    ``delta``: perturbation of W_1 for special starts; ``eps``: margin of boundary starts;
+    ``scale``: relative perturbation of perturbed starts; ``hidden``: hidden widths (None: all
+    r); ``method``: "RK45" or "Euler" with ``step`` (Euler: the fraction of the stability limit is
+    ``step_fraction``, the actual step is fixed at run time from the data).
     """
 
     figure: int
@@ -146,37 +181,76 @@ class RunSpec:
     rank: int
     init: str
     delta: float = 0.0
+    eps: float = 0.0
+    scale: float = 0.0
+    hidden: tuple[int, ...] | None = None
+    method: str = "RK45"
+    step_fraction: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.figure not in (1, 2, 3, 4):
-            raise ValueError(f"figure must be 1, 2, 3 or 4, got {self.figure!r}")
-        if self.init not in _INITS:
-            raise ValueError(f"init must be one of {_INITS}, got {self.init!r}")
-        if not (isinstance(self.depth, int) and self.depth >= 2):
+        if self.figure not in (1, 2, 3, 4, 5):
+            raise ValueError(f"figure must be 1, ..., 5, got {self.figure!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        if isinstance(self.depth, bool) or not isinstance(self.depth, int) or self.depth < 2:
             raise ValueError(f"depth must be an integer >= 2, got {self.depth!r}")
         if not (isinstance(self.d, int) and isinstance(self.rank, int) and 1 <= self.rank <= self.d):
             raise ValueError(f"need integers 1 <= rank <= d, got d = {self.d!r}, rank = {self.rank!r}")
-        if self.init in ("nonbalanced", "special") and self.depth != 2:
-            raise ValueError(f"the {self.init} start is defined for depth 2, got {self.depth}")
         if self.delta < 0 or (self.delta > 0 and self.init != "special"):
             raise ValueError("delta must be >= 0 and is only used by special starts")
+        if (self.eps > 0) != (self.init == "boundary"):
+            raise ValueError("eps > 0 is required by, and only used by, boundary starts")
+        if (self.scale > 0) != (self.init == "perturbed"):
+            raise ValueError("scale > 0 is required by, and only used by, perturbed starts")
+        if self.hidden is not None:
+            if len(self.hidden) != self.depth - 1 or min(self.hidden) < self.rank:
+                raise ValueError(f"hidden must have depth - 1 widths >= rank, got {self.hidden}")
+        if self.method not in ("RK45", "Euler"):
+            raise ValueError(f"method must be 'RK45' or 'Euler', got {self.method!r}")
+        if (self.method == "Euler") != (0 < self.step_fraction < 2):
+            raise ValueError("Euler runs need 0 < step_fraction < 2 (and only they take one)")
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        return self.hidden if self.hidden is not None else (self.rank,) * (self.depth - 1)
 
     @property
     def label(self) -> str:
-        extra = f", delta={self.delta:g}" if self.delta else ""
+        extra = ""
+        if self.delta:
+            extra += f" delta={self.delta:g}"
+        if self.eps:
+            extra += f" eps={self.eps:g}"
+        if self.scale:
+            extra += f" scale={self.scale:g}"
+        if self.hidden is not None:
+            extra += f" widths={','.join(map(str, self.hidden))}"
+        if self.method == "Euler":
+            extra += f" Euler h={self.step_fraction:g}h_max"
         return f"fig{self.figure} N={self.depth} d={self.d} r={self.rank} {self.init}{extra}"
 
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["hidden"] = None if self.hidden is None else list(self.hidden)
+        return out
 
+    @classmethod
+    def from_json(cls, data: dict) -> RunSpec:
+        data = dict(data)
+        if data.get("hidden") is not None:
+            data["hidden"] = tuple(int(w) for w in data["hidden"])
+        return cls(**data)
+
+
+# ---------------------------------------------------------------------- records
 @dataclass
 class RunRecord:
     """The outcome of one run: summary numbers (the schema of summary.json) and time series.
 
-    Series (all at the recorded times ``t``): ``error`` = ||W(t) - U_r U_r^T||_F, ``norm`` =
-    ||W(t)||_F, ``residual`` = ||X - W(t) X||_F, ``w2_w1t`` = ||W_2(t) - W_1(t)^T||_F (depth 2),
-    ``drift`` = max_j ||D_j(t) - D_j(0)||_F; for depth 2 also ``more["w2_pinv"]`` =
-    ||W_2(t) - W_1(t)^+||_F and ``more["lower_bound"]`` = the bound
-    sqrt(||W_1||_2^2 + ||D||_F) - ||W_1||_2 <= ||W_2 - W_1^T||_F. ``extra`` holds run facts that are not in the
-    summary schema (status, steps, conserved imbalance, predicted and measured rates, ...).
+    Series at the recorded times ``t``: ``error`` = ||W(t) - U_rU_r^T||_F, ``norm`` = ||W(t)||_F,
+    ``residual`` = ||X - W(t)X||_F, ``w2_w1t`` = ||W_2(t) - W_1(t)^T||_F (depth 2), ``drift`` =
+    max_j ||D_j(t) - D_j(0)||_F; for depth 2 also ``more["w2_pinv"]`` = ||W_2 - W_1^+||_F.
+    ``extra``: run facts beyond the summary schema (steps, conserved imbalance, rates, limits).
     """
 
     spec: RunSpec
@@ -192,8 +266,21 @@ class RunRecord:
     extra: dict = field(default_factory=dict)
     more: dict = field(default_factory=dict)
 
+    @property
+    def run_id(self) -> str:
+        return f"seed={self.seed} {self.spec.label}"
+
+    @property
+    def status(self) -> str:
+        return str(self.extra["status"])
+
+    @property
+    def converged(self) -> bool:
+        """Completed and within :data:`CONVERGED` of U_rU_r^T."""
+        return self.status == "completed" and float(self.error[-1]) <= CONVERGED
+
     def summary(self) -> dict:
-        """One entry of summary.json (keys exactly as in issue 5)."""
+        """One entry of summary.json."""
         s = self.spec
         i_min = int(np.argmin(self.norm))
         return {
@@ -210,34 +297,49 @@ class RunRecord:
             "imbalance_drift": float(np.max(self.drift)),
             "escape_time": (escape_time(self.t, self.norm) if s.init == "special" else None),
             "seed": self.seed,
+            "condition_47": bool(self.extra["condition_47"]),
+            "min_u_W0_u": float(self.extra["min_u_W0_u"]),
+            "hidden_widths": list(s.widths),
+            "status": self.status,
+            "id": self.run_id,
+            "method": s.method,
+            "t_final": float(self.extra["t_final"]),
         }
 
-    # cache (a finished run is stored and reused: an interrupted reproduction loses nothing)
+    # cache: only finished runs are ever stored (run_spec never returns an interrupted one)
     def to_npz(self, path: str) -> None:
         arrays = {"t": self.t, "error": self.error, "norm": self.norm, "residual": self.residual,
                   "drift": self.drift, "lam": self.lam}
         arrays.update({f"more_{k}": v for k, v in self.more.items()})
         if self.w2_w1t is not None:
             arrays["w2_w1t"] = self.w2_w1t
-        meta = {"spec": asdict(self.spec), "seed": self.seed, "extra": self.extra,
-                "optimum_residual": self.optimum_residual, "version": _CACHE_VERSION}
+        meta = {"spec": self.spec.to_json(), "seed": self.seed, "extra": self.extra,
+                "optimum_residual": self.optimum_residual, "version": CACHE_VERSION}
         tmp = f"{path}.tmp-{os.getpid()}.npz"
-        with open(tmp, "wb") as fh:
-            np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
     @classmethod
     def from_npz(cls, path: str) -> RunRecord:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            if meta.get("version") != _CACHE_VERSION:
-                raise ValueError(f"{path}: unknown cache version")
-            return cls(spec=RunSpec(**meta["spec"]), seed=int(meta["seed"]), t=z["t"],
-                       error=z["error"], norm=z["norm"], residual=z["residual"],
-                       w2_w1t=z["w2_w1t"] if "w2_w1t" in z.files else None, drift=z["drift"],
-                       optimum_residual=float(meta["optimum_residual"]), lam=z["lam"],
-                       extra=meta["extra"],
-                       more={k[5:]: z[k] for k in z.files if k.startswith("more_")})
+        """Load a cached run; ValueError (naming the file) if it is damaged or of another version."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                if meta.get("version") != CACHE_VERSION:
+                    raise ValueError("written by another version")
+                return cls(spec=RunSpec.from_json(meta["spec"]), seed=int(meta["seed"]),
+                           t=z["t"], error=z["error"], norm=z["norm"], residual=z["residual"],
+                           w2_w1t=z["w2_w1t"] if "w2_w1t" in z.files else None,
+                           drift=z["drift"], optimum_residual=float(meta["optimum_residual"]),
+                           lam=z["lam"], extra=meta["extra"],
+                           more={k[5:]: z[k] for k in z.files if k.startswith("more_")})
+        except Exception as exc:  # zipfile.BadZipFile, EOFError, KeyError, JSON errors, ...
+            raise ValueError(f"damaged cache file {path}: {type(exc).__name__}: {exc}") from exc
 
 
 # ---------------------------------------------------------------------- data and starts
@@ -247,365 +349,198 @@ def _rng(*key: int) -> np.random.Generator:
 
 def paper_data(d: int, seed: int) -> np.ndarray:
     """X (d x 3d) with i.i.d. N(0, 1/d) entries, from ``SeedSequence([seed, d])`` (Section 7)."""
-    if not (isinstance(d, (int, np.integer)) and d >= 1):
+    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
         raise ValueError(f"d must be a positive integer, got {d!r}")
     return _rng(seed, d).standard_normal((d, 3 * d)) / np.sqrt(d)
 
 
-def _haar(rng: np.random.Generator, d: int, k: int) -> np.ndarray:
-    Q, R = np.linalg.qr(rng.standard_normal((d, k)))
-    return Q * np.sign(np.diag(R))
-
-
-def balanced_start(d: int, rank: int, depth: int, rng: np.random.Generator) -> list[np.ndarray]:
-    r"""Balanced factors W_1 (r x d), W_2..W_{N-1} (r x r), W_N (d x r) satisfying (47).
-
-    N = 2: :math:`W_1` Gaussian N(0, 1/d) with SVD :math:`PSQ^T`, :math:`W_2 = VSP^T`, V Haar
-    (d x r); N > 2: :func:`linrank.network.balanced_factors` of :math:`W(0) = AB/d`. The conserved
-    quantities :math:`W_{j+1}^TW_{j+1} - W_jW_j^T` are ~eps ||W_j||^2 (rounding).
-    """
-    if depth < 2:
-        raise ValueError(f"depth must be >= 2, got {depth}")
-    if not 1 <= rank <= d:
-        raise ValueError(f"need 1 <= rank <= d, got rank = {rank}, d = {d}")
-    if depth == 2:
-        W1 = rng.standard_normal((rank, d)) / np.sqrt(d)
-        P, S, _ = np.linalg.svd(W1, full_matrices=False)
-        W2 = (_haar(rng, d, rank) * S) @ P.T
-        return [W1, W2]
-    W0 = rng.standard_normal((d, rank)) @ rng.standard_normal((rank, d)) / d
-    dims = [d] + [rank] * (depth - 1) + [d]
-    return balanced_factors(W0, dims, seed=rng, rank=rank)
-
-
-def nonbalanced_start(d: int, rank: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """W_1 (r x d), W_2 (d x r) with i.i.d. N(0, 1/d) entries (Figure 3): not balanced."""
-    if not 1 <= rank <= d:
-        raise ValueError(f"need 1 <= rank <= d, got rank = {rank}, d = {d}")
-    W1 = rng.standard_normal((rank, d)) / np.sqrt(d)
-    W2 = rng.standard_normal((d, rank)) / np.sqrt(d)
-    return [W1, W2]
-
-
-def special_start(X: np.ndarray, rank: int, delta: float = 0.0,
-                  rng: np.random.Generator | None = None) -> list[np.ndarray]:
-    """W_1 = V_r^T, W_2 = -V_r (Remark 33), V_r the top-r eigenvectors of X X^T.
-
-    With ``delta > 0``, W_1 gets a Gaussian perturbation of Frobenius norm ``delta`` (from rng).
-    """
-    C = X @ X.T
-    _, U = np.linalg.eigh(0.5 * (C + C.T))
-    V = U[:, ::-1][:, :rank]
-    W1, W2 = V.T.copy(), -V.copy()
-    if delta > 0:
-        if rng is None:
-            raise ValueError("a perturbed special start needs rng")
-        E = rng.standard_normal(W1.shape)
-        W1 += delta * E / np.linalg.norm(E)
-    return [W1, W2]
-
-
-def special_norm_exact(t: np.ndarray, lam_top: np.ndarray) -> np.ndarray:
-    r""":math:`\|W(t)\|_F` on the invariant set of the special start (exact solution).
-
-    :math:`b_j(t) = e^{-2\lambda_j t}/(2 - e^{-2\lambda_j t})`, :math:`\|W\|_F = (\sum_j b_j^2)^{1/2}`;
-    relative error a few ulps (no overflow for large t).
-    """
-    e = np.exp(-2.0 * np.outer(np.asarray(lam_top, dtype=float), np.asarray(t, dtype=float)))
-    b = e / (2.0 - e)
-    return np.sqrt(np.sum(b * b, axis=0))
-
-
-def escape_time(t: np.ndarray, norm: np.ndarray) -> float | None:
-    """First recorded time after the minimum of ||W(t)|| with ||W(t)|| >= ||W(0)|| / 2, or None."""
-    i_min = int(np.argmin(norm))
-    after = np.nonzero(norm[i_min:] >= 0.5 * norm[0])[0]
-    if after.size == 0 or i_min == 0:
-        return None
-    return float(t[i_min + after[0]])
-
-
-def decay_rate(t: np.ndarray, err: np.ndarray, upper: float = 1e-4,
-               floor: float = 1e-8) -> float | None:
-    """The exponential rate of err(t) near its limit, by least squares on log err.
-
-    Fitted on the last contiguous stretch of records with
-    ``max(floor, 3 min(err)) <= err <= upper`` (at least 5 points; None otherwise): late enough
-    that faster modes have died out, above the integrator's noise floor (``floor``; about
-    10 rtol to 1000 rtol for RK45 runs, so :func:`run_spec` passes 100 rtol). This is the rate of the
-    flow near its limit, to be compared with the smallest Hessian eigenvalue there.
-    """
-    t = np.asarray(t, dtype=float)
-    err = np.asarray(err, dtype=float)
-    lower = max(floor, 3.0 * float(np.min(err)))
-    ok = (err <= upper) & (err >= lower) & (t > 0)
-    idx = np.nonzero(ok)[0]
-    if idx.size < 5:
-        return None
-    breaks = np.nonzero(np.diff(idx) > 1)[0]
-    if breaks.size:
-        idx = idx[breaks[-1] + 1:]
-    if idx.size < 5:
-        return None
-    slope = np.polyfit(t[idx], np.log(err[idx]), 1)[0]
-    return float(-slope)
+def make_start(spec: RunSpec, X: np.ndarray, seed: int) -> list[np.ndarray]:
+    """The starting factors of ``spec`` (see the module docstring), deterministic in ``seed``."""
+    rng = _rng(seed, spec.figure, spec.d, spec.depth, spec.rank, INITS.index(spec.init))
+    U, _ = st.top_eigenbasis(X, spec.rank)
+    r, N, hw = spec.rank, spec.depth, spec.hidden
+    if spec.init == "balanced":
+        return st.paper_start(spec.d, r, N, rng, hw)
+    if spec.init == "inside47":
+        return st.inside_47_start(U, r, N, rng, hw, basis=True)
+    if spec.init == "outside47":
+        return st.outside_47_start(U, r, N, rng, hw, basis=True)
+    if spec.init == "boundary":
+        return st.near_boundary_start(U, r, N, rng, eps=spec.eps, normal=1.0, hidden_widths=hw,
+                                      basis=True)
+    if spec.init == "nonbalanced":
+        return st.gaussian_start(spec.d, r, N, rng, hw)
+    if spec.init == "perturbed":
+        return st.perturbed_start(st.paper_start(spec.d, r, N, rng, hw), spec.scale, rng)
+    fs = st.special_start(U, r, N, rng, hw, basis=True)
+    if spec.delta > 0:  # the direction does not depend on delta (escape-rate fit)
+        E = rng.standard_normal(fs[0].shape)
+        fs[0] = fs[0] + spec.delta * E / np.linalg.norm(E)
+    return fs
 
 
 # ---------------------------------------------------------------------- one run
-def _series(spec: RunSpec, X: np.ndarray, P: np.ndarray, traj: list) -> dict:
-    err, nrm, res, w21, w2p, lb = [], [], [], [], [], []
-    nD = float(np.linalg.norm(traj[0][1].T @ traj[0][1] - traj[0][0] @ traj[0][0].T)) \
-        if spec.depth == 2 else 0.0
+def _series(depth: int, X: np.ndarray, P: np.ndarray, traj: list,
+            D0: list[np.ndarray]) -> dict:
+    err, nrm, res, w21, w2p, drift = [], [], [], [], [], []
     for fs in traj:
         W = product(fs)
+        drift.append(max((float(np.linalg.norm(a - b))
+                          for a, b in zip(conserved_quantities(fs), D0)), default=0.0))
         err.append(np.linalg.norm(W - P))
         nrm.append(np.linalg.norm(W))
         res.append(np.linalg.norm(X - W @ X))
-        if spec.depth == 2:
+        if depth == 2:
             w21.append(np.linalg.norm(fs[1] - fs[0].T))
             w2p.append(np.linalg.norm(fs[1] - np.linalg.pinv(fs[0])))
-            n1 = np.linalg.norm(fs[0], 2)
-            lb.append(np.sqrt(n1 * n1 + nD) - n1)
-    more = {"w2_pinv": np.array(w2p), "lower_bound": np.array(lb)} if spec.depth == 2 else {}
     return {"error": np.array(err), "norm": np.array(nrm), "residual": np.array(res),
-            "w2_w1t": np.array(w21) if spec.depth == 2 else None, "more": more}
+            "w2_w1t": np.array(w21) if depth == 2 else None, "drift": np.array(drift),
+            "more": {"w2_pinv": np.array(w2p)} if depth == 2 else {}}
 
 
-def _start(spec: RunSpec, X: np.ndarray, seed: int) -> list[np.ndarray]:
-    # the perturbation direction of special starts does not depend on delta (escape-rate fit)
-    rng = _rng(seed, spec.figure, spec.d, spec.depth, spec.rank, _INITS.index(spec.init))
-    if spec.init == "balanced":
-        return balanced_start(spec.d, spec.rank, spec.depth, rng)
-    if spec.init == "nonbalanced":
-        return nonbalanced_start(spec.d, spec.rank, rng)
-    return special_start(X, spec.rank, spec.delta, rng)
+def euler_step_limit(lam1: float, D: np.ndarray) -> float:
+    r"""The stability limit 2 / ||Hess|| of gradient descent at the N = 2 limit with imbalance D.
+
+    At the limit :math:`W_1 = MU_r^T`, :math:`W_2 = U_rM^{-1}`, the largest Hessian eigenvalue
+    of the layer loss is about :math:`\lambda_1(\|W_1\|_2^2 + \|W_2\|_2^2) = \lambda_1(s_{max} +
+    1/s_{min})` with :math:`S = MM^T = f(D)` (:mod:`linrank.experiments.limits`); h_max = 2 / it.
+    """
+    delta = np.linalg.eigvalsh(0.5 * (D + D.T))
+    s = (np.sqrt(delta * delta + 4.0) - delta) / 2.0
+    return float(2.0 / (lam1 * (np.max(s) + 1.0 / np.min(s))))
+
+
+def _integrate(data: LinearData, factors: list[np.ndarray], t_end: float, opts: dict,
+               settings: Settings, grid: np.ndarray, h: float | None,
+               etol: float | None) -> dict:
+    """factor_flow in chunks of ``settings.chunk`` time units, stopping by the convergence rule.
+
+    Stops when the flow reports gtol reached, when ||W - U_rU_r^T||_F <= etol at the end of a
+    chunk (the gradient test alone cannot stop runs whose gradient floor, set by the integrator's
+    tolerance, lies above gtol), or at t_end. A restarted chunk is a new RK45 call from the
+    chunk's final factors (deterministic). KeyboardInterrupt if a chunk was interrupted.
+    """
+    chunk = settings.chunk if h is None else h * max(1, round(settings.chunk / h))
+    n_chunks = max(1, int(np.ceil(t_end / chunk - 1e-9)))
+    ts: list[np.ndarray] = []
+    traj: list = []
+    nsteps = nfev = 0
+    fs = factors
+    status, stop, res = "completed", "budget", None
+    for i in range(n_chunks):
+        t0, t1 = i * chunk, min(t_end, (i + 1) * chunk)
+        part = grid[(grid > t0 + 1e-12 * chunk) & (grid < t1 - 1e-12 * chunk)] - t0
+        part = np.concatenate(([0.0] if i == 0 else [], part, [t1 - t0]))
+        res = factor_flow(data, None, fs, t1 - t0, t_eval=part, **opts)
+        if res.status == "interrupted":
+            raise KeyboardInterrupt(res.message)
+        ts.append(res.t + t0)
+        traj += res.trajectory
+        nsteps += int(res.nsteps)
+        nfev += int(res.nfev)
+        fs = res.factors
+        if res.status == "failed":
+            status, stop = "failed", res.message
+            break
+        if res.status == "converged":
+            status, stop = "converged", f"layer gradient norm <= gtol at t = {t0 + res.t_final:.6g}"
+            break
+        if etol is not None and res.distance[-1] <= etol:
+            status, stop = "converged", f"||W - U_rU_r^T||_F <= {etol:g} at t = {t1:.6g}"
+            break
+    return {"t": np.concatenate(ts), "trajectory": traj, "status": status, "stop": stop,
+            "nsteps": nsteps, "nfev": nfev, "result": res}
 
 
 def run_spec(spec: RunSpec, settings: Settings, seed: int) -> RunRecord:
     """Integrate one run with :func:`linrank.flows.factor_flow` and measure it.
 
-    final_loss_gap is :math:`\\tfrac12\\|X - WX\\|^2 - \\tfrac12\\sum_{i>r}\\lambda_i`, computed as
-    :math:`\\tfrac12(\\|X - WX\\| - \\rho)(\\|X - WX\\| + \\rho)` with :math:`\\rho` the optimal
-    residual: absolute error ~ eps ||X||^2 (may be a tiny negative number at the optimum).
+    Raises KeyboardInterrupt when the flow was interrupted (nothing is returned for a cut-off
+    run). final_loss_gap is :math:`\\tfrac12(\\|X - WX\\| - \\rho)(\\|X - WX\\| + \\rho)` with
+    :math:`\\rho` the optimal residual: absolute error ~ eps ||X||^2.
     """
     X = paper_data(spec.d, seed)
-    C = X @ X.T
-    lam, U = np.linalg.eigh(0.5 * (C + C.T))
-    lam, U = lam[::-1].copy(), U[:, ::-1]
-    P = U[:, : spec.rank] @ U[:, : spec.rank].T
-    rho = float(np.sqrt(max(np.sum(lam[spec.rank:]), 0.0)))
-    factors = _start(spec, X, seed)
-    from ..network import conserved_quantities, imbalance
-
+    U, lam = st.top_eigenbasis(X, spec.rank)
+    r, N = spec.rank, spec.depth
+    P = U @ U.T
+    rho = float(np.sqrt(max(np.sum(lam[r:]), 0.0)))
+    factors = make_start(spec, X, seed)
     D0 = conserved_quantities(factors)
-    data = LinearData.from_samples(X)
-    res = factor_flow(data, None, factors, settings.t_max, conserved=True, target=P,
-                      t_eval=settings.grid(), trajectory=True, rtol=settings.rtol,
-                      atol=settings.atol, gtol=settings.gtol)
-    ser = _series(spec, X, P, res.trajectory)
+    c47 = st.condition_47(product(factors), U, r, basis=True)
+    rate = float(closed_form_spectrum(lam, list(range(r)), N)[0])
+    fixed_horizon = spec.init == "special" and N >= 3
+    t_end = settings.special_horizon if fixed_horizon else settings.budget(rate)
+    opts: dict[str, Any] = dict(target=P, trajectory=True,
+                                gtol=None if fixed_horizon else settings.gtol)
+    h = None
+    if spec.method == "Euler":
+        h = spec.step_fraction * euler_step_limit(float(lam[0]), D0[0])
+        t_end = min(t_end, settings.t_cap)
+        opts.update(method="Euler", step=h)
+    else:
+        opts.update(rtol=settings.rtol, atol=settings.atol)
+    flow = _integrate(LinearData.from_samples(X), factors, t_end, opts, settings,
+                      settings.grid(t_end, fine=spec.init == "special", step=h), h,
+                      None if fixed_horizon else settings.etol)
+    if flow["status"] == "failed":
+        status = "failed"
+    elif flow["status"] == "converged" or fixed_horizon:
+        status = "completed"
+    else:
+        status = "unfinished"
+    res = flow["result"]
+    ser = _series(N, X, P, flow["trajectory"], D0)
     final = res.factors
     r_end = float(ser["residual"][-1])
     extra: dict[str, Any] = {
-        "status": res.status,
-        "t_final": float(res.t_final),
-        "nsteps": int(res.nsteps),
-        "nfev": int(res.nfev),
+        "status": status,
+        "stop": flow["stop"],
+        "t_final": float(flow["t"][-1]),
+        "t_budget": float(t_end),
+        "nsteps": flow["nsteps"],
+        "nfev": flow["nfev"],
         "initial_imbalance": float(imbalance(factors)),
         "final_loss_gap": 0.5 * (r_end - rho) * (r_end + rho),
         "lambda_1": float(lam[0]),
-        "gap": float(lam[spec.rank - 1] - lam[spec.rank]) if spec.rank < spec.d else None,
+        "gap": float(lam[r - 1] - lam[r]) if r < spec.d else None,
+        "condition_47": c47.holds,
+        "min_u_W0_u": c47.min_u_W0_u,
+        "rank_W0_U_ok": c47.rank_ok,
+        "predicted_rate": rate,
+        "step": h,
+        "final_singular_values": np.linalg.svd(res.W, compute_uv=False)[: max(spec.widths) + 1]
+        .tolist(),
     }
     if spec.init != "special":
-        spec_h = closed_form_spectrum(lam, list(range(spec.rank)), spec.depth)
-        extra["predicted_rate"] = float(spec_h[0])
-        extra["measured_rate"] = decay_rate(res.t, ser["error"], floor=100 * settings.rtol)
-    if spec.depth == 2:
+        extra["measured_rate"] = decay_rate(flow["t"], ser["error"], floor=100 * settings.rtol)
+    if N == 2:
         D = D0[0]
-        W1 = final[0]
-        n1 = float(np.linalg.norm(W1, 2))
-        nD = float(np.linalg.norm(D))
-        extra["conserved_norm"] = nD
-        extra["w2_w1t_lower_bound"] = float(np.sqrt(n1 * n1 + nD) - n1)
-        extra["w2_minus_pinv_w1"] = float(np.linalg.norm(final[1] - np.linalg.pinv(W1)))
+        extra["conserved_norm"] = float(np.linalg.norm(D))
+        extra["w2_minus_pinv_w1"] = float(np.linalg.norm(final[1] - np.linalg.pinv(final[0])))
+        if spec.widths == (r,):
+            extra["w2_w1t_limit"] = figure3_limit(D)  # closed form at D(0)
+            extra["w2_w1t_limit_final_D"] = figure3_limit(conserved_quantities(final)[0])
     if spec.init == "special":
         e = ser["norm"]
-        # before the minimum the start's (decaying) mode dominates the rounding-seeded one by
-        # a factor ~ delta_eff^(-1/2) at half the time of the minimum
-        upto = res.t <= 0.5 * res.t[int(np.argmin(e))]
-        exact = special_norm_exact(res.t[upto], lam[: spec.rank])
-        extra["exact_deviation"] = float(np.max(np.abs(e[upto] - exact) / exact))
-        extra["exact_deviation_until"] = float(res.t[upto][-1])
-        extra["t_min_norm"] = float(res.t[int(np.argmin(e))])
-    return RunRecord(spec=spec, seed=seed, t=res.t, error=ser["error"], norm=ser["norm"],
+        i_min = int(np.argmin(e))
+        tt = flow["t"]
+        extra["t_min_norm"] = float(tt[i_min])
+        extra["final_norm"] = float(e[-1])
+        if N == 2:
+            # before half the time of the minimum the start's decaying mode dominates
+            upto = tt <= 0.5 * tt[i_min]
+            exact = special_norm_exact(tt[upto], lam[:r])
+            extra["exact_deviation"] = float(np.max(np.abs(e[upto] - exact) / exact))
+            extra["exact_deviation_until"] = float(tt[upto][-1])
+        else:
+            # distance from the invariant set {W = -U_r C U_r^T, C symmetric}: the part of W
+            # that an escape would have to grow, relative to ||W||
+            W = res.W
+            inv = U @ (U.T @ W @ U) @ U.T
+            C = U.T @ W @ U
+            off = np.linalg.norm(W - inv) + np.linalg.norm(C - C.T) / np.sqrt(2)
+            extra["off_invariant_final"] = float(off / max(np.linalg.norm(W), 1e-300))
+    return RunRecord(spec=spec, seed=seed, t=flow["t"], error=ser["error"], norm=ser["norm"],
                      residual=ser["residual"], w2_w1t=ser["w2_w1t"],
-                     drift=np.asarray(res.conserved_drift), optimum_residual=rho, lam=lam,
+                     drift=ser["drift"], optimum_residual=rho, lam=lam,
                      extra=extra, more=ser["more"])
-
-
-# ---------------------------------------------------------------------- run lists
-def default_specs(settings: Settings) -> list[RunSpec]:
-    """The runs of summary.json: Figures 1-4 (see :class:`Settings` for the sizes)."""
-    specs = []
-    for N in settings.depths:
-        for d in settings.fig1_dims:
-            specs.append(RunSpec(1, N, d, max(2, d // 5), "balanced"))
-    r = settings.small_rank
-    for N in settings.depths:
-        for d in settings.fig2_dims:
-            specs.append(RunSpec(2, N, d, r, "balanced"))
-    for d in settings.fig3_dims:
-        specs.append(RunSpec(3, 2, d, r, "nonbalanced"))
-    for d in settings.fig4_dims:
-        specs.append(RunSpec(4, 2, d, r, "special"))
-    return specs
-
-
-def perturbation_specs(settings: Settings) -> list[RunSpec]:
-    """Special starts perturbed by ``settings.deltas`` (smallest Figure 4 dimension)."""
-    d = min(settings.fig4_dims)
-    return [RunSpec(4, 2, d, settings.small_rank, "special", delta=float(x))
-            for x in settings.deltas]
-
-
-# ---------------------------------------------------------------------- side studies
-def euler_comparison(settings: Settings, seed: int) -> dict:
-    """The paper's explicit Euler (step ``settings.euler_step``) against RK45, same balanced start.
-
-    Figure 1's N = 2 run of the smallest d, integrated to T = 60 on a grid of 0.5: the largest
-    difference of ||W(t) - U_r U_r^T|| and of W(t), and the drift of the conserved quantity
-    (exactly conserved by the flow; Euler changes it by h^2 (G_2^T G_2 - G_1 G_1^T) per step).
-    """
-    d = min(settings.fig1_dims)
-    spec = RunSpec(1, 2, d, max(2, d // 5), "balanced")
-    X = paper_data(d, seed)
-    U = np.linalg.svd(X, full_matrices=False)[0][:, : spec.rank]
-    P = U @ U.T
-    factors = _start(spec, X, seed)
-    T = 60.0
-    grid = np.linspace(0.0, T, 121)
-    common = dict(conserved=True, target=P, t_eval=grid, trajectory=True)
-    rk = factor_flow(X, None, factors, T, rtol=settings.rtol, atol=settings.atol, **common)
-    eu = factor_flow(X, None, factors, T, method="Euler", step=settings.euler_step, **common)
-    dW = max(float(np.linalg.norm(product(a) - product(b)))
-             for a, b in zip(rk.trajectory, eu.trajectory))
-    return {
-        "d": d, "rank": spec.rank, "depth": 2, "T": T, "euler_step": settings.euler_step,
-        "max_W_difference": dW,
-        "max_error_difference": float(np.max(np.abs(rk.distance - eu.distance))),
-        "final_error_rk45": float(rk.distance[-1]),
-        "final_error_euler": float(eu.distance[-1]),
-        "drift_rk45": float(np.max(rk.conserved_drift)),
-        "drift_euler": float(np.max(eu.conserved_drift)),
-        "w2_minus_w1t_rk45": float(np.linalg.norm(rk.factors[1] - rk.factors[0].T)),
-        "w2_minus_w1t_euler": float(np.linalg.norm(eu.factors[1] - eu.factors[0].T)),
-        "steps_rk45": int(rk.nsteps), "nfev_rk45": int(rk.nfev), "steps_euler": int(eu.nsteps),
-    }
-
-
-def manifold_comparison(settings: Settings, seed: int) -> dict:
-    """Corollary 8: the product of the balanced factor flow (5) equals the manifold flow (31).
-
-    Smallest Figure 1 dimension, depth max(depths), T = 10, both RK45 with the run tolerances:
-    the largest ||W_factor(t) - W_manifold(t)||_F on a grid of 0.5.
-    """
-    d = min(settings.fig1_dims)
-    N = max(settings.depths)
-    spec = RunSpec(1, N, d, max(2, d // 5), "balanced")
-    X = paper_data(d, seed)
-    factors = _start(spec, X, seed)
-    T = 10.0
-    grid = np.linspace(0.0, T, 21)
-    tol = dict(rtol=settings.rtol, atol=settings.atol, t_eval=grid, trajectory=True)
-    fa = factor_flow(X, None, factors, T, **tol)
-    ma = manifold_flow(X, None, product(factors), N, T, rank=spec.rank, **tol)
-    from ..manifold import DeepLinearFixedRank
-
-    diff = max(float(np.linalg.norm(product(a) - DeepLinearFixedRank.to_dense(b)))
-               for a, b in zip(fa.trajectory, ma.trajectory))
-    return {"d": d, "rank": spec.rank, "depth": N, "T": T, "max_difference": diff,
-            "norm_W0": float(np.linalg.norm(product(factors)))}
-
-
-def saddle_table(settings: Settings, seed: int) -> list[dict]:
-    """Proposition 30 with :mod:`linrank.critical`: every critical point W_J on M_k.
-
-    X = :func:`paper_data` (saddle_d, seed), k = saddle_k, each depth of ``settings.depths``:
-    the number of critical points, global minimizers and strict saddles, whether the computed
-    Morse indices equal the closed form, the largest relative spectrum error, and the smallest
-    eigenvalue at the minimizer and at the mildest / worst saddle.
-    """
-    X = paper_data(settings.saddle_d, seed)
-    rows = []
-    for N in settings.depths:
-        cps = list(iter_critical_points(X, settings.saddle_k, N, max_points=10**6, spectra="all"))
-        minim = [c for c in cps if c.kind == "global minimizer"]
-        sadd = [c for c in cps if c.kind != "global minimizer"]
-        rows.append({
-            "depth": N, "d": settings.saddle_d, "k": settings.saddle_k, "points": len(cps),
-            "minimizers": len(minim), "strict_saddles": len(sadd),
-            "saddles_with_negative_eigenvalue": sum(c.computed_smallest < 0 for c in sadd),
-            "index_agreement": all(c.computed_index == c.predicted_index for c in cps),
-            "max_spectrum_error": max(c.spectrum_error for c in cps),
-            "max_gradient_norm": max(c.gradient_norm for c in cps),
-            "min_eig_minimizer": min(c.computed_smallest for c in minim),
-            "mildest_saddle_eig": max(c.computed_smallest for c in sadd) if sadd else None,
-            "worst_saddle_eig": min(c.computed_smallest for c in sadd) if sadd else None,
-            "max_index": max(c.computed_index for c in cps),
-        })
-    return rows
-
-
-# ---------------------------------------------------------------------- driver
-def _cache_path(cache_dir: str, spec: RunSpec, settings: Settings, seed: int) -> str:
-    key = json.dumps([asdict(spec), asdict(settings), seed, _CACHE_VERSION], sort_keys=True)
-    h = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return os.path.join(cache_dir, f"fig{spec.figure}-N{spec.depth}-d{spec.d}-{spec.init}-{h}.npz")
-
-
-def run_all(specs: Iterable[RunSpec], settings: Settings, seed: int,
-            cache_dir: str | None = None,
-            progress: Callable[[str], None] | None = None) -> list[RunRecord]:
-    """Run every spec (reusing finished runs stored in ``cache_dir``), in order.
-
-    ``progress(label)`` is called after each run. Interrupting loses only the current run.
-    """
-    out = []
-    if cache_dir is not None:
-        os.makedirs(cache_dir, exist_ok=True)
-    for spec in specs:
-        rec = None
-        path = None if cache_dir is None else _cache_path(cache_dir, spec, settings, seed)
-        if path is not None and os.path.exists(path):
-            try:
-                rec = RunRecord.from_npz(path)
-            except (ValueError, KeyError, OSError):
-                rec = None
-        if rec is None:
-            rec = run_spec(spec, settings, seed)
-            if path is not None:
-                rec.to_npz(path)
-        out.append(rec)
-        if progress is not None:
-            progress(spec.label)
-    return out
-
-
-def escape_rate_fit(records: Iterable[RunRecord]) -> dict | None:
-    r"""Fit :math:`t_{esc}(\delta) = a + \ln(1/\delta)/\rho` over perturbed special starts.
-
-    Near W = 0 the symmetric part :math:`W_1 + W_2^T` grows like :math:`e^{tXX^T}` (rate
-    :math:`\lambda_1`) while the start's antisymmetric part decays, so the escape time grows by
-    :math:`\ln 10/\lambda_1` per decade of :math:`\delta`: the fitted :math:`\rho` is to be compared
-    with :math:`\lambda_1`. Returns None with fewer than two escaped runs.
-    """
-    pts = [(r.spec.delta, r.summary()["escape_time"], r.extra["lambda_1"]) for r in records
-           if r.spec.init == "special" and r.spec.delta > 0]
-    pts = [p for p in pts if p[1] is not None]
-    if len(pts) < 2:
-        return None
-    x = np.log(1.0 / np.array([p[0] for p in pts]))
-    y = np.array([p[1] for p in pts])
-    b, a = np.polyfit(x, y, 1)
-    return {"deltas": [p[0] for p in pts], "escape_times": y.tolist(), "intercept": float(a),
-            "slope": float(b), "rate": float(1.0 / b), "lambda_1": float(pts[0][2]),
-            "max_residual": float(np.max(np.abs(a + b * x - y)))}

@@ -1,23 +1,24 @@
-"""One call for the whole reproduction: runs, figures, summary.json, details.json, report.md."""
+"""One call for the whole reproduction: runs over seeds, figures, summary.json, details.json,
+report.md, all written atomically into an output directory owned and locked by linrank."""
 
 from __future__ import annotations
 
 import os
+import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .paper import (
-    RunRecord,
-    Settings,
-    default_specs,
-    euler_comparison,
-    manifold_comparison,
-    perturbation_specs,
-    run_all,
-    saddle_table,
-)
+from .driver import run_tasks
+from .outputs import CACHE, OutputDir
+from .paper import RunRecord, Settings
+from .plan import default_specs, perturbation_specs
+from .verdicts import Verdict, verdicts
 
-__all__ = ["ReproductionResult", "reproduce"]
+__all__ = ["ReproductionResult", "reproduce", "OUTPUT_FILES"]
+
+OUTPUT_FILES = ["fig1.png", "fig2.png", "fig3.png", "fig4.png", "fig5.png", "summary.json",
+                "details.json", "report.md"]
 
 
 @dataclass
@@ -28,9 +29,11 @@ class ReproductionResult:
     records: list[RunRecord]
     perturbed: list[RunRecord]
     summary: dict
-    verdicts: list
+    verdicts: list[Verdict]
+    per_seed: dict[int, list[Verdict]]
     figures: list[str]
     elapsed: float
+    cpu: float
 
     @property
     def ok(self) -> bool:
@@ -38,56 +41,90 @@ class ReproductionResult:
         return all(v.status != "not confirmed" for v in self.verdicts)
 
 
-def reproduce(out_dir: str, seed: int = 0, quick: bool = False, progress: bool = True,
-              use_cache: bool = True) -> ReproductionResult:
-    """Redo Section 7 into ``out_dir``: fig1.png..fig4.png, summary.json, details.json, report.md.
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _seeds(seeds: Sequence[int]) -> list[int]:
+    out = []
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            raise ValueError(f"seeds must be non-negative integers, got {s!r}")
+        if s not in out:
+            out.append(s)
+    if not out:
+        raise ValueError("at least one seed is needed")
+    return out
+
+
+def reproduce(out_dir: str, seeds: Sequence[int] = (0, 1, 2, 3, 4), quick: bool = False,
+              progress: bool = True, use_cache: bool = True, jobs: int = 2,
+              overwrite: bool = False,
+              notice: Callable[[str], None] | None = None) -> ReproductionResult:
+    """Redo Section 7 into ``out_dir``: fig1.png..fig5.png, summary.json, details.json, report.md.
 
     Parameters
     ----------
-    out_dir : output directory (created). Finished runs are kept in ``out_dir/.runs`` and reused
-        by a later call with the same seed and settings (an interrupted reproduction resumes);
-        ``use_cache=False`` recomputes everything.
-    seed : integer seed of the data and the starts; the results are a deterministic function of
-        it (and of the machine's floating-point arithmetic for the escape times of Figure 4).
+    out_dir : output directory (created; its parent must exist). It is locked while this runs,
+        and a file in it is replaced only if linrank wrote it (``overwrite=True`` overrides).
+        Finished runs are kept in ``out_dir/.runs`` and reused by a later call with the same
+        seed and settings (an interrupted reproduction resumes; a damaged cache file is
+        reported by name through ``notice`` and recomputed); ``use_cache=False`` recomputes.
+    seeds : seeds of the data and the starts; every verdict is drawn over all of them and, in
+        the report, for each alone. Figures show the first seed.
     quick : the smaller :meth:`Settings.quick_settings` (the tests use it).
-    progress : a tqdm bar over the runs (on stderr).
+    jobs : worker processes (1: in this process).
+    progress : a tqdm bar over the tasks (on stderr).
+
+    Ctrl-C stops at once (KeyboardInterrupt propagates); finished runs stay cached, nothing
+    else is written.
     """
     from tqdm.auto import tqdm
 
     from .figures import all_figures
-    from .report import write_report, write_summary
+    from .report import details_text, report_text, summary_dict, summary_text
 
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    t0 = time.perf_counter()
+    seeds = _seeds(seeds)
+    wall0, cpu0 = time.perf_counter(), _cpu()
     settings = Settings.quick_settings() if quick else Settings()
-    os.makedirs(out_dir, exist_ok=True)
-    cache = os.path.join(out_dir, ".runs") if use_cache else None
-    specs = default_specs(settings)
-    pspecs = perturbation_specs(settings)
-    bar = tqdm(total=len(specs) + len(pspecs) + 4, desc="reproduce", unit="task",
-               disable=not progress)
-
-    def step(label: str) -> None:
-        bar.set_postfix_str(label)
-        bar.update(1)
-
-    try:
-        records = run_all(specs, settings, seed, cache, step)
-        perturbed = run_all(pspecs, settings, seed, cache, step)
-        details = {"euler": euler_comparison(settings, seed)}
-        step("Euler against RK45")
-        details["manifold"] = manifold_comparison(settings, seed)
-        step("factor flow against manifold flow")
-        details["saddles"] = saddle_table(settings, seed)
-        step("strict-saddle table")
-        figures = all_figures(records, out_dir, perturbed)
-        summary = write_summary(records, os.path.join(out_dir, "summary.json"))
-        elapsed = time.perf_counter() - t0
-        verdicts = write_report(os.path.join(out_dir, "report.md"), records, perturbed, details,
-                                settings, seed, figures, elapsed)
-        step("figures and report")
-    finally:
-        bar.close()
-    return ReproductionResult(out_dir, records, perturbed, summary, verdicts, figures,
-                              time.perf_counter() - t0)
+    note = notice or (lambda msg: print(f"linrank reproduce: {msg}", file=sys.stderr))
+    with OutputDir(out_dir, overwrite=overwrite) as out:
+        out.check_all(OUTPUT_FILES)
+        cache = os.path.join(out.path, CACHE) if use_cache else None
+        specs = default_specs(settings)
+        pspecs = perturbation_specs(settings)
+        tasks = [("run", s, seed) for seed in seeds for s in specs]
+        tasks += [("run", s, seed) for seed in seeds for s in pspecs]
+        tasks += [(kind, None, seed) for seed in seeds for kind in ("manifold", "saddles")]
+        with tqdm(total=len(tasks), desc="reproduce", unit="task", disable=not progress) as bar:
+            def step(label: str) -> None:
+                bar.set_postfix_str(label[:60])
+                bar.update(1)
+            counts: dict = {}
+            results = run_tasks(tasks, settings, cache, jobs, step, note, counts)
+        n_main = len(specs) * len(seeds)
+        n_pert = len(pspecs) * len(seeds)
+        records = results[:n_main]
+        perturbed = results[n_main:n_main + n_pert]
+        side = results[n_main + n_pert:]
+        details = {"manifold": side[0::2], "saddles": side[1::2]}
+        vs = verdicts(records, perturbed, details)
+        per_seed = {s: verdicts([r for r in records if r.seed == s],
+                                [r for r in perturbed if r.seed == s],
+                                {"manifold": [m for m in details["manifold"] if m["seed"] == s],
+                                 "saddles": [t for t in details["saddles"] if t[0]["seed"] == s]})
+                    for s in seeds}
+        first = [r for r in records if r.seed == seeds[0]]
+        figures = all_figures(first, out, [r for r in perturbed if r.seed == seeds[0]])
+        summary = summary_dict(records, vs, seeds, quick)
+        timing = {"wall_seconds": time.perf_counter() - wall0, "cpu_seconds": _cpu() - cpu0,
+                  "jobs": jobs, "tasks_from_cache": counts["cached"],
+                  "tasks_computed": counts["computed"]}
+        out.write_text("summary.json", summary_text(summary))
+        out.write_text("details.json", details_text(details, vs, settings, seeds, records,
+                                                    perturbed, timing))
+        out.write_text("report.md", report_text(records, perturbed, details, vs, per_seed,
+                                                settings, seeds, figures, timing))
+    return ReproductionResult(out.path, records, perturbed, summary, vs, per_seed, figures,
+                              time.perf_counter() - wall0, _cpu() - cpu0)

@@ -21,6 +21,11 @@ API summary
     singular value for N >= 2) or "projected" (:mod:`linrank.flows.projected`: projected
     Runge-Kutta with truncated SVDs, any N).
 
+Inputs must be real and finite (complex or NaN/inf data, starts, factors and targets are
+refused with a TypeError/ValueError naming the argument). Norms of states and slopes are
+computed without overflow of their squares, so starts up to ~1e150 and data up to ~1e100 are
+integrated exactly on their own time scale.
+
 Data: ``X`` (d_x x n) and ``Y`` (d_y x n; ``None`` means Y = X, the autoencoder), or
 ``covariance=True`` with X := X X^T, Y := Y X^T and optionally ``yy = ||Y||_F^2``, or a
 :class:`linrank.network.LinearData` as X.
@@ -30,7 +35,10 @@ Common options (keyword only)
     fixed step) or "Euler" (explicit, fixed step: the paper's choice); ``rtol`` (1e-6), ``atol``
     (1e-9): as in scipy's solve_ivp (manifold_flow measures the error in the Frobenius norm of
     the product: ``||E||_F <= atol sqrt(d_x d_y) + rtol ||W||_F`` per step); ``step``: the step
-    of RK4/Euler (required for them); ``first_step``, ``max_step``, ``max_steps``;
+    of RK4/Euler (required for them); ``first_step``, ``max_step``, ``max_steps`` (without it,
+    RK45 ends a run as "failed", with a message, when its step stays so small that t_end is
+    more than 1e8 steps away: stiff flows, e.g. depth N makes the rates of the singular values
+    ~N, data scaled by c make all rates ~c^2; with it, the run goes on until max_steps);
     ``t_eval``: increasing times in [0, t_end] to record (default: every accepted step; steps are
     shortened to land on them exactly); ``trajectory=True``: keep the state at recorded times;
     ``target``: a d_y x d_x matrix (or point) whose Frobenius distance is recorded;

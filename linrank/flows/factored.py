@@ -34,7 +34,7 @@ from ..linalg import thin_product
 from ..manifold import FixedRankPoint
 from ..metric import core_weights_from_log
 from .manifold_base import ManifoldFlowSystem
-from .system import LazyEvaluation, StepFailure
+from .system import LazyEvaluation, StepFailure, safe_norm
 
 __all__ = ["FactoredSystem"]
 
@@ -166,7 +166,9 @@ class FactoredSystem(ManifoldFlowSystem):
                              - 2.0 * float(sig @ np.diagonal(Hm)))
             else:
                 val = loss
-            return val, float(np.sqrt(max(gn2, 0.0)))
+            gn = safe_norm(float(np.sqrt(max(gn2, 0.0))),
+                           lambda: (np.sqrt(w) * Hm, Hup * np.sqrt(q), Hvp * np.sqrt(q)))
+            return val, gn
 
         return LazyEvaluation(K, values)
 
@@ -199,12 +201,15 @@ class FactoredSystem(ManifoldFlowSystem):
         Eu = E[: self._mk].reshape(self.m, k) @ S
         Es = E[self._mk: self._mkk]
         Ev = E[self._mkk:].reshape(self.n, k) @ S.T
-        return float(np.sqrt(np.vdot(Eu, Eu) + Es @ Es + np.vdot(Ev, Ev)))
+        return safe_norm(float(np.sqrt(np.vdot(Eu, Eu) + Es @ Es + np.vdot(Ev, Ev))),
+                         lambda: (Eu, Es, Ev))
 
     def error_scale(self, a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> float:
         sa = a[self._mk: self._mkk]
         sb = b[self._mk: self._mkk]
-        return atol + rtol * float(np.sqrt(max(sa @ sa, sb @ sb))) / self.size
+        na = safe_norm(float(np.sqrt(sa @ sa)), lambda: (sa,))
+        nb = safe_norm(float(np.sqrt(sb @ sb)), lambda: (sb,))
+        return atol + rtol * max(na, nb) / self.size
 
     def error_norm(self, base: np.ndarray, coeffs: Sequence[float], evals: Sequence[Any],
                    scale: float) -> float:
@@ -213,4 +218,4 @@ class FactoredSystem(ManifoldFlowSystem):
 
     def state_norm(self, y: np.ndarray, scale: float) -> float:
         s = y[self._mk: self._mkk]
-        return float(np.sqrt(s @ s)) / self.size / scale
+        return safe_norm(float(np.sqrt(s @ s)), lambda: (s,)) / self.size / scale

@@ -53,6 +53,7 @@ from .tableaux import DOPRI5, EULER, RK4
 __all__ = ["Integrator", "integrate"]
 
 _BASE_RECORDS = ("t", "loss", "gnorm", "traj")
+_STEP_BUDGET = 1e8  # projected number of remaining steps above which RK45 gives up
 
 
 def _quiet() -> np.errstate:
@@ -92,6 +93,7 @@ class Integrator:
         self.status = "running"
         self.message = ""
         self.collapse: dict | None = None
+        self._h_mark: float | None = None  # the step size 100 steps ago (stiffness guard)
         self.rec: dict[str, list] = {k: [] for k in _BASE_RECORDS}
 
     # -------------------------------------------------------------- records
@@ -223,6 +225,8 @@ class Integrator:
         d1 = sysm.error_norm(y, [1.0], [ev0], sc)
         h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
         h0 = min(h0, interval)
+        if not h0 > 0.0:  # d1 = inf: the slope's norm overflowed (kept off by safe_norm)
+            raise StepFailure(f"the right-hand side is too large for any step (scaled norm {d1})")
         try:
             y1 = sysm.advance(y, h0, [1.0], [ev0])
             ev1 = self._eval(y1, full=False)
@@ -233,6 +237,8 @@ class Integrator:
             h1 = max(1e-6, h0 * 1e-3)
         else:
             h1 = (0.01 / max(d1, d2)) ** (1 / 5)
+            if not h1 > 0.0:  # d2 overflowed (slopes ~1e200 changing fast): keep h0
+                h1 = h0
         return min(100 * h0, h1, interval, self.o.max_step)
 
     def _attempt(self, t: float, y: Any, ev: Evaluation, h: float, stop: float):
@@ -262,7 +268,7 @@ class Integrator:
             self.nrej += 1
             factor = 0.2 if not np.isfinite(err) else max(0.2, 0.9 * err ** -0.2)
             h = h_try * factor
-            if h < 10 * np.spacing(max(abs(t), 1.0)):
+            if h < 10 * np.spacing(abs(t)):  # as scipy: relative to t, also near t = 0
                 raise StepFailure(f"step size underflow at t = {t:.6g}"
                                   + (f": {fail_msg}" if fail_msg else ""))
         if o.method == "RK45":
@@ -295,8 +301,11 @@ class Integrator:
             if o.t_eval is not None:
                 self.grid_i = 1
         if o.method == "RK45":
-            with _quiet():
-                self.h = self._initial_step(self.y, ev) if self.t_end > 0 else 0.0
+            try:
+                with _quiet():
+                    self.h = self._initial_step(self.y, ev) if self.t_end > 0 else 0.0
+            except StepFailure as exc:
+                raise ValueError(f"the flow cannot start from this point: {exc}") from exc
         else:
             self.h = o.step
         if o.gtol is not None and ev.gnorm <= o.gtol:
@@ -325,6 +334,29 @@ class Integrator:
             self.collapse = info
         if not recorded:
             self._record(t_new, y_new, ev_new)
+        return True
+
+    def _hopeless(self) -> bool:
+        """Stiffness guard (RK45 without ``max_steps``), checked every 100 steps: if the error
+        control holds the step so small that t_end is more than 1e8 steps away and the step has
+        not at least doubled over the last 100 steps (a flow slowing down from a huge start grows
+        its steps like t and is not stopped), end the run as "failed" with a message saying
+        why, instead of running for days or for ever."""
+        o = self.o
+        if o.method != "RK45" or o.max_steps is not None or self.nsteps % 100 != 0:
+            return False
+        mark, self._h_mark = self._h_mark, self.h
+        remaining = (self.t_end - self.t) / self.h if self.h > 0 else np.inf
+        if mark is None or not remaining > _STEP_BUDGET or self.h >= 2.0 * mark:
+            return False
+        self.status = "failed"
+        self.message = (
+            f"stiff: after {self.nsteps} steps the error control holds the step near h = "
+            f"{self.h:.3g} (t = {self.t:.6g}), so reaching t_end = {self.t_end:g} would take "
+            f"~{remaining:.1e} more steps (the limit without max_steps is {_STEP_BUDGET:.0e}; "
+            "pass max_steps to allow more, or choose a shorter t_end)"
+            + self.sys.stiffness_hint()
+        )
         return True
 
     def run(self) -> None:
@@ -362,6 +394,8 @@ class Integrator:
                     bar.update(t_new - t)
                 if self._stop_after(t_new, y_new, ev_new, record):
                     break
+                if self._hopeless():
+                    break
                 if o.checkpoint is not None and (
                     (o.checkpoint_steps is not None and steps_since_save >= o.checkpoint_steps)
                     or (o.checkpoint_every is not None
@@ -384,6 +418,9 @@ class Integrator:
         except StepFailure as exc:
             self.status = "failed"
             self.message = f"integration failed at t = {self.t:.6g}: {exc}"
+            hint = self.sys.divergence_hint(self.o.method)
+            if hint and hint not in self.message:
+                self.message += hint
         finally:
             if bar is not None:
                 bar.close()

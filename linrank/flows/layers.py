@@ -13,7 +13,7 @@ from ..network import check_factors, conserved_quantities, product
 from .integrator import integrate
 from .options import check_t_end, parse_options
 from .result import FlowResult
-from .system import Evaluation, StepFailure, VectorSystem, fixed_step_hint
+from .system import Evaluation, StepFailure, VectorSystem, fixed_step_hint, safe_norm
 from .targets import parse_target
 
 __all__ = ["LayerSystem", "factor_flow"]
@@ -69,7 +69,7 @@ class LayerSystem(VectorSystem):
         K = -np.concatenate([g.ravel() for g in grads])
         if not np.all(np.isfinite(K)):
             raise StepFailure("the right-hand side is not finite: the solution diverged")
-        return Evaluation(K, loss, float(np.linalg.norm(K)))
+        return Evaluation(K, loss, safe_norm(float(np.linalg.norm(K)), lambda: (K,)))
 
     def diagnostics(self, y: np.ndarray) -> dict:
         out: dict = {}
@@ -95,6 +95,11 @@ class LayerSystem(VectorSystem):
         return (arrays + ([self.target] if self.target is not None else []),
                 (type(self.data).__name__, getattr(self.data, "form", None), tuple(self.shapes),
                  self.conserved))
+
+    def stiffness_hint(self) -> str:
+        return (". The layer-wise flow (5) is stiff on this time scale (large data, factors or "
+                "depth); data scaled by c speed it up by c^2 (the flow of c X at time t is the "
+                "flow of X at time c^2 t)")
 
     def divergence_hint(self, method: str) -> str:
         return fixed_step_hint(method)

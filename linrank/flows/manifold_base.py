@@ -10,7 +10,7 @@ import numpy as np
 from ..data import LinearData
 from ..manifold import DeepLinearFixedRank, FixedRankPoint
 from .system import FlowSystem, fixed_step_hint
-from .targets import distance_to_target
+from .targets import distance_to_target, real_array, real_point
 
 __all__ = ["ManifoldFlowSystem", "parse_start"]
 
@@ -25,15 +25,16 @@ def parse_start(W0: object, d_y: int, d_x: int, depth: int, rank: int | None) ->
         if k == 0:
             raise ValueError("W0 has rank 0: the flow needs a point of M_k with k >= 1")
         man = DeepLinearFixedRank(d_y, d_x, k, depth)
+        parts = real_point("W0", W0)
         try:
-            p = man.check_point(tuple(np.asarray(x, dtype=float) for x in W0))
+            p = man.check_point(parts)
         except ValueError as exc:
             raise ValueError(f"W0 is not a valid point (u, s, vt) for data {d_y} x {d_x}: {exc}") \
                 from exc
         return FixedRankPoint(*(np.array(x, dtype=float) for x in p))
     if isinstance(W0, (str, bytes)) or W0 is None:
         raise TypeError(f"W0 must be a (d_y, d_x) array or a point (u, s, vt), got {W0!r}")
-    Wd = np.asarray(W0, dtype=float)
+    Wd = real_array("W0", W0)
     if Wd.shape != (d_y, d_x):
         raise ValueError(f"W0 must have shape (d_y, d_x) = {(d_y, d_x)}, got {Wd.shape}")
     if not np.all(np.isfinite(Wd)):
@@ -123,6 +124,13 @@ class ManifoldFlowSystem(FlowSystem):
 
     def trajectory_item(self, a: np.ndarray) -> FixedRankPoint:
         return self.point(self.from_array(a))
+
+    def stiffness_hint(self) -> str:
+        return (f". The flow (31) is stiff on this time scale: the core weights of A_W are "
+                f"w_ii = N s_i^(2(N-1)/N) (N = {self.depth}), so the singular values relax at "
+                "rates ~ N s^(2(N-1)/N) lambda(XX^T), and an explicit step cannot be longer than "
+                "~3 / rate; data scaled by c speed the flow up by c^2 (the flow of c X at time t "
+                "is the flow of X at time c^2 t)")
 
     def divergence_hint(self, method: str) -> str:
         return fixed_step_hint(method)

@@ -21,9 +21,14 @@ import numpy as np
 from ..manifold import FixedRankPoint
 from ..metric import core_weights, side_weights
 from .manifold_base import ManifoldFlowSystem
-from .system import Evaluation, StepFailure
+from .system import Evaluation, StepFailure, safe_norm
 
 __all__ = ["ProjectedSystem", "StepBasis", "extend_basis"]
+
+
+def _norm(a: np.ndarray) -> float:
+    """The Frobenius norm, also where the squares overflow (:func:`safe_norm`)."""
+    return safe_norm(float(np.linalg.norm(a)), lambda: (a,))
 
 
 def extend_basis(Q: np.ndarray, L: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -134,9 +139,11 @@ class ProjectedSystem(ManifoldFlowSystem):
                                                     + np.einsum("ij,ij->j", Vp, Vp))))
         L = -np.hstack((u @ (w * M) + Up * q, u))
         R = np.hstack((vt.T, Vp * q))
-        if not (np.all(np.isfinite(L)) and np.all(np.isfinite(R)) and np.isfinite(gn2)):
+        gn = safe_norm(float(np.sqrt(max(gn2, 0.0))),
+                       lambda: (np.sqrt(w) * M, Up * np.sqrt(q), Vp * np.sqrt(q)))
+        if not (np.all(np.isfinite(L)) and np.all(np.isfinite(R)) and np.isfinite(gn)):
             raise StepFailure("the right-hand side is not finite: the solution diverged")
-        return Evaluation((L, R), loss, float(np.sqrt(max(gn2, 0.0))))
+        return Evaluation((L, R), loss, gn)
 
     def _basis(self, base: FixedRankPoint, evals: Sequence[Evaluation]) -> StepBasis:
         """The step's bases, reused while the base point and the leading slopes are the same."""
@@ -170,13 +177,13 @@ class ProjectedSystem(ManifoldFlowSystem):
     def error_scale(self, a: FixedRankPoint, b: FixedRankPoint, rtol: float,
                     atol: float) -> float:
         size = np.sqrt(self.m * self.n)
-        return atol + rtol * max(float(np.linalg.norm(a.s)), float(np.linalg.norm(b.s))) / size
+        return atol + rtol * max(_norm(a.s), _norm(b.s)) / size
 
     def error_norm(self, base: FixedRankPoint, coeffs: Sequence[float],
                    evals: Sequence[Evaluation], scale: float) -> float:
         B = self._basis(base, evals)
         core = B.combine(np.zeros((B.Qu.shape[1], B.Qv.shape[1])), 1.0, coeffs, len(evals))
-        return float(np.linalg.norm(core)) / np.sqrt(self.m * self.n) / scale
+        return _norm(core) / np.sqrt(self.m * self.n) / scale
 
     def state_norm(self, p: FixedRankPoint, scale: float) -> float:
-        return float(np.linalg.norm(p.s)) / np.sqrt(self.m * self.n) / scale
+        return _norm(p.s) / np.sqrt(self.m * self.n) / scale

@@ -43,7 +43,25 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Evaluation", "FlowSystem", "LazyEvaluation", "StepFailure", "VectorSystem",
-           "fixed_step_hint"]
+           "fixed_step_hint", "safe_norm"]
+
+
+def safe_norm(value: float, parts: Callable[[], Sequence[np.ndarray]]) -> float:
+    """A Euclidean norm ``value`` computed from plain sums of squares, or, if that is outside
+    [1e-140, 1e140] (where the squares may have overflowed to inf or underflowed to 0), the norm
+    of all entries of ``parts()`` recomputed after scaling by their largest magnitude.
+
+    The flows keep the fast sums of squares for ordinary scales (bit-identical to them) and
+    stay exact for states of magnitude up to ~1e300 (e.g. a start W0 scaled by 1e80, whose
+    slopes are ~1e160 and their squares ~1e320).
+    """
+    if 1e-140 < value < 1e140:
+        return value
+    arrays = [np.asarray(a, dtype=float) for a in parts()]
+    m = max((float(np.max(np.abs(a), initial=0.0)) for a in arrays), default=0.0)
+    if m == 0.0 or not np.isfinite(m):
+        return m
+    return m * float(np.sqrt(sum(float(np.vdot(a / m, a / m)) for a in arrays)))
 
 
 def fixed_step_hint(method: str) -> str:
@@ -194,6 +212,11 @@ class FlowSystem:
         """Restore the choices of :meth:`pinned` from a checkpoint (names missing there take
         their default: a checkpoint written before a choice existed used the default)."""
 
+    def stiffness_hint(self) -> str:
+        """Appended to the message when RK45's steps become too small to reach t_end (the
+        stiffness guard of the integrator): why the system is stiff there; empty by default."""
+        return ""
+
     def divergence_hint(self, method: str) -> str:
         """Appended to the message when the run diverges (e.g. a stability limit of the
         fixed-step methods); empty by default."""
@@ -227,10 +250,12 @@ class VectorSystem(FlowSystem):
         for c, ev in zip(coeffs, evals):
             if c != 0.0:
                 acc += c * ev.K
-        return float(np.linalg.norm(acc / scale)) / np.sqrt(acc.size)
+        r = acc / scale
+        return safe_norm(float(np.linalg.norm(r)), lambda: (r,)) / np.sqrt(acc.size)
 
     def state_norm(self, y: np.ndarray, scale: np.ndarray) -> float:
-        return float(np.linalg.norm(y / scale)) / np.sqrt(y.size)
+        r = y / scale
+        return safe_norm(float(np.linalg.norm(r)), lambda: (r,)) / np.sqrt(y.size)
 
     def to_array(self, y: np.ndarray) -> np.ndarray:
         return y
