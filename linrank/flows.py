@@ -97,13 +97,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pymanopt
 from scipy.linalg.lapack import dgesdd as _dgesdd
 
 from .manifold import DeepLinearFixedRank, FixedRankPoint
 from .metric import check_depth, core_weights, core_weights_from_log, side_weights
 from .network import LinearData, as_data, check_factors, conserved_quantities, product
+from .problem_data import ProblemData
 
-__all__ = ["FlowResult", "factor_flow", "manifold_flow"]
+__all__ = ["FlowResult", "factor_flow", "manifold_flow", "riemannian_flow"]
 
 _CHECKPOINT_VERSION = 1
 
@@ -1202,6 +1204,47 @@ def _target(target: object, d_y: int, d_x: int, as_point: bool) -> Any:
     return T
 
 
+def _start_point(W0: object, rank: int | None, d_y: int, d_x: int, N: int
+                 ) -> tuple[FixedRankPoint, int]:
+    """The start of a manifold flow as a point (u, s, vt) and its rank k."""
+    if isinstance(W0, (tuple, list)) and len(W0) == 3 and np.ndim(W0[1]) == 1:
+        if rank is not None and rank != np.shape(W0[1])[0]:
+            raise ValueError(f"rank = {rank} differs from the point's rank {np.shape(W0[1])[0]}")
+        k = np.shape(W0[1])[0]
+        if k == 0:
+            raise ValueError("W0 has rank 0: the flow needs a point of M_k with k >= 1")
+        man = DeepLinearFixedRank(d_y, d_x, k, N)
+        try:
+            p = man.check_point(tuple(np.asarray(x, dtype=float) for x in W0))
+        except ValueError as exc:
+            raise ValueError(f"W0 is not a valid point (u, s, vt) for data {d_y} x {d_x}: {exc}") \
+                from exc
+        p = FixedRankPoint(*(np.array(x, dtype=float) for x in p))
+    else:
+        if isinstance(W0, (str, bytes)) or W0 is None:
+            raise TypeError(f"W0 must be a (d_y, d_x) array or a point (u, s, vt), got {W0!r}")
+        Wd = np.asarray(W0, dtype=float)
+        if Wd.shape != (d_y, d_x):
+            raise ValueError(f"W0 must have shape (d_y, d_x) = {(d_y, d_x)}, got {Wd.shape}")
+        if not np.all(np.isfinite(Wd)):
+            raise ValueError("W0 must be finite")
+        u, s, vt = np.linalg.svd(Wd, full_matrices=False)
+        tol = max(Wd.shape) * np.finfo(float).eps * (s[0] if s.size else 0.0)
+        num_rank = int(np.sum(s > tol))
+        if rank is None:
+            k = num_rank
+        else:
+            if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 1:
+                raise ValueError(f"rank must be a positive integer, got {rank!r}")
+            k = int(rank)
+            if k > num_rank:
+                raise ValueError(f"rank = {k} exceeds the numerical rank {num_rank} of W0")
+        if k == 0:
+            raise ValueError("W0 has rank 0 (it is zero): the flow needs a point of M_k, k >= 1")
+        p = FixedRankPoint(u[:, :k].copy(), s[:k].copy(), vt[:k].copy())
+    return p, k
+
+
 # ---------------------------------------------------------------------- public
 def factor_flow(
     X: object, Y: object, factors: Sequence[np.ndarray], t_end: float, *,
@@ -1218,7 +1261,14 @@ def factor_flow(
     Parameters
     ----------
     X, Y : data (d_x x n, d_y x n; Y None for Y = X) or covariances with ``covariance=True``
-        (see the module docstring), or a LinearData as X.
+        (see the module docstring), or a LinearData as X; or, for any other loss f of the
+        product, a pymanopt Problem as X (Y None) that gives f and its Euclidean gradient at a
+        dense W of any rank: :func:`linrank.ambient_problem`, :func:`linrank.autograd_problem`,
+        :func:`linrank.least_squares_problem`, :func:`linrank.matrix_completion_problem`,
+        :func:`linrank.matrix_sensing_problem` (only the loss is used, not the manifold's rank or
+        depth). The flow is then :math:`\dot W_i = -W_{i+1}^T\cdots W_N^T \nabla f(W)\,
+        W_1^T\cdots W_{i-1}^T`; ``method="Euler", step=h`` is plain gradient descent on the
+        layers with step h (the paper's method).
     factors : W_1, ..., W_N with W_j of shape (d_j, d_{j-1}), d_0 = d_x, d_N = d_y; N >= 1.
     t_end : final time >= 0.
     conserved : record the drift max_j ||D_j(t) - D_j(0)||_F of the conserved quantities
@@ -1251,14 +1301,23 @@ def factor_flow(
     """
     t_end = _check_t_end(t_end)
     opts = _parse_options(t_end, **options)
-    data = as_data(X, Y, covariance=covariance, form=form, yy=yy)
-    Ws = check_factors(factors, d_x=data.d_x, d_y=data.d_y)
+    if isinstance(X, pymanopt.Problem):
+        if Y is not None or covariance or yy is not None:
+            raise ValueError("with a problem as the loss, leave Y, covariance and yy out")
+        data = ProblemData(X)
+        if not data.has_dense_gradient:
+            data.loss_and_gradient(None)  # raises the TypeError that says what is needed
+        Ws = check_factors(factors, d_x=data.d_x, d_y=data.d_y)
+        data_arrays = data.fingerprint_arrays(product(Ws))
+    else:
+        data = as_data(X, Y, covariance=covariance, form=form, yy=yy)
+        Ws = check_factors(factors, d_x=data.d_x, d_y=data.d_y)
+        data_arrays = data.fingerprint_arrays()
     tgt = _target(target, data.d_y, data.d_x, as_point=False)
     D0 = conserved_quantities(Ws) if conserved else None
     system = _FactorSystem(data, [W.shape for W in Ws], tgt, bool(conserved), D0)
     y0 = system.pack_factors(Ws)
-    fp = _fingerprint("factor", data.fingerprint_arrays() + [y0] + ([tgt] if tgt is not None
-                                                                     else []),
+    fp = _fingerprint("factor", data_arrays + [y0] + ([tgt] if tgt is not None else []),
                       opts, (t_end, bool(conserved)))
     run = _Run(system, y0, t_end, opts, fp)
     run.run()
@@ -1321,6 +1380,16 @@ def manifold_flow(
     N = check_depth(depth)
     t_end = _check_t_end(t_end)
     opts = _parse_options(t_end, **options)
+    engine = _engine(engine, N)
+    ct = _collapse_tol(collapse_tol)
+    data = as_data(X, Y, covariance=covariance, form=form, yy=yy)
+    d_y, d_x = data.d_y, data.d_x
+    p, k = _start_point(W0, rank, d_y, d_x, N)
+    return _run_manifold(data, data.fingerprint_arrays(), p, N, k, t_end, opts, ct, target,
+                         engine, "manifold")
+
+
+def _engine(engine: object, N: int) -> str:
     if not isinstance(engine, str) or engine not in ("auto", "factored", "projected"):
         raise ValueError(f"engine must be 'auto', 'factored' or 'projected', got {engine!r}")
     if engine == "auto":
@@ -1328,54 +1397,80 @@ def manifold_flow(
     if engine == "factored" and N < 2:
         raise ValueError("engine='factored' needs depth N >= 2 (for N = 1 its right-hand side "
                          "divides by the singular values); use 'projected' or 'auto'")
+    return engine
+
+
+def _collapse_tol(collapse_tol: object) -> float:
     ct = _positive("collapse_tol", collapse_tol, allow_none=False)
     if ct >= 1:
         raise ValueError(f"collapse_tol must be < 1, got {ct}")
-    data = as_data(X, Y, covariance=covariance, form=form, yy=yy)
-    d_y, d_x = data.d_y, data.d_x
-    if isinstance(W0, (tuple, list)) and len(W0) == 3 and np.ndim(W0[1]) == 1:
-        if rank is not None and rank != np.shape(W0[1])[0]:
-            raise ValueError(f"rank = {rank} differs from the point's rank {np.shape(W0[1])[0]}")
-        k = np.shape(W0[1])[0]
-        if k == 0:
-            raise ValueError("W0 has rank 0: the flow needs a point of M_k with k >= 1")
-        man = DeepLinearFixedRank(d_y, d_x, k, N)
-        try:
-            p = man.check_point(tuple(np.asarray(x, dtype=float) for x in W0))
-        except ValueError as exc:
-            raise ValueError(f"W0 is not a valid point (u, s, vt) for data {d_y} x {d_x}: {exc}") \
-                from exc
-        p = FixedRankPoint(*(np.array(x, dtype=float) for x in p))
-    else:
-        if isinstance(W0, (str, bytes)) or W0 is None:
-            raise TypeError(f"W0 must be a (d_y, d_x) array or a point (u, s, vt), got {W0!r}")
-        Wd = np.asarray(W0, dtype=float)
-        if Wd.shape != (d_y, d_x):
-            raise ValueError(f"W0 must have shape (d_y, d_x) = {(d_y, d_x)}, got {Wd.shape}")
-        if not np.all(np.isfinite(Wd)):
-            raise ValueError("W0 must be finite")
-        u, s, vt = np.linalg.svd(Wd, full_matrices=False)
-        tol = max(Wd.shape) * np.finfo(float).eps * (s[0] if s.size else 0.0)
-        num_rank = int(np.sum(s > tol))
-        if rank is None:
-            k = num_rank
-        else:
-            if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 1:
-                raise ValueError(f"rank must be a positive integer, got {rank!r}")
-            k = int(rank)
-            if k > num_rank:
-                raise ValueError(f"rank = {k} exceeds the numerical rank {num_rank} of W0")
-        if k == 0:
-            raise ValueError("W0 has rank 0 (it is zero): the flow needs a point of M_k, k >= 1")
-        p = FixedRankPoint(u[:, :k].copy(), s[:k].copy(), vt[:k].copy())
-    tgt = _target(target, d_y, d_x, as_point=True)
+    return ct
+
+
+def _run_manifold(data: Any, data_arrays: list, p: FixedRankPoint, N: int, k: int, t_end: float,
+                  opts: _Options, ct: float, target: object, engine: str, kind: str) -> FlowResult:
+    """The flow (31) of ``data``'s loss on M_k from p: the part manifold_flow and
+    riemannian_flow share (system, fingerprint, driver)."""
+    tgt = _target(target, data.d_y, data.d_x, as_point=True)
     cls = _FactoredSystem if engine == "factored" else _ManifoldSystem
     system = cls(data, N, k, tgt, ct, float(np.max(p.s)))
     y0 = system.from_point(p) if engine == "factored" else p
     tg_arrays = [] if tgt is None else (list(tgt) if isinstance(tgt, FixedRankPoint) else [tgt])
-    fp = _fingerprint("manifold", data.fingerprint_arrays()
-                      + [np.concatenate((p.u.ravel(), p.s, p.vt.ravel()))] + tg_arrays, opts,
-                      (t_end, N, k, ct, engine))
+    fp = _fingerprint(kind, data_arrays + [np.concatenate((p.u.ravel(), p.s, p.vt.ravel()))]
+                      + tg_arrays, opts, (t_end, N, k, ct, engine))
     run = _Run(system, y0, t_end, opts, fp)
     run.run()
     return run.result()
+
+
+def riemannian_flow(
+    problem: pymanopt.Problem, x0: object, t_end: float, *, collapse_tol: float = 1e-10,
+    target: object = None, engine: str = "auto", **options: Any,
+) -> FlowResult:
+    r"""The Riemannian gradient flow :math:`\dot x = -\operatorname{grad} f(x)` of any pymanopt
+    Problem on :class:`~linrank.DeepLinearFixedRank`.
+
+    With the manifold's depth N and rank k this is :math:`\dot W = -\mathcal{A}_W(P_T\nabla f(W))`
+    on :math:`\mathcal{M}_k` (eq. (31) with the loss f in place of :math:`L^1`): by the chain-rule
+    argument of Corollary 8, the end-to-end matrix of the layer-wise gradient flow of
+    :math:`f(W_N\cdots W_1)` from balanced factors (:func:`factor_flow` with the problem). Same
+    integrators, engines, options, result, checkpoints, interrupts, progress bar and collapse
+    handling as :func:`manifold_flow` (see the module docstring); the cost per right-hand side is
+    one gradient evaluation of the problem plus O((m + n) k^2 + k^3), independent of N.
+
+    Parameters
+    ----------
+    problem : a :class:`pymanopt.Problem` on a DeepLinearFixedRank (m x n, rank k, depth N):
+        :func:`linrank.matrix_completion_problem`, :func:`linrank.matrix_sensing_problem`,
+        :func:`linrank.least_squares_problem`, :func:`linrank.ambient_problem`,
+        :func:`linrank.autograd_problem`, or any problem whose Riemannian gradient the manifold
+        computes (pymanopt's autodiff costs of (u, s, vt) included: then
+        :math:`P_T\nabla f = \mathcal{A}_W^{-1}\operatorname{grad} f` is recovered from it).
+    x0 : the start, a point (u, s, vt) of rank k or a dense m x n array of numerical rank k.
+    t_end : final time >= 0.
+    collapse_tol, target, engine, **options : as in :func:`manifold_flow`.
+
+    Returns
+    -------
+    FlowResult with ``point``, ``W``, ``singular_values``; ``loss`` is f.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Not a problem on a DeepLinearFixedRank; x0 of the wrong shape or rank, not finite; bad
+        options. A loss that is not finite at x0 raises; later, a non-finite loss or gradient ends
+        the run with status "failed".
+    """
+    data = ProblemData(problem)
+    man = data.manifold
+    N, k = man.depth, man.k
+    t_end = _check_t_end(t_end)
+    opts = _parse_options(t_end, **options)
+    engine = _engine(engine, N)
+    ct = _collapse_tol(collapse_tol)
+    p, k0 = _start_point(x0, None, data.d_y, data.d_x, N)
+    if k0 != k:
+        raise ValueError(f"x0 has rank {k0}, the problem's manifold has rank k = {k}: start on M_k "
+                         "(truncate a dense start yourself if that is what you want)")
+    return _run_manifold(data, data.fingerprint_arrays(p), p, N, k, t_end, opts, ct, target,
+                         engine, "riemannian")

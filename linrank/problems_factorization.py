@@ -134,13 +134,33 @@ class FactorizationProblem(pymanopt.Problem):
         res = self._res(point)
         return self._loss(res), self._gradient(res)
 
+    def dense_loss_and_gradient(self, W: np.ndarray) -> tuple[float, Any]:
+        """(f(W), Euclidean gradient) for a dense m x n matrix W of any rank (the loss is a function
+        of the matrix; used by :func:`linrank.factor_flow` on the product of the layers)."""
+        W = np.asarray(W, dtype=float)
+        shape = (self.manifold.m, self.manifold.n)
+        if W.shape != shape:
+            raise ValueError(f"W must have shape {shape}, got {W.shape}")
+        res = self._dense_residual(W)
+        return self._loss(res), self._gradient(res)
+
+    def _dense_residual(self, W: np.ndarray) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def fingerprint_arrays(self) -> list[np.ndarray]:  # pragma: no cover - abstract
+        """The arrays that define the loss (checkpoint fingerprints of the flows)."""
+        raise NotImplementedError
+
     def gradient_products(self, point: Any) -> tuple[np.ndarray, np.ndarray, float]:
         """(G v, G^T u, f(W)) at the point (u, s, vt), G the Euclidean gradient, v = vt^T."""
         p = self._point(point)
-        loss, G = self.loss_and_gradient(p)
-        Gv = np.asarray(G @ p.vt.T)
-        Gtu = np.asarray(G.T @ p.u)
-        return Gv, Gtu, loss
+        res = self._res(p)
+        Gv, Gtu = self._products(res, p.u, p.vt.T)
+        return Gv, Gtu, self._loss(res)
+
+    def _products(self, res: Any, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        G = self._gradient(res)
+        return np.asarray(G @ v), np.asarray(G.T @ u)
 
     @property
     def euclidean_gradient(self):
@@ -240,6 +260,15 @@ class MatrixCompletionProblem(FactorizationProblem):
         self.values = values[order]
         self.indptr = np.zeros(m + 1, dtype=idx)
         np.cumsum(np.bincount(self.rows, minlength=m), out=self.indptr[1:])
+        # private work matrices for G v and G^T u (CSR of G and of G^T; only their data change):
+        # scipy's constructor checks the index arrays, a cost that dominates small problems
+        self._by_col = np.lexsort((self.rows, self.cols))
+        indptr_t = np.zeros(n + 1, dtype=idx)
+        np.cumsum(np.bincount(self.cols, minlength=n), out=indptr_t[1:])
+        self._work = sp.csr_matrix((self.values.copy(), self.cols, self.indptr), shape=(m, n))
+        self._work_t = sp.csr_matrix(
+            (self.values.copy(), self.rows[self._by_col], indptr_t), shape=(n, m)
+        )
         super().__init__(man, preconditioner)
 
     @property
@@ -262,6 +291,13 @@ class MatrixCompletionProblem(FactorizationProblem):
     def _residual(self, p):
         return self._sample(*p) - self.values
 
+    def _dense_residual(self, W):
+        return W[self.rows, self.cols] - self.values
+
+    def fingerprint_arrays(self) -> list[np.ndarray]:
+        """rows, cols (sorted) and values: the arrays that define the loss."""
+        return [self.rows.astype(float), self.cols.astype(float), self.values]
+
     def _loss(self, r):
         return 0.5 * float(r @ r)
 
@@ -271,6 +307,11 @@ class MatrixCompletionProblem(FactorizationProblem):
 
     def _gradient(self, r):
         return self._csr(r)
+
+    def _products(self, r, u, v):
+        self._work.data[:] = r
+        np.take(r, self._by_col, out=self._work_t.data)
+        return self._work @ v, self._work_t @ u
 
     def _hessian(self, p, xi):
         t = _tangent(self.manifold, xi)
@@ -438,11 +479,23 @@ class MatrixSensingProblem(FactorizationProblem):
         return out
 
     def _residual(self, p):
-        W = DeepLinearFixedRank.to_dense(p)
+        return self._dense_residual(DeepLinearFixedRank.to_dense(p))
+
+    def _dense_residual(self, W):
         r = self.forward(W) - self.y
         if not np.all(np.isfinite(r)):
             raise ValueError("A(W) - y is not finite")
         return W, r
+
+    def fingerprint_arrays(self) -> list[np.ndarray]:
+        """y and, for a matrix A, A (for callables: their values at a fixed random W)."""
+        if self.matrix is None:
+            W = np.random.default_rng(20190102).standard_normal(self._shape)
+            return [self.y, self.forward(W)]
+        A = self.matrix
+        if sp.issparse(A):
+            return [self.y, A.data, A.indices.astype(float), A.indptr.astype(float)]
+        return [self.y, A]
 
     def _loss(self, res):
         r = res[1]
