@@ -62,6 +62,8 @@ class ProblemData:
         self.d_y, self.d_x = man.m, man.n
         self._products = getattr(problem, "gradient_products", None)
         self._dense = getattr(problem, "dense_loss_and_gradient", None)
+        #: the start of the flow (a point or a dense W), for :meth:`fingerprint_arrays`
+        self.start: Any = None
 
     @property
     def has_dense_gradient(self) -> bool:
@@ -80,9 +82,8 @@ class ProblemData:
         t = man.apply_A_inverse(point, self.problem.riemannian_gradient(point))
         return t.Up + u @ t.M, t.Vp + vt.T @ t.M.T, float(self.problem.cost(point))
 
-    def loss_and_gradient(self, W: np.ndarray) -> tuple[float, np.ndarray]:
-        """(f(W), G) at a dense m x n W, G as a dense array (the layer flow multiplies it by the
-        layers on both sides)."""
+    def require_dense_gradient(self) -> None:
+        """Raise the TypeError of the layer-wise flow if the problem has no dense gradient."""
         if self._dense is None:
             raise TypeError(
                 "the layer-wise flow needs the loss and its Euclidean gradient at the dense product "
@@ -90,16 +91,25 @@ class ProblemData:
                 "least_squares_problem, matrix_completion_problem or matrix_sensing_problem (a "
                 "cost of the factors (u, s, vt) gives only the tangent part of the gradient)"
             )
+
+    def loss_and_gradient(self, W: np.ndarray) -> tuple[float, np.ndarray]:
+        """(f(W), G) at a dense m x n W, G as a dense array (the layer flow multiplies it by the
+        layers on both sides)."""
+        self.require_dense_gradient()
         loss, G = self._dense(W)
         return float(loss), _dense(G, W.shape)
 
-    def fingerprint_arrays(self, start: Any) -> list[np.ndarray]:
+    def fingerprint_arrays(self, start: Any = None) -> list[np.ndarray]:
         """Arrays identifying the loss (for checkpoints): the problem's data arrays when it
-        declares them, else its loss and gradient products at ``start`` (a point, or a dense W)."""
+        declares them, else its loss and gradient products at ``start`` (default
+        :attr:`start`: a point, or a dense W)."""
         fa = getattr(self.problem, "fingerprint_arrays", None)
         out = [np.array([self.d_y, self.d_x, self.manifold.k, self.manifold.depth], dtype=float)]
         if fa is not None:
             return out + [np.asarray(a, dtype=float) for a in fa()]
+        start = self.start if start is None else start
+        if start is None:
+            raise ValueError("no start given to fingerprint a problem without data arrays")
         if isinstance(start, np.ndarray):
             loss, G = self.loss_and_gradient(start)
             return out + [np.array([loss]), G]

@@ -17,7 +17,7 @@ from linrank import (
     product,
     top_projector,
 )
-from linrank import flows as flows_module
+from linrank.flows.factored import FactoredSystem
 from linrank.metric import dense_A
 
 TOL = {"rtol": 1e-10, "atol": 1e-12}
@@ -275,7 +275,7 @@ def test_checkpoint_resume_is_bit_identical(tmp_path, monkeypatch, flow, method)
 
         # the interrupt comes from inside the right-hand side of the engine in use
         hook_cls, hook = ((LinearData, "point_products") if engine == "projected"
-                          else (flows_module._FactoredSystem, "rhs"))
+                          else (FactoredSystem, "rhs"))
     full = call()
     path = tmp_path / "ck.npz"
     with monkeypatch.context() as mp:

@@ -23,7 +23,7 @@ from linrank import (
     matrix_sensing_problem,
     riemannian_flow,
 )
-from linrank import flows as flows_module
+from linrank.flows.factored import FactoredSystem
 from linrank.problem_data import ProblemData
 
 TOL = {"rtol": 1e-10, "atol": 1e-12}
@@ -188,7 +188,7 @@ def test_checkpoint_resume_is_bit_identical(tmp_path, monkeypatch):
 
     full = call()
     path = tmp_path / "ck.npz"
-    orig = flows_module._FactoredSystem.rhs
+    orig = FactoredSystem.rhs
     count = {"n": 0}
 
     def rhs(self, y):
@@ -198,7 +198,7 @@ def test_checkpoint_resume_is_bit_identical(tmp_path, monkeypatch):
         return orig(self, y)
 
     with monkeypatch.context() as mp:
-        mp.setattr(flows_module._FactoredSystem, "rhs", rhs)
+        mp.setattr(FactoredSystem, "rhs", rhs)
         with pytest.warns(UserWarning, match="interrupted"):
             part = call(checkpoint=path, checkpoint_steps=3)
     assert part.status == "interrupted" and 0 < part.t_final < 5.0

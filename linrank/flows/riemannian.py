@@ -1,0 +1,108 @@
+r"""The Riemannian gradient flow (31) on M_k: the public entry point :func:`manifold_flow`, which
+picks one of the two engines (:mod:`linrank.flows.factored`, :mod:`linrank.flows.projected`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..metric import check_depth
+from ..network import as_data
+from .factored import FactoredSystem
+from .integrator import integrate
+from .manifold_base import parse_start
+from .options import check_t_end, parse_options, positive_number
+from .projected import ProjectedSystem
+from .result import FlowResult
+from .targets import parse_target
+
+__all__ = ["ENGINES", "check_collapse_tol", "choose_engine", "manifold_flow"]
+
+#: the engines of manifold_flow by name
+ENGINES = {"factored": FactoredSystem, "projected": ProjectedSystem}
+
+
+def manifold_flow(
+    X: object, Y: object, W0: object, depth: int, t_end: float, *, rank: int | None = None,
+    collapse_tol: float = 1e-10, target: object = None, covariance: bool = False,
+    yy: float | None = None, form: str = "auto", engine: str = "auto", **options: Any,
+) -> FlowResult:
+    r"""Integrate the Riemannian gradient flow (31) :math:`\dot W = -\mathcal{A}_W(\nabla L^1(W))`.
+
+    On M_k with the metric of depth N (Definition 4); by Corollary 8 this is the flow of the
+    product :math:`W_N \cdots W_1` under (5) from balanced factors. In SVD coordinates
+
+    .. math::
+
+        \dot W = -\big(u\,(w \circ M)\,v^T + U_p\,\mathrm{diag}(p)\,v^T
+                      + u\,(V_p\,\mathrm{diag}(p))^T\big),
+
+    with :math:`M = u^T G v`, :math:`U_p = (I - uu^T) G v`, :math:`V_p = (I - vv^T) G^T u`,
+    G = grad L^1(W) applied only through the data products, and the weights w, p of
+    :mod:`linrank.metric`.
+
+    Parameters
+    ----------
+    X, Y : data (d_x x n, d_y x n; Y None for Y = X) or covariances with ``covariance=True``,
+        or a LinearData as X. With ``form="auto"`` samples are turned into X X^T, Y X^T when
+        d_x <= n (cheaper products).
+    W0 : the start, a dense (d_y, d_x) array (k = numerical rank unless ``rank``) or a point
+        (u, s, vt) with orthonormal u, vt and s > 0.
+    depth : N >= 1 (N = 1: the Euclidean flow projected to M_k).
+    t_end : final time >= 0.
+    rank : the rank k for a dense W0 (its k-th singular value must be positive).
+    collapse_tol : the run stops with status "collapsed" when the smallest singular value drops
+        below ``collapse_tol * max(s_1(t), s_1(0))``.
+    target : a d_y x d_x matrix or a point; ||W(t) - target||_F is recorded (from factors, error
+        ~eps ||W||, for a point target).
+    engine : "auto" (default: "factored" for N >= 2, "projected" for N = 1), "factored" (the
+        dynamical low-rank ODE in factors u S v^T, Koch-Lubich; N >= 2 only, since for N = 1 its
+        right-hand side divides by the singular values) or "projected" (projected Runge-Kutta
+        with truncated SVDs of low-rank sums; any N). See the package docstring.
+    **options : see the package docstring.
+
+    Returns
+    -------
+    FlowResult with ``point`` (final (u, s, vt)), ``W``, ``singular_values``.
+
+    Accuracy: RK45 keeps each step's local error below ``atol sqrt(d_x d_y) + rtol ||W||_F``
+    in Frobenius norm. Memory O((d_x + d_y) k) beyond the data, cost per right-hand side
+    O((d_x + d_y) k^2 + products with the data), independent of the depth.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Non-finite data or W0, sample counts that differ, W0 of the wrong shape or rank 0,
+        a negative t_end, bad options.
+    """
+    N = check_depth(depth)
+    t_end = check_t_end(t_end)
+    opts = parse_options(t_end, **options)
+    engine_cls = choose_engine(engine, N)
+    ct = check_collapse_tol(collapse_tol)
+    data = as_data(X, Y, covariance=covariance, form=form, yy=yy)
+    p = parse_start(W0, data.d_y, data.d_x, N, rank)
+    tgt = parse_target(target, data.d_y, data.d_x, as_point=True)
+    system = engine_cls(data, N, p.s.size, tgt, ct, float(np.max(p.s)))
+    return integrate(system, system.initial_state(p), t_end, opts)
+
+
+def choose_engine(engine: object, depth: int) -> type:
+    """The engine class for ``engine`` ("auto", "factored", "projected") at this depth."""
+    if not isinstance(engine, str) or engine not in ("auto", "factored", "projected"):
+        raise ValueError(f"engine must be 'auto', 'factored' or 'projected', got {engine!r}")
+    if engine == "auto":
+        engine = "factored" if depth >= 2 else "projected"
+    if engine == "factored" and depth < 2:
+        raise ValueError("engine='factored' needs depth N >= 2 (for N = 1 its right-hand side "
+                         "divides by the singular values); use 'projected' or 'auto'")
+    return ENGINES[engine]
+
+
+def check_collapse_tol(collapse_tol: object) -> float:
+    """collapse_tol as a float in (0, 1)."""
+    ct = positive_number("collapse_tol", collapse_tol, allow_none=False)
+    if ct >= 1:
+        raise ValueError(f"collapse_tol must be < 1, got {ct}")
+    return ct
