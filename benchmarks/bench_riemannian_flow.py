@@ -1,12 +1,13 @@
 """Benchmarks of riemannian_flow on matrix completion (issue 11). Prints a Markdown report.
 
-Usage: .venv/bin/python benchmarks/bench_riemannian_flow.py [--repeats R] [--quick]
+Usage: OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_riemannian_flow.py [--repeats R] [--quick]
+(one BLAS thread: on a loaded machine threaded BLAS calls on small arrays wait for their threads)
 
 1. Cost per right-hand side of riemannian_flow, depth 100 vs depth 2 (target <= 1.2x), on the
    completion example's instance (30 x 30, rank 3, 30% observed, full rank k = 30) and on a
    large one (2000 x 2000, k = 10, 1% observed). Explicit Euler, fixed number of steps.
 2. riemannian_flow vs factor_flow (the N layers) from balanced factors at equal accuracy, depth 8
-   (target >= 10x) and 100: each run's error against a reference (riemannian_flow at rtol 1e-12),
+   (target >= 10x): each run's error against a reference (riemannian_flow at rtol 1e-12),
    (a) on the example's instance (full rank, widths 30), (b) on a low-rank one (120 x 120,
    rank-10 start, widths 120).
 3. manifold_flow (least-squares fast path) vs riemannian_flow(least_squares_problem(...)) on the
@@ -61,10 +62,14 @@ def large_instance(m=2000, k=10, frac=0.01, seed=2):
     rng = np.random.default_rng(seed)
     lin = rng.choice(m * m, size=int(frac * m * m), replace=False)
     rows, cols = np.divmod(lin, m)
-    M = rng.standard_normal((m, 3)) @ rng.standard_normal((3, m)) / np.sqrt(m)
+    M = rng.standard_normal((m, 3)) @ rng.standard_normal((3, m)) / np.sqrt(m)  # dense: fine
     u = np.linalg.qr(rng.standard_normal((m, k)))[0]
     v = np.linalg.qr(rng.standard_normal((m, k)))[0]
-    return M, rows, cols, (u * np.linspace(1.0, 0.5, k)) @ v.T
+    return M, rows, cols, (u, np.linspace(1.0, 0.5, k), v.T)  # a point: no 2000 x 2000 SVD
+
+
+def _rank(W0) -> int:
+    return W0[1].size if isinstance(W0, tuple) else int(np.linalg.matrix_rank(W0))
 
 
 def bench_rhs(repeats: int, quick: bool) -> None:
@@ -78,7 +83,7 @@ def bench_rhs(repeats: int, quick: bool) -> None:
         cases.append(("2000 x 2000, 1% observed", large_instance()))
     for name, (M, rows, cols, W0) in cases:
         m, n = M.shape
-        k = int(np.linalg.matrix_rank(W0))
+        k = _rank(W0)
         probs = {N: matrix_completion_problem(DeepLinearFixedRank(m, n, k, N), rows, cols,
                                               M[rows, cols]) for N in (2, 100)}
         times = {2: [], 100: []}
@@ -99,9 +104,9 @@ def bench_speedup(repeats: int, quick: bool) -> None:
           f"rtol 1e-12. Times: median of {repeats}.\n")
     print("| instance | depth | T | rtol | riemannian_flow | factor_flow | speed-up | "
           "error (manifold) | error (layers) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    cases = [("example, k = 30 full rank, widths 30", example_instance(), 20.0, 30),
+    cases = [("example, k = 30 full rank, widths 30", example_instance(), 150.0, 30),
              ("120 x 120, rank-10 start, widths 120", low_rank_instance(), 20.0, 120)]
-    depths = (8,) if quick else (8, 100)
+    depths = (8,)  # depth 100: examples/deep_matrix_completion.py (the layers take minutes)
     for name, (M, rows, cols, W0), T, width in cases:
         m, n = M.shape
         k = int(np.linalg.matrix_rank(W0))

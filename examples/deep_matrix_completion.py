@@ -68,11 +68,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small instance (used by the tests)")
     ap.add_argument("--out", help="where to write the figure")
+    ap.add_argument("--alpha", type=float, help="initial singular values (default 1e-3)")
+    ap.add_argument("--frac", type=float, help="fraction of observed entries (default 0.3)")
+    ap.add_argument("--t-end", type=float, help="final time (default 300)")
     args = ap.parse_args()
     quick = args.quick or os.environ.get("LINRANK_EXAMPLES_QUICK") == "1"
     m, r, frac, alpha = (10, 2, 0.5, 1e-3) if quick else (30, 3, 0.3, 1e-3)
     depths = [1, 2, 20] if quick else [1, 2, 3, 4, 5, 6, 7, 8, 100]
     t_end = 40.0 if quick else 300.0
+    alpha = args.alpha if args.alpha is not None else alpha
+    frac = args.frac if args.frac is not None else frac
+    t_end = args.t_end if args.t_end is not None else t_end
     t_short = 0.05 * t_end  # the layer-wise flow at depth 100 (too slow for the full interval)
     if args.out:
         out = pathlib.Path(args.out)
