@@ -12,6 +12,8 @@ Usage: OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_riemannian_flow.
    rank-10 start, widths 120).
 3. manifold_flow (least-squares fast path) vs riemannian_flow(least_squares_problem(...)) on the
    same regression problem: can manifold_flow become the general flow at no cost?
+4. The low-rank case of section 2 with the layers at the rtol where their error matches the
+   manifold flow's at rtol 1e-9.
 """
 
 from __future__ import annotations
@@ -133,6 +135,27 @@ def bench_speedup(repeats: int, quick: bool) -> None:
     print()
 
 
+def bench_equal_accuracy() -> None:
+    """Section 2's low-rank case with the layers at the rtol that matches the manifold's error."""
+    print("### 4. Low-rank case of section 2 at equal accuracy (one run each, one process)\n")
+    M, rows, cols, W0 = low_rank_instance()
+    m, n, N, T = M.shape[0], M.shape[1], 8, 20.0
+    P = matrix_completion_problem(DeepLinearFixedRank(m, n, 10, N), rows, cols, M[rows, cols])
+    ref = riemannian_flow(P, W0, T, rtol=1e-12, atol=1e-16).W
+    fs = balanced_factors(W0, (n,) + (120,) * (N - 1) + (m,), seed=N)
+    print("| flow | rtol | time | RHS | error |\n|---|---:|---:|---:|---:|")
+    for name, rtol in (("factor_flow", 1e-8), ("factor_flow", 3e-8), ("riemannian_flow", 1e-9)):
+        t0 = time.perf_counter()
+        if name == "factor_flow":
+            r = factor_flow(P, None, fs, T, rtol=rtol, atol=1e-14)
+        else:
+            r = riemannian_flow(P, W0, T, rtol=rtol, atol=1e-14)
+        dt = time.perf_counter() - t0
+        err = np.linalg.norm(r.W - ref) / np.linalg.norm(ref)
+        print(f"| {name} | {rtol:g} | {dt:.2f} s | {r.nfev} | {err:.1e} |")
+    print()
+
+
 def bench_least_squares(repeats: int) -> None:
     print("### 3. manifold_flow vs riemannian_flow(least_squares_problem)\n")
     print("| problem | manifold_flow | riemannian_flow | ratio | rel. difference of W(T) |\n"
@@ -165,7 +188,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--sections", default="123", help="which sections to run, e.g. 1 or 13")
+    ap.add_argument("--sections", default="1234", help="which sections to run, e.g. 1 or 13")
     a = ap.parse_args()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
@@ -176,6 +199,8 @@ def main() -> None:
         bench_speedup(a.repeats if not a.quick else 1, a.quick)
     if "3" in a.sections:
         bench_least_squares(a.repeats)
+    if "4" in a.sections:
+        bench_equal_accuracy()
 
 
 if __name__ == "__main__":
