@@ -152,9 +152,13 @@ class FactorizationProblem(pymanopt.Problem):
         raise NotImplementedError
 
     def gradient_products(self, point: Any) -> tuple[np.ndarray, np.ndarray, float]:
-        """(G v, G^T u, f(W)) at the point (u, s, vt), G the Euclidean gradient, v = vt^T."""
+        """(G v, G^T u, f(W)) at the point (u, s, vt), G the Euclidean gradient, v = vt^T.
+
+        For the flows, whose every evaluation is at a new point: the residual is computed
+        directly, without the cache (its comparison and copies cost a third of a right-hand side
+        of a small flow)."""
         p = self._point(point)
-        res = self._res(p)
+        res = self._residual(p)
         Gv, Gtu = self._products(res, p.u, p.vt.T)
         return Gv, Gtu, self._loss(res)
 
