@@ -236,3 +236,20 @@ def test_riemannian_flow_bad_input():
         factor_flow(P, np.ones((6, 3)), balanced_factors(W0, (5, 3, 6), seed=0), 1.0)
     with pytest.raises(ValueError):
         factor_flow(P, None, balanced_factors(W0.T, (6, 3, 5), seed=0), 1.0)
+
+
+@pytest.mark.parametrize("m,k", [(12, 3), (500, 10)])  # dense scratch / sparse products
+def test_completion_gradient_products_both_paths(m, k):
+    rng = np.random.default_rng(m)
+    lin = rng.choice(m * m, size=4 * m, replace=False)
+    rows, cols = np.divmod(lin, m)
+    man = DeepLinearFixedRank(m, m, k, 3)
+    P = matrix_completion_problem(man, rows, cols, rng.standard_normal(rows.size))
+    assert (P._lin is None) == (m * m * k > 2_000_000)
+    np.random.seed(1)
+    for _ in range(2):  # a second point: the scratch must not keep the first one's values
+        x = man.random_point()
+        G = P.dense_loss_and_gradient(man.to_dense(x))[1].toarray()
+        Gv, Gtu, _ = P.gradient_products(x)
+        np.testing.assert_allclose(Gv, G @ x.vt.T, rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(Gtu, G.T @ x.u, rtol=1e-12, atol=1e-13)
