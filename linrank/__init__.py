@@ -9,11 +9,12 @@ from .connection import christoffel, levi_civita, riemannian_hessian
 from .critical import AutoencoderProblem, CriticalPoint, closed_form_spectrum, critical_points
 from .data import LinearData, as_data, gaussian_data, rank_constrained_minimizer, top_projector
 from .diagnostics import check_gradient, check_hessian, hessian_spectrum
-from .flows import FlowResult, factor_flow, manifold_flow
+from .flows import FlowResult, factor_flow, manifold_flow, riemannian_flow
 from .manifold import DeepLinearFixedRank, FactorGradient, FixedRankPoint, TangentVector
 from .metric import core_weights, metric_weights, side_weights
 from .network import balanced_factors, conserved_quantities, imbalance, product
 from .problems import ambient_problem, autograd_problem, least_squares_problem
+from .problems_factorization import matrix_completion_problem, matrix_sensing_problem
 
 __all__ = [
     "riemannian_hessian",
@@ -36,10 +37,13 @@ __all__ = [
     "ambient_problem",
     "autograd_problem",
     "least_squares_problem",
+    "matrix_completion_problem",
+    "matrix_sensing_problem",
     "rank_constrained_minimizer",
     "FlowResult",
     "factor_flow",
     "manifold_flow",
+    "riemannian_flow",
     "LinearData",
     "as_data",
     "balanced_factors",

@@ -181,9 +181,10 @@ def all_finite(*arrays: Any) -> bool:
     Sums first (NaN and inf propagate through a sum); only when a sum is not finite (which
     finite entries near the largest float can also cause) are the entries checked one by one.
     """
-    for a in arrays:
-        if not math.isfinite(_ADD(a, axis=None)) and not np.all(np.isfinite(a)):
-            return False
+    with np.errstate(over="ignore", invalid="ignore"):  # inf - inf or overflow: checked below
+        for a in arrays:
+            if not math.isfinite(_ADD(a, axis=None)) and not np.all(np.isfinite(a)):
+                return False
     return True
 
 

@@ -74,6 +74,19 @@ class AmbientProblem(pymanopt.Problem):
         _check_callback_value("euclidean_gradient", G)
         return G
 
+    def dense_loss_and_gradient(self, W: np.ndarray) -> tuple[float, Any]:
+        """(cost(W), euclidean_gradient(W)) for a dense m x n matrix W of any rank (the callbacks
+        as given; used by :func:`linrank.factor_flow` for a loss of the product)."""
+        return float(self._dense_cost(W)), self._checked_gradient(W)
+
+    def gradient_products(self, point: Any) -> tuple[np.ndarray, np.ndarray, float]:
+        """(G v, G^T u, f(W)) at the point (u, s, vt), G the Euclidean gradient at W = u diag(s) vt
+        (for the flows; the tangent parts of G v and G^T u are exact, from the projection)."""
+        u, _, vt = point
+        W = self.manifold.to_dense(point)
+        t = self.manifold.projection(point, self._checked_gradient(W))
+        return t.Up + u @ t.M, t.Vp + vt.T @ t.M.T, float(self._dense_cost(W))
+
     @property
     def euclidean_gradient(self):
         def gradient(point):

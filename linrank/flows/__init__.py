@@ -21,6 +21,12 @@ API summary
     singular value for N >= 2) or "projected" (:mod:`linrank.flows.projected`: projected
     Runge-Kutta with truncated SVDs, any N).
 
+``riemannian_flow(problem, x0, t_end, **options) -> FlowResult``
+    The same flow for the loss f of any pymanopt Problem on a DeepLinearFixedRank (its depth and
+    rank): :math:`\dot W = -\mathcal{A}_W(P_T \nabla f(W))`, e.g. matrix completion or sensing;
+    same engines and options as manifold_flow. ``factor_flow(problem, None, factors, t_end)`` is
+    the layer-wise flow of :math:`f(W_N \cdots W_1)` (Corollary 8's other side).
+
 Inputs must be real and finite (complex or NaN/inf data, starts, factors and targets are
 refused with a TypeError/ValueError naming the argument). Norms of states and slopes are
 computed without overflow of their squares, so starts up to ~1e150 and data up to ~1e100 are
@@ -79,6 +85,8 @@ Modelled on scipy.integrate: one integrator, many systems, one result type.
 ``manifold_base``              flow (31), shared by both engines: start, collapse test, records
 ``factored``, ``projected``    the two engines of flow (31)
 ``riemannian``                 :func:`manifold_flow` (engine choice)
+``problem_flow``               :func:`riemannian_flow`: the same engines for the loss of any
+                               pymanopt Problem on DeepLinearFixedRank
 =============================  ===============================================================
 
 Imports go downwards only: result, options, tableaux, system < checkpoint < integrator <
@@ -109,6 +117,7 @@ from __future__ import annotations
 from .integrator import Integrator, integrate
 from .layers import LayerSystem, factor_flow
 from .options import FlowOptions, parse_options
+from .problem_flow import riemannian_flow
 from .result import FlowResult
 from .riemannian import manifold_flow
 from .system import Evaluation, FlowSystem, LazyEvaluation, StepFailure, VectorSystem
@@ -127,4 +136,5 @@ __all__ = [
     "integrate",
     "manifold_flow",
     "parse_options",
+    "riemannian_flow",
 ]

@@ -140,7 +140,7 @@ class FactoredSystem(ManifoldFlowSystem):
             Htu = Cyx_t_u - Cv * sig  # -G^T u'
             loss = None
         else:
-            Gv, Gtu, loss = data.point_products(up, sig, vp.T, self.orientations)
+            Gv, Gtu, loss = self.point_products(up, sig, vp.T)
             Hv, Htu, B = -Gv, -Gtu, None
         Hm = up.T @ Hv  # -M
         Hup = Hv - up @ Hm  # -U_p

@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pymanopt
 
 from ..data import LinearData, as_data
 from ..network import check_factors, conserved_quantities, product
+from ..problem_data import ProblemData
 from .integrator import integrate
 from .options import check_t_end, parse_options
 from .result import FlowResult
@@ -120,7 +122,14 @@ def factor_flow(
     Parameters
     ----------
     X, Y : data (d_x x n, d_y x n; Y None for Y = X) or covariances with ``covariance=True``
-        (see the package docstring), or a LinearData as X.
+        (see the package docstring), or a LinearData as X; or, for any other loss f of the
+        product, a pymanopt Problem as X (Y None) that gives f and its Euclidean gradient at a
+        dense W of any rank: :func:`linrank.ambient_problem`, :func:`linrank.autograd_problem`,
+        :func:`linrank.least_squares_problem`, :func:`linrank.matrix_completion_problem`,
+        :func:`linrank.matrix_sensing_problem` (only the loss is used, not the manifold's rank or
+        depth). The flow is then :math:`\dot W_i = -W_{i+1}^T\cdots W_N^T \nabla f(W)\,
+        W_1^T\cdots W_{i-1}^T`; ``method="Euler", step=h`` is plain gradient descent on the
+        layers with step h (the paper's method).
     factors : W_1, ..., W_N with W_j of shape (d_j, d_{j-1}), d_0 = d_x, d_N = d_y; N >= 1.
     t_end : final time >= 0.
     conserved : record the drift max_j ||D_j(t) - D_j(0)||_F of the conserved quantities
@@ -154,8 +163,16 @@ def factor_flow(
     """
     t_end = check_t_end(t_end)
     opts = parse_options(t_end, **options)
-    data = as_data(X, Y, covariance=covariance, form=form, yy=yy)
-    Ws = check_factors(factors, d_x=data.d_x, d_y=data.d_y)
+    if isinstance(X, pymanopt.Problem):
+        if Y is not None or covariance or yy is not None:
+            raise ValueError("with a problem as the loss, leave Y, covariance and yy out")
+        data = ProblemData(X)
+        data.require_dense_gradient()
+        Ws = check_factors(factors, d_x=data.d_x, d_y=data.d_y)
+        data.start = product(Ws)
+    else:
+        data = as_data(X, Y, covariance=covariance, form=form, yy=yy)
+        Ws = check_factors(factors, d_x=data.d_x, d_y=data.d_y)
     tgt = parse_target(target, data.d_y, data.d_x, as_point=False)
     D0 = conserved_quantities(Ws) if conserved else None
     system = LayerSystem(data, [W.shape for W in Ws], tgt, bool(conserved), D0)

@@ -77,7 +77,9 @@ class ManifoldFlowSystem(FlowSystem):
         self.s_ref = s_ref
         self.loss_scale = 0.0 if data.yy is None else 0.5 * data.yy
         # the data products' orientations, fixed for the whole run (bit-identical resume)
-        self.orientations = data.product_orientations(k)
+        # (data without a choice of orientation, e.g. a problem's own products: none to pin)
+        choose = getattr(data, "product_orientations", None)
+        self.orientations = {} if choose is None else choose(k)
 
     def singular_values(self, y: Any) -> np.ndarray:
         """The singular values s of the state (may be a view)."""
@@ -115,6 +117,12 @@ class ManifoldFlowSystem(FlowSystem):
         return (self.data.fingerprint_arrays() + arrays,
                 (self.data.form, self.m, self.n, self.depth, self.k, self.collapse_tol,
                  self.engine))
+
+    def point_products(self, u: np.ndarray, s: np.ndarray, vt: np.ndarray):
+        """The data's ``(G v, G^T u, loss)`` with the run's pinned orientations (if any)."""
+        if self.orientations:
+            return self.data.point_products(u, s, vt, self.orientations)
+        return self.data.point_products(u, s, vt)
 
     def pinned(self) -> dict[str, str]:
         return dict(self.orientations)

@@ -126,7 +126,7 @@ class ProjectedSystem(ManifoldFlowSystem):
 
     def rhs(self, p: FixedRankPoint) -> Evaluation:
         u, s, vt = p
-        Gv, Gtu, loss = self.data.point_products(u, s, vt, self.orientations)
+        Gv, Gtu, loss = self.point_products(u, s, vt)
         M = u.T @ Gv
         Up = Gv - u @ M
         Vp = Gtu - vt.T @ M.T

@@ -17,7 +17,7 @@ from .projected import ProjectedSystem
 from .result import FlowResult
 from .targets import parse_target
 
-__all__ = ["ENGINES", "manifold_flow"]
+__all__ = ["ENGINES", "check_collapse_tol", "choose_engine", "manifold_flow"]
 
 #: the engines of manifold_flow by name
 ENGINES = {"factored": FactoredSystem, "projected": ProjectedSystem}
@@ -79,18 +79,30 @@ def manifold_flow(
     N = check_depth(depth)
     t_end = check_t_end(t_end)
     opts = parse_options(t_end, **options)
-    if not isinstance(engine, str) or engine not in ("auto", "factored", "projected"):
-        raise ValueError(f"engine must be 'auto', 'factored' or 'projected', got {engine!r}")
-    if engine == "auto":
-        engine = "factored" if N >= 2 else "projected"
-    if engine == "factored" and N < 2:
-        raise ValueError("engine='factored' needs depth N >= 2 (for N = 1 its right-hand side "
-                         "divides by the singular values); use 'projected' or 'auto'")
-    ct = positive_number("collapse_tol", collapse_tol, allow_none=False)
-    if ct >= 1:
-        raise ValueError(f"collapse_tol must be < 1, got {ct}")
+    engine_cls = choose_engine(engine, N)
+    ct = check_collapse_tol(collapse_tol)
     data = as_data(X, Y, covariance=covariance, form=form, yy=yy)
     p = parse_start(W0, data.d_y, data.d_x, N, rank)
     tgt = parse_target(target, data.d_y, data.d_x, as_point=True)
-    system = ENGINES[engine](data, N, p.s.size, tgt, ct, float(np.max(p.s)))
+    system = engine_cls(data, N, p.s.size, tgt, ct, float(np.max(p.s)))
     return integrate(system, system.initial_state(p), t_end, opts)
+
+
+def choose_engine(engine: object, depth: int) -> type:
+    """The engine class for ``engine`` ("auto", "factored", "projected") at this depth."""
+    if not isinstance(engine, str) or engine not in ("auto", "factored", "projected"):
+        raise ValueError(f"engine must be 'auto', 'factored' or 'projected', got {engine!r}")
+    if engine == "auto":
+        engine = "factored" if depth >= 2 else "projected"
+    if engine == "factored" and depth < 2:
+        raise ValueError("engine='factored' needs depth N >= 2 (for N = 1 its right-hand side "
+                         "divides by the singular values); use 'projected' or 'auto'")
+    return ENGINES[engine]
+
+
+def check_collapse_tol(collapse_tol: object) -> float:
+    """collapse_tol as a float in (0, 1)."""
+    ct = positive_number("collapse_tol", collapse_tol, allow_none=False)
+    if ct >= 1:
+        raise ValueError(f"collapse_tol must be < 1, got {ct}")
+    return ct
