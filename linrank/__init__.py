@@ -8,6 +8,7 @@ minimizers": the metric g_W(a, b) = <A_W^{-1} a, b> on the manifold of rank-k ma
 from .connection import christoffel, levi_civita, riemannian_hessian
 from .critical import AutoencoderProblem, CriticalPoint, closed_form_spectrum, critical_points
 from .diagnostics import check_gradient, check_hessian, hessian_spectrum
+from .experiments.compare import compare
 from .flows import FlowResult, factor_flow, manifold_flow
 from .manifold import DeepLinearFixedRank, FactorGradient, FixedRankPoint, TangentVector
 from .metric import core_weights, metric_weights, side_weights
@@ -57,6 +58,7 @@ __all__ = [
     "imbalance",
     "product",
     "top_projector",
+    "compare",
 ]
 
 __version__ = "0.1.0"

@@ -48,7 +48,7 @@ def write_csv(path: str, rows: list[dict]) -> None:
             w = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
             w.writeheader()
             for r in rows:
-                w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+                w.writerow({k: (repr(float(v)) if isinstance(v, float) else v) for k, v in r.items()})
 
     atomic_write(path, write)
 
