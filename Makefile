@@ -18,6 +18,9 @@ test: $(STAMP)
 reproduce: $(STAMP)
 	$(VENV)/bin/linrank reproduce --out results/
 
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check linrank tests examples benchmarks
 

@@ -36,7 +36,7 @@ __all__ = ["compare", "CompareResult", "DEFAULT_DEPTHS", "default_budget", "pars
            "OutputDirError"]
 
 DEFAULT_DEPTHS = (1, 2, 3, 4, 100)
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 _MARKER = ".linrank-compare"
 _OWN = {"results.csv", "history.csv", "report.md", ".runs", ".lock", _MARKER}
 
@@ -369,6 +369,7 @@ def _row(run: Run, inst: ProblemInstance, ref: tuple[float, str], budget: Budget
         "distance": res.distance, "rel_distance": res.distance / wstar,
         "target_gap": budget.target_gap,
         "time_to_target": float(h["time"][hit[0]]) if hit.size else np.nan,
+        "cpu_to_target": float(h["cpu_time"][hit[0]]) if hit.size else np.nan,
         "iterations_to_target": int(h["iteration"][hit[0]]) if hit.size else "",
         "evals_to_target": int(h["evaluations"][hit[0]]) if hit.size else "",
         "step": res.info.get("step", ""),

@@ -56,7 +56,8 @@ class Budget:
     """Limits of one run.
 
     target_gap : stop when (f - f*)/(f(W0) - f*) <= target_gap (f* known or given).
-    max_time : seconds of solver time per run.
+    max_time : seconds of CPU time of the process per run (BLAS threads included; CPU time,
+        unlike wall time, does not grow when other jobs load a shared machine).
     max_iterations : iterations (pymanopt), accepted steps (flow) or steps (layer-gd) per run.
     min_gradient_norm : pymanopt's own stopping threshold (absolute).
     search_iterations : iterations per trial step of layer-gd's step search.
@@ -79,7 +80,7 @@ class Budget:
                 raise ValueError(f"Budget.{name} must be a positive integer, got {val!r}")
 
 
-HISTORY_KEYS = ("time", "iteration", "cost", "distance", "evaluations")
+HISTORY_KEYS = ("time", "iteration", "cost", "distance", "evaluations", "cpu_time")
 
 
 @dataclass
@@ -145,11 +146,11 @@ class _Recorder:
     def record(self, A: np.ndarray, Bt: np.ndarray, cost: float | None, iteration: int,
                check: bool = True) -> float:
         """Append an iterate (clock paused); raise _Stop when the target or the budget is hit."""
-        t = self.elapsed()
+        t, cpu = self.elapsed(), self.cpu()
         p0, c0 = time.perf_counter(), time.process_time()
         f = self.inst.cost(A, Bt) if cost is None else cost
         dist = self.inst.distance(A, Bt)
-        self.rows.append((t, iteration, f, dist, self.n_cost + self.n_grad))
+        self.rows.append((t, iteration, f, dist, self.n_cost + self.n_grad, cpu))
         self.paused += time.perf_counter() - p0
         self.paused_cpu += time.process_time() - c0
         if check:
@@ -157,11 +158,15 @@ class _Recorder:
                 raise _Stop("failed", "non-finite cost (NaN or inf) at an iterate")
             if self.gap_reached(f):
                 raise _Stop("reached", f"relative gap <= {self.budget.target_gap:g}")
-            if t > self.budget.max_time:
-                raise _Stop("budget", f"time budget of {self.budget.max_time:g} s spent")
+            self.check_time()
             if iteration >= self.budget.max_iterations:
                 raise _Stop("budget", f"{self.budget.max_iterations} iterations")
         return f
+
+    def check_time(self) -> None:
+        """Raise _Stop("budget") once the run's CPU time exceeds the budget."""
+        if self.cpu() > self.budget.max_time:
+            raise _Stop("budget", f"CPU-time budget of {self.budget.max_time:g} s spent")
 
     def history(self) -> dict:
         arr = np.array(self.rows, dtype=float).reshape(-1, len(HISTORY_KEYS))
@@ -208,7 +213,7 @@ def _pymanopt_run(inst: ProblemInstance, depth: int | None, start: Point, budget
     else:
         problem = deep_problem(inst, manifold, rec)
     opt = _OPTIMIZERS[kind](
-        max_iterations=budget.max_iterations, max_time=budget.max_time,
+        max_iterations=budget.max_iterations, max_time=1e9,  # the recorder keeps the budget
         min_gradient_norm=budget.min_gradient_norm, min_step_size=0.0 if kind == "tr" else 1e-15,
         max_cost_evaluations=10**9, verbosity=0)
     x0 = start
@@ -222,7 +227,7 @@ def _pymanopt_run(inst: ProblemInstance, depth: int | None, start: Point, budget
     u, s, vt = res.point
     f = inst.cost(u * s, vt)
     rec.rows.append((rec.elapsed(), res.iterations, f, inst.distance(u * s, vt),
-                     rec.n_cost + rec.n_grad))
+                     rec.n_cost + rec.n_grad, rec.cpu()))
     status = "failed" if not np.isfinite(f) else "stopped"
     reason = res.stopping_criterion.split(" after")[0].replace("Terminated - ", "")
     if not np.isfinite(f):
@@ -249,6 +254,8 @@ def _peer_problem(inst: ProblemInstance, manifold: FixedRankEmbedded,
 
     @pymanopt.function.numpy(manifold)
     def cost(u, s, vt):
+        if rec.rows:
+            rec.check_time()  # also between gradients (rejected trust-region steps)
         rec.n_cost += 1
         val = inst.cost(u * s, vt)
         rec.last_cost = (u, s, vt, val)
@@ -275,6 +282,8 @@ def deep_problem(inst: ProblemInstance, manifold: DeepLinearFixedRank,
 
     @pymanopt.function.numpy(manifold)
     def cost(u, s, vt):
+        if rec is not None and rec.rows:
+            rec.check_time()  # also between gradients (rejected trust-region steps)
         val = inst.cost(u * s, vt)
         if rec is not None:
             rec.n_cost += 1
@@ -306,7 +315,7 @@ def deep_problem(inst: ProblemInstance, manifold: DeepLinearFixedRank,
 
 def _finish_stop(rec: _Recorder, stop: _Stop) -> RunResult:
     """Result of a run ended by _Stop: its last recorded iterate is the final point."""
-    t, it, f, dist, _ = rec.rows[-1]
+    t, it, f, dist = rec.rows[-1][:4]
     return RunResult(status=stop.status, reason=stop.reason, iterations=int(it), wall_time=t,
                      cpu_time=rec.cpu(), cost_evals=rec.n_cost, grad_evals=rec.n_grad,
                      hvp=rec.n_hvp, final_cost=float(f), distance=float(dist),
@@ -322,15 +331,17 @@ class _Probe:
     def __init__(self, rec: _Recorder):
         self.rec = rec
         self.times: list[float] = []
+        self.cpus: list[float] = []
         self.losses: list[float] = []
         self.budget_hit = False
 
     def seen(self, loss: float) -> None:
         self.times.append(self.rec.elapsed())
+        self.cpus.append(self.rec.cpu())
         self.losses.append(float(loss))
         self.rec.n_cost += 1
         self.rec.n_grad += 1
-        if self.times[-1] > self.rec.budget.max_time and not self.budget_hit:
+        if self.cpus[-1] > self.rec.budget.max_time and not self.budget_hit:
             self.budget_hit = True
             raise KeyboardInterrupt
 
@@ -357,24 +368,23 @@ def _timed(data: LinearData, probe: _Probe) -> _TimedData:
     return td
 
 
-def _match_times(losses: np.ndarray, probe: _Probe, start: int) -> tuple[list, list]:
-    """For each recorded loss of a flow chunk, the time and evaluation count of the right-hand
-    side that computed it (the first later evaluation with the same loss to 1e-13 relative)."""
+def _match_evaluations(losses: np.ndarray, probe: _Probe, start: int) -> list[int]:
+    """For each recorded loss of a flow chunk, the index of the right-hand-side evaluation that
+    computed it: the first one from the previous match on with the same loss to 1e-13 relative
+    (the latest evaluation if none matches)."""
     ev_l = np.asarray(probe.losses)
-    ev_t = probe.times
-    times, evals = [], []
+    out = []
     j = start
     for val in losses:
         tol = 1e-13 * max(abs(val), 1.0)
         k = j
         while k < len(ev_l) and abs(ev_l[k] - val) > tol:
             k += 1
-        if k == len(ev_l):  # not found: the latest evaluation so far
-            k = max(j - 1, start)
-        times.append(ev_t[k] if k < len(ev_t) else probe.rec.elapsed())
-        evals.append(k + 1)
+        if k == len(ev_l):
+            k = max(min(j, len(ev_l) - 1), 0)
+        out.append(k)
         j = k
-    return times, evals
+    return out
 
 
 def _flow_run(inst: ProblemInstance, depth: int, start: Point, budget: Budget,
@@ -398,12 +408,14 @@ def _flow_run(inst: ProblemInstance, depth: int, start: Point, budget: Budget,
                               rtol=1e-6, atol=1e-9)
         if r.status == "interrupted" and not probe.budget_hit:
             raise KeyboardInterrupt  # a real Ctrl-C: never stored as a finished run
-        times, evals = _match_times(r.loss, probe, first)
+        idx = _match_evaluations(r.loss, probe, first)
         dist = r.distance if r.distance is not None else np.full(len(r.t), np.nan)
         for i in range(len(r.t)):
             if i == 0 and rec.rows:
                 continue  # the chunk's start is the previous chunk's end
-            rec.rows.append((times[i], steps + i, float(r.loss[i]), float(dist[i]), evals[i]))
+            k = idx[i]
+            rec.rows.append((probe.times[k], steps + i, float(r.loss[i]), float(dist[i]), k + 1,
+                             probe.cpus[k]))
         steps += max(len(r.t) - 1, 0)
         t_sim += float(r.t[-1])
         point = r.point
@@ -417,8 +429,8 @@ def _flow_run(inst: ProblemInstance, depth: int, start: Point, budget: Budget,
         if rec.gap_reached(f):
             status, reason = "reached", f"relative gap <= {budget.target_gap:g}"
             break
-        if probe.budget_hit or rec.elapsed() > budget.max_time:
-            reason = f"time budget of {budget.max_time:g} s spent"
+        if probe.budget_hit or rec.cpu() > budget.max_time:
+            reason = f"CPU-time budget of {budget.max_time:g} s spent"
             break
         if steps >= budget.max_iterations:
             reason = f"{budget.max_iterations} accepted steps"
@@ -487,8 +499,7 @@ def _layer_gd_loop(inst: ProblemInstance, Ws: list[np.ndarray], h: float, iterat
         if rec is not None:
             if rec.gap_reached(f):
                 raise _Stop("reached", f"relative gap <= {rec.budget.target_gap:g}")
-            if rec.rows[-1][0] > rec.budget.max_time:
-                raise _Stop("budget", f"time budget of {rec.budget.max_time:g} s spent")
+            rec.check_time()
             if it >= rec.budget.max_iterations:
                 raise _Stop("budget", f"{rec.budget.max_iterations} iterations")
         Ws = new
@@ -566,7 +577,8 @@ def _direct_run(inst: ProblemInstance, depth: int | None, start: Point, budget: 
         return RunResult("not applicable", "no closed-form answer for this problem")
     rec.t0, rec.c0 = time.perf_counter(), time.process_time()
     (u, s, vt), method = inst.direct()
-    rec.rows.append((rec.elapsed(), 0, inst.cost(u * s, vt), inst.distance(u * s, vt), 0))
+    rec.rows.append((rec.elapsed(), 0, inst.cost(u * s, vt), inst.distance(u * s, vt), 0,
+                     rec.cpu()))
     f = rec.rows[-1][2]
     status = "reached" if rec.gap_reached(f) else "stopped"
     return rec.result(status, method, u * s, vt, 0)
