@@ -25,6 +25,8 @@ def timed(args: list[str], label: str, target: float) -> None:
         t0, c0 = time.perf_counter(), time.process_time()
         code = linrank_main(["compare", "--out", f"{tmp}/out", "--quiet"] + args)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        if code != 0:
+            raise SystemExit(f"linrank compare {' '.join(args)} exited with {code}")
         with open(f"{tmp}/out/results.csv") as fh:
             runs = sum(1 for _ in fh) - 1
     print(f"| `linrank compare {' '.join(args)}` | {runs} | {wall:.0f} s | {cpu:.0f} s | "
