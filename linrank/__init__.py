@@ -24,6 +24,7 @@ from .network import (
     top_projector,
 )
 from .problems import ambient_problem, autograd_problem, least_squares_problem
+from .problems_factorization import matrix_completion_problem, matrix_sensing_problem
 
 __all__ = [
     "riemannian_hessian",
@@ -46,6 +47,8 @@ __all__ = [
     "ambient_problem",
     "autograd_problem",
     "least_squares_problem",
+    "matrix_completion_problem",
+    "matrix_sensing_problem",
     "rank_constrained_minimizer",
     "FlowResult",
     "factor_flow",
