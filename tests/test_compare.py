@@ -271,3 +271,23 @@ def test_rank_constrained_reference_is_the_library_one(ae):
     W, loss = rank_constrained_minimizer(
         np.random.default_rng([0, 1]).standard_normal((20, 60)) / np.sqrt(20), None, 3)
     assert X_free.f_star == pytest.approx(loss, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["completion", "sensing"])
+def test_factorization_problems_plug_in(name):
+    inst = build_problem(name, "quick")
+    u, s, vt = inst.optimum
+    assert inst.f_star == 0.0 and inst.optimum_source == "planted"
+    assert inst.cost(u * s, vt) <= 1e-20 * np.sum(s**2)
+    # the gradient against central differences of the cost along a rank-k move of W = A Bt
+    rng = np.random.default_rng(3)
+    A, Bt = rng.standard_normal((inst.m, inst.k)), rng.standard_normal((inst.k, inst.n))
+    dA = rng.standard_normal(A.shape)
+    G = inst.gradient(A, Bt).matmat(np.eye(inst.n))
+    h = 1e-6
+    num = (inst.cost(A + h * dA, Bt) - inst.cost(A - h * dA, Bt)) / (2 * h)
+    assert num == pytest.approx(np.sum(G * (dA @ Bt)), rel=1e-6)
+    res = run_solver("tr", inst, 2, seed=0, budget=dataclasses.replace(BUDGET, max_time=1.0))
+    assert res.hvp > 0 and res.final_cost < 1e-3 * res.info["f0"]
+    if name == "sensing":  # 3x oversampled Gaussian sensing: the planted matrix is found
+        assert res.status == "reached"

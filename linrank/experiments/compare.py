@@ -340,7 +340,7 @@ def _references(runs: list[Run], instances: dict) -> dict:
     refs = {}
     for key, inst in instances.items():
         if inst.f_star is not None:
-            refs[key] = (float(inst.f_star), "closed form")
+            refs[key] = (float(inst.f_star), inst.optimum_source)
             continue
         best = [float(np.nanmin(r.result.history["cost"])) for r in runs
                 if (r.problem, r.size) == key and len(r.result.history["cost"])

@@ -18,6 +18,16 @@ Registered here (all least squares :math:`L^1(W) = \tfrac12\|Y - WX\|_F^2`, eq. 
   in the paper: Y != X, and an optimum whose singular values spread over two decades (this is
   where the depth metric's weights :math:`s^{2(N-1)/N}` differ most between directions).
 
+Factorization problems (no data for the flows; optimum planted, f* = 0), built on
+:func:`linrank.matrix_completion_problem` and :func:`linrank.matrix_sensing_problem`:
+
+* ``completion``: a rank-k matrix with singular values spread over a decade (10 : 1) observed on
+  a uniformly random set of entries (about 4x its degrees of freedom, at most 5% at d = 2000).
+* ``sensing``: the same kind of matrix measured by a random operator with about 3x its degrees of
+  freedom in measurements: dense Gaussian for the quick and small sizes, sparse (20 random
+  +-1 entries per measurement, scaled to be isotropic) at d = 2000, where a dense operator would
+  have 10^11 entries.
+
 Other problems plug in with :func:`register_problem` (a builder ``(size, seed) ->
 ProblemInstance``); one without a closed-form optimum sets ``f_star=None`` and the comparison
 then measures gaps to the best cost found by any solver (the report says so).
@@ -66,6 +76,10 @@ class ProblemInstance:
         flows and layer-wise gradient descent are "not applicable").
     optimum : the global minimizer as a point (u, s, vt), or None.
     f_star : the minimum, or None (gaps are then taken to the best cost any solver found).
+    optimum_source : where f* comes from ("closed form", "planted", ...).
+    make_problem : optional manifold -> pymanopt.Problem with the exact Riemannian gradient and
+        Hessian (then the pymanopt solvers on DeepLinearFixedRank use it instead of the
+        LinearOperators).
     direct : () -> ((u, s, vt), method) the direct answer (closed form), or None.
     scale : the size of the singular values of the random starts (s_1 of the optimum when known).
     setup_time : seconds spent building the instance (data, covariances, optimum).
@@ -86,6 +100,8 @@ class ProblemInstance:
     direct: Callable[[], tuple[tuple[np.ndarray, np.ndarray, np.ndarray], str]] | None = None
     scale: float = 1.0
     setup_time: float = 0.0
+    optimum_source: str = "closed form"
+    make_problem: Callable | None = None
     extra: dict = field(default_factory=dict)
 
     def start(self, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -228,10 +244,92 @@ def _regression(size: str, seed: int) -> ProblemInstance:
         f"regression Y = T X + noise, T with singular values 10 ... 0.1, X {d} x {n}, k = {k}")
 
 
+# ---------------------------------------------------------------------- factorization
+def _planted(size: str, seed: int, salt: int):
+    """(d, k, rng, (u, s, vt), degrees of freedom): a d x d rank-k matrix u diag(s) vt with Haar
+    factors and s = d/sqrt(k) * 10^(0 ... -1) (entries of order one, singular values spread over
+    a decade), and the generator that drew it."""
+    d, k = SIZES[size]
+    rng = np.random.default_rng([seed, salt])
+    point = (_haar(rng, d, k), d / np.sqrt(k) * np.logspace(0, -1, k), _haar(rng, d, k).T.copy())
+    return d, k, rng, point, (2 * d - k) * k
+
+
+def factorization_instance(name: str, size: str, k: int, make_problem: Callable,
+                           planted: tuple, description: str, t0: float) -> ProblemInstance:
+    """An instance from a factory ``manifold -> FactorizationProblem`` with a planted noiseless
+    minimizer (f* = 0). Cost and gradient of a factored W = A @ Bt go through the problem's
+    ``loss`` and ``euclidean_gradient`` at the tuple (A, 1, Bt) (the problems evaluate
+    u diag(s) vt without needing orthonormal u, vt)."""
+    from scipy.sparse.linalg import aslinearoperator
+
+    from ..manifold import DeepLinearFixedRank
+
+    u, s, vt = planted
+    m, n = u.shape[0], vt.shape[1]
+    prob = make_problem(DeepLinearFixedRank(m, n, k, 1))
+    ones = np.ones(k)
+    egrad = prob.euclidean_gradient
+
+    def cost(A: np.ndarray, Bt: np.ndarray) -> float:
+        return float(prob.loss((A, ones, Bt)))
+
+    def gradient(A: np.ndarray, Bt: np.ndarray) -> LinearOperator:
+        return aslinearoperator(egrad((A, ones, Bt)))
+
+    return ProblemInstance(
+        name=name, size=size, m=m, n=n, k=k, description=description, cost=cost,
+        gradient=gradient, hessian=None, data=None, optimum=planted, f_star=0.0, direct=None,
+        scale=float(s[0]), setup_time=time.perf_counter() - t0, optimum_source="planted",
+        make_problem=make_problem)
+
+
+def _completion(size: str, seed: int) -> ProblemInstance:
+    from ..problems_factorization import matrix_completion_problem
+
+    t0 = time.perf_counter()
+    d, k, rng, (u, s, vt), dof = _planted(size, seed, 4)
+    p = min(4 * dof, d * d // 2) if d <= 200 else min(4 * dof, d * d // 20)
+    idx = rng.choice(d * d, size=p, replace=False)
+    rows, cols = idx // d, idx % d
+    values = np.einsum("ij,ij->i", (u * s)[rows], vt.T[cols])
+    return factorization_instance(
+        "completion", size, k, lambda man: matrix_completion_problem(man, rows, cols, values),
+        (u, s, vt), f"matrix completion: rank-{k} {d} x {d}, singular values 10:1, {p} observed "
+        f"entries ({100 * p / d**2:.1f}%, {p / dof:.1f}x the degrees of freedom), f* = 0", t0)
+
+
+def _sensing(size: str, seed: int) -> ProblemInstance:
+    import scipy.sparse as sp
+
+    from ..problems_factorization import matrix_sensing_problem
+
+    t0 = time.perf_counter()
+    d, k, rng, (u, s, vt), dof = _planted(size, seed, 5)
+    p = 3 * dof
+    mn = d * d
+    if d <= 200:
+        A = rng.standard_normal((p, mn)) / np.sqrt(p)
+        kind = "dense Gaussian"
+    else:
+        q = 20
+        cols = rng.integers(0, mn, size=(p, q)).ravel()
+        vals = rng.choice([-1.0, 1.0], size=p * q) * np.sqrt(mn / (p * q))
+        A = sp.csr_matrix((vals, cols, np.arange(0, p * q + 1, q)), shape=(p, mn))
+        kind = f"sparse ({q} entries +-1 per measurement)"
+    y = A @ ((u * s) @ vt).ravel()
+    return factorization_instance(
+        "sensing", size, k, lambda man: matrix_sensing_problem(man, A, y), (u, s, vt),
+        f"matrix sensing: rank-{k} {d} x {d}, singular values 10:1, {p} {kind} measurements "
+        f"(3x the degrees of freedom), f* = 0", t0)
+
+
 _REGISTRY: dict[str, tuple[Callable[[str, int], ProblemInstance], str]] = {
     "autoencoder": (_autoencoder, "the paper's Section 7 autoencoder"),
     "spiked": (_spiked, "autoencoder with a clear spectral gap"),
     "regression": (_regression, "least-squares regression with Y != X"),
+    "completion": (_completion, "matrix completion (planted low-rank matrix, random entries)"),
+    "sensing": (_sensing, "matrix sensing (planted low-rank matrix, random measurements)"),
 }
 
 

@@ -42,7 +42,7 @@ import pymanopt
 from pymanopt.manifolds import FixedRankEmbedded
 
 from ..flows import manifold_flow
-from ..manifold import DeepLinearFixedRank
+from ..manifold import DeepLinearFixedRank, TangentVector
 from ..network import LinearData
 from .compare_problems import ProblemInstance
 
@@ -280,11 +280,13 @@ def deep_problem(inst: ProblemInstance, manifold: DeepLinearFixedRank,
     A_W(P_T G) and Hessian (linrank's connection) from the instance's LinearOperators; with a
     recorder, every call is counted and every gradient call records an iterate."""
 
+    base = inst.make_problem(manifold) if inst.make_problem is not None else None
+
     @pymanopt.function.numpy(manifold)
     def cost(u, s, vt):
         if rec is not None and rec.rows:
             rec.check_time()  # also between gradients (rejected trust-region steps)
-        val = inst.cost(u * s, vt)
+        val = inst.cost(u * s, vt) if base is None else float(base.cost((u, s, vt)))
         if rec is not None:
             rec.n_cost += 1
             rec.last_cost = (u, s, vt, val)
@@ -292,14 +294,23 @@ def deep_problem(inst: ProblemInstance, manifold: DeepLinearFixedRank,
 
     @pymanopt.function.numpy(manifold)
     def riemannian_gradient(u, s, vt):
-        g = manifold.euclidean_to_riemannian_gradient((u, s, vt), inst.gradient(u * s, vt))
+        if base is None:
+            g = manifold.euclidean_to_riemannian_gradient((u, s, vt), inst.gradient(u * s, vt))
+        else:
+            g = base.riemannian_gradient((u, s, vt))
         if rec is not None:
             rec.n_grad += 1
             rec.record(u * s, vt, _cached_cost(rec, u, s, vt), rec.n_grad - 1)
         return g
 
     hess = None
-    if inst.hessian is not None:
+    if base is not None:
+        @pymanopt.function.numpy(manifold)
+        def hess(u, s, vt, Up, M, Vp):
+            if rec is not None:
+                rec.n_hvp += 1
+            return base.riemannian_hessian((u, s, vt), TangentVector(Up, M, Vp))
+    elif inst.hessian is not None:
         @pymanopt.function.numpy(manifold)
         def hess(u, s, vt, Up, M, Vp):
             if rec is not None:
