@@ -3,8 +3,9 @@
 Runs pymanopt's SteepestDescent, ConjugateGradient and TrustRegions on DeepLinearFixedRank of
 each depth and on pymanopt's FixedRankEmbedded, the Riemannian gradient flow, gradient descent
 on the layers and the closed-form answer, from the same starts, on the paper's autoencoder, a
-spiked autoencoder and a regression problem (sizes "small" d = 40 and "large" d = 2000; --quick:
-d = 20). Writes into --out: results.csv (one row per run), history.csv (every iterate),
+spiked autoencoder, a regression problem, matrix completion and matrix sensing (sizes "small"
+d = 40 and "large" d = 2000; --quick: d = 20). Each run stops at the target gap or after its
+budget of CPU time. Writes into --out: results.csv (one row per run), history.csv (every iterate),
 report.md (summary table, figures, what the depth metric does) and fig-<problem>-<size>.png.
 Finished runs are cached in OUT/.runs: an interrupted comparison resumes when rerun.
 Exit status 2 on bad input (unknown names, bad depths, an --out holding other files).
@@ -23,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output directory (compare-results); must be new, empty or "
                              "written by linrank compare")
     parser.add_argument("--quick", action="store_true",
-                        help="small problems only (d = 20), seeds 0 and 1, 0.5 s per run")
+                        help="small problems only (d = 20), seeds 0 and 1, 0.5 s CPU per run")
     parser.add_argument("--problems", default=None,
                         help="comma-separated name or name:size (default: all problems, sizes "
                              "small and large; with --quick size quick)")
@@ -32,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", default=None, help="comma-separated seeds (0,1,2; quick: 0,1)")
     parser.add_argument("--large-seeds", default="0", help="seeds of the large size (0)")
     parser.add_argument("--max-time", default=None,
-                        help="seconds of solver time per run (default per size)")
+                        help="seconds of CPU time per run (default: quick 0.5, small 2, large 4)")
     parser.add_argument("--no-cache", action="store_true", help="recompute cached runs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -46,11 +46,11 @@ class OutputDirError(ValueError):
 
 
 def default_budget(size: str) -> Budget:
-    """The per-run budget of each size (seconds of solver time, iterations, target gap)."""
+    """The per-run budget of each size (seconds of CPU time, iterations, target gap)."""
     return {
         "quick": Budget(max_time=1.0, max_iterations=3000, target_gap=1e-8),
         "small": Budget(max_time=2.0, max_iterations=5000, target_gap=1e-8),
-        "large": Budget(max_time=8.0, max_iterations=2000, target_gap=1e-8,
+        "large": Budget(max_time=4.0, max_iterations=2000, target_gap=1e-8,
                         search_iterations=20),
     }[size]
 

@@ -132,6 +132,34 @@ def _median(vals) -> float:
     return float(np.median(v)) if v else float("nan")
 
 
+def compact_table(summary: list[dict], size: str) -> list[str]:
+    """Median evaluations (cost + gradient) to the target gap, problem and solver x depth, with
+    the reached fraction where not all seeds reached it ("-": none did; "n/a": not
+    applicable; "fail": failed)."""
+    cells = {(r["problem"], r["solver"], r["depth"]): r for r in summary if r["size"] == size}
+    if not cells:
+        return []
+    depths = sorted({d for (_, _, d) in cells})
+    rows = list(dict.fromkeys((p, s) for (p, s, _) in cells))
+    out = ["| problem | solver | " + " | ".join(f"N = {d}" if d else "direct" for d in depths)
+           + " |", "|---|---|" + "---:|" * len(depths)]
+    for p, solver in rows:
+        vals = []
+        for d in depths:
+            r = cells.get((p, solver, d))
+            if r is None:
+                vals.append("")
+            elif "not applicable" in r["status"]:
+                vals.append("n/a")
+            elif r["reached"] == 0:
+                vals.append("fail" if "failed" in r["status"] else "-")
+            else:
+                v = f"{r['median_evals']:.0f}"
+                vals.append(v if r["reached"] == r["runs"] else f"{v} ({r['reached']}/{r['runs']})")
+        out.append(f"| {p} | {solver} | " + " | ".join(vals) + " |")
+    return out
+
+
 # ---------------------------------------------------------------------- metric analysis
 def metric_analysis(result, max_dim: int = 1500) -> dict:
     """Per problem (sizes whose tangent space has dimension <= ``max_dim``) and depth: the
@@ -326,6 +354,14 @@ def write_outputs(result) -> None:
         "run's time.",
         "* pymanopt-tr fails by design of pymanopt: FixedRankEmbedded has no Hessian and the "
         "numpy backend no automatic one; the row keeps pymanopt's error.", ""]
+    lines += ["## Evaluations to the target gap", "",
+              "Median over seeds of cost + gradient evaluations until the relative gap first "
+              "reaches the target; (r/n): only r of n seeds reached it (median over those); -: "
+              "no seed did within the budget; fail: the solver failed; n/a: not applicable. "
+              "pymanopt-* run once, at N = 1 (their geometry). TrustRegions' Hessian-vector "
+              "products are not in these counts (see the summary tables).", ""]
+    for size in dict.fromkeys(s for (_, s) in result.instances):
+        lines += [f"**{size}**", ""] + compact_table(summary, size) + [""]
     lines += ["## Summary", "",
               "Median [min, max] over seeds; wall time, CPU time, iterations and evaluations to "
               "the target gap "
