@@ -172,7 +172,7 @@ def metric_analysis(result, max_dim: int = 1500) -> dict:
     depths = sorted({r["depth"] for r in result.rows if r["solver"] in _DEPTH_SOLVERS})
     out = {}
     for key, inst in result.instances.items():
-        if inst.optimum is None or inst.hessian is None:
+        if inst.optimum is None or (inst.hessian is None and inst.make_problem is None):
             continue
         dim = (inst.m + inst.n - inst.k) * inst.k
         entry = {"dim": dim, "depths": {}}
