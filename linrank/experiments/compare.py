@@ -29,8 +29,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .compare_problems import SIZES, ProblemInstance, build_problem, problem_names
+from .compare_record import HISTORY_KEYS, Budget, RunResult
 from .compare_report import atomic_write, relative_gap, write_outputs
-from .compare_solvers import DEPTH_FREE, HISTORY_KEYS, SOLVERS, Budget, RunResult, run_solver
+from .compare_solvers import DEPTH_FREE, SOLVERS, run_solver
 
 __all__ = ["compare", "CompareResult", "DEFAULT_DEPTHS", "default_budget", "parse_problems",
            "OutputDirError"]

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pymanopt
@@ -45,141 +44,12 @@ from ..flows import manifold_flow
 from ..manifold import DeepLinearFixedRank, TangentVector
 from ..network import LinearData
 from .compare_problems import ProblemInstance
+from .compare_record import Budget, Recorder, RunResult, StopRun, finish_stop
 
-__all__ = ["Budget", "RunResult", "SOLVERS", "DEPTH_FREE", "run_solver"]
+__all__ = ["Budget", "RunResult", "SOLVERS", "DEPTH_FREE", "run_solver", "deep_problem"]
 
 Point = tuple[np.ndarray, np.ndarray, np.ndarray]
 
-
-@dataclass(frozen=True)
-class Budget:
-    """Limits of one run.
-
-    target_gap : stop when (f - f*)/(f(W0) - f*) <= target_gap (f* known or given).
-    max_time : seconds of CPU time of the process per run (BLAS threads included; CPU time,
-        unlike wall time, does not grow when other jobs load a shared machine).
-    max_iterations : iterations (pymanopt), accepted steps (flow) or steps (layer-gd) per run.
-    min_gradient_norm : pymanopt's own stopping threshold (absolute).
-    search_iterations : iterations per trial step of layer-gd's step search.
-    """
-
-    target_gap: float = 1e-8
-    max_time: float = 10.0
-    max_iterations: int = 5000
-    min_gradient_norm: float = 1e-13
-    search_iterations: int = 40
-
-    def __post_init__(self):
-        for name in ("target_gap", "max_time"):
-            val = getattr(self, name)
-            if not (isinstance(val, (int, float)) and np.isfinite(val) and val > 0):
-                raise ValueError(f"Budget.{name} must be a positive number, got {val!r}")
-        for name in ("max_iterations", "search_iterations"):
-            val = getattr(self, name)
-            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-                raise ValueError(f"Budget.{name} must be a positive integer, got {val!r}")
-
-
-HISTORY_KEYS = ("time", "iteration", "cost", "distance", "evaluations", "cpu_time")
-
-
-@dataclass
-class RunResult:
-    """Outcome of one solver run (see the module docstring for the statuses)."""
-
-    status: str
-    reason: str = ""
-    iterations: int = 0
-    wall_time: float = 0.0
-    cpu_time: float = 0.0
-    cost_evals: int = 0
-    grad_evals: int = 0
-    hvp: int = 0
-    final_cost: float = float("nan")
-    distance: float = float("nan")
-    history: dict = field(default_factory=lambda: {k: np.zeros(0) for k in HISTORY_KEYS})
-    info: dict = field(default_factory=dict)
-
-    def scalars(self) -> dict:
-        """Every field but the history (for the CSV)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name not in ("history", "info")}
-
-
-class _Stop(Exception):
-    """Raised inside a solver's callbacks to end the run (target reached or budget spent)."""
-
-    def __init__(self, status: str, reason: str):
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
-class _Recorder:
-    """Counters, a pausable clock and the history of one run."""
-
-    def __init__(self, inst: ProblemInstance, f_ref: float | None, f0: float, budget: Budget):
-        self.inst = inst
-        self.f_ref = f_ref
-        self.f0 = f0
-        self.budget = budget
-        self.n_cost = self.n_grad = self.n_hvp = 0
-        self.rows: list[tuple] = []
-        self.paused = 0.0
-        self.paused_cpu = 0.0
-        self.t0 = time.perf_counter()
-        self.c0 = time.process_time()
-        self.last_cost: tuple | None = None  # (u, s) identities and value of the last cost call
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.t0 - self.paused
-
-    def cpu(self) -> float:
-        return time.process_time() - self.c0 - self.paused_cpu
-
-    def gap_reached(self, f: float) -> bool:
-        if self.f_ref is None or not np.isfinite(f):
-            return False
-        denom = max(self.f0 - self.f_ref, 1e-300)
-        return (f - self.f_ref) / denom <= self.budget.target_gap
-
-    def record(self, A: np.ndarray, Bt: np.ndarray, cost: float | None, iteration: int,
-               check: bool = True) -> float:
-        """Append an iterate (clock paused); raise _Stop when the target or the budget is hit."""
-        t, cpu = self.elapsed(), self.cpu()
-        p0, c0 = time.perf_counter(), time.process_time()
-        f = self.inst.cost(A, Bt) if cost is None else cost
-        dist = self.inst.distance(A, Bt)
-        self.rows.append((t, iteration, f, dist, self.n_cost + self.n_grad, cpu))
-        self.paused += time.perf_counter() - p0
-        self.paused_cpu += time.process_time() - c0
-        if check:
-            if not np.isfinite(f):
-                raise _Stop("failed", "non-finite cost (NaN or inf) at an iterate")
-            if self.gap_reached(f):
-                raise _Stop("reached", f"relative gap <= {self.budget.target_gap:g}")
-            self.check_time()
-            if iteration >= self.budget.max_iterations:
-                raise _Stop("budget", f"{self.budget.max_iterations} iterations")
-        return f
-
-    def check_time(self) -> None:
-        """Raise _Stop("budget") once the run's CPU time exceeds the budget."""
-        if self.cpu() > self.budget.max_time:
-            raise _Stop("budget", f"CPU-time budget of {self.budget.max_time:g} s spent")
-
-    def history(self) -> dict:
-        arr = np.array(self.rows, dtype=float).reshape(-1, len(HISTORY_KEYS))
-        return {k: arr[:, i].copy() for i, k in enumerate(HISTORY_KEYS)}
-
-    def result(self, status: str, reason: str, A, Bt, iterations: int, **info) -> RunResult:
-        f = self.inst.cost(A, Bt) if A is not None else float("nan")
-        return RunResult(
-            status=status, reason=reason, iterations=int(iterations), wall_time=self.elapsed(),
-            cpu_time=self.cpu(), cost_evals=self.n_cost, grad_evals=self.n_grad, hvp=self.n_hvp,
-            final_cost=float(f),
-            distance=self.inst.distance(A, Bt) if A is not None else float("nan"),
-            history=self.history(), info=info)
 
 
 def _tangent_factors(point: Point, xi) -> tuple[np.ndarray, np.ndarray]:
@@ -198,7 +68,7 @@ _OPTIMIZERS = {
 
 
 def _pymanopt_run(inst: ProblemInstance, depth: int | None, start: Point, budget: Budget,
-                  rec: _Recorder, kind: str) -> RunResult:
+                  rec: Recorder, kind: str) -> RunResult:
     """pymanopt's optimizer ``kind`` on DeepLinearFixedRank(depth) or, depth None, on
     FixedRankEmbedded with the cost as a function of the factors (u, s, vt)."""
     m, n, k = inst.m, inst.n, inst.k
@@ -222,8 +92,8 @@ def _pymanopt_run(inst: ProblemInstance, depth: int | None, start: Point, budget
     kwargs = {"Delta_bar": 4.0 * max(inst.scale, 1e-300)} if kind == "tr" else {}
     try:
         res = opt.run(problem, initial_point=x0, **kwargs)
-    except _Stop as stop:
-        return _finish_stop(rec, stop)
+    except StopRun as stop:
+        return finish_stop(rec, stop)
     u, s, vt = res.point
     f = inst.cost(u * s, vt)
     rec.rows.append((rec.elapsed(), res.iterations, f, inst.distance(u * s, vt),
@@ -239,7 +109,7 @@ def _pymanopt_run(inst: ProblemInstance, depth: int | None, start: Point, budget
     return rec.result(status, reason, u * s, vt, res.iterations)
 
 
-def _cached_cost(rec: _Recorder, u, s, vt) -> float | None:
+def _cached_cost(rec: Recorder, u, s, vt) -> float | None:
     """The value of the last cost call if it was at this very point (same arrays), else None."""
     last = rec.last_cost
     if last is not None and last[0] is u and last[1] is s and last[2] is vt:
@@ -248,7 +118,7 @@ def _cached_cost(rec: _Recorder, u, s, vt) -> float | None:
 
 
 def _peer_problem(inst: ProblemInstance, manifold: FixedRankEmbedded,
-                  rec: _Recorder) -> pymanopt.Problem:
+                  rec: Recorder) -> pymanopt.Problem:
     """The problem as a pymanopt user writes it for FixedRankEmbedded: a cost of (u, s, vt)
     and its factor gradients (G v s, diag(u^T G v), s u^T G); no Hessian."""
 
@@ -275,7 +145,7 @@ def _peer_problem(inst: ProblemInstance, manifold: FixedRankEmbedded,
 
 
 def deep_problem(inst: ProblemInstance, manifold: DeepLinearFixedRank,
-                 rec: _Recorder | None = None) -> pymanopt.Problem:
+                 rec: Recorder | None = None) -> pymanopt.Problem:
     """The pymanopt Problem of ``inst`` on ``manifold``: exact Riemannian gradient
     A_W(P_T G) and Hessian (linrank's connection) from the instance's LinearOperators; with a
     recorder, every call is counted and every gradient call records an iterate."""
@@ -324,14 +194,6 @@ def deep_problem(inst: ProblemInstance, manifold: DeepLinearFixedRank,
                             riemannian_hessian=hess)
 
 
-def _finish_stop(rec: _Recorder, stop: _Stop) -> RunResult:
-    """Result of a run ended by _Stop: its last recorded iterate is the final point."""
-    t, it, f, dist = rec.rows[-1][:4]
-    return RunResult(status=stop.status, reason=stop.reason, iterations=int(it), wall_time=t,
-                     cpu_time=rec.cpu(), cost_evals=rec.n_cost, grad_evals=rec.n_grad,
-                     hvp=rec.n_hvp, final_cost=float(f), distance=float(dist),
-                     history=rec.history())
-
 
 # ---------------------------------------------------------------------- flow
 class _Probe:
@@ -339,7 +201,7 @@ class _Probe:
     KeyboardInterrupt that the flow turns into a partial result) when the time budget is spent.
     """
 
-    def __init__(self, rec: _Recorder):
+    def __init__(self, rec: Recorder):
         self.rec = rec
         self.times: list[float] = []
         self.cpus: list[float] = []
@@ -399,7 +261,7 @@ def _match_evaluations(losses: np.ndarray, probe: _Probe, start: int) -> list[in
 
 
 def _flow_run(inst: ProblemInstance, depth: int, start: Point, budget: Budget,
-              rec: _Recorder) -> RunResult:
+              rec: Recorder) -> RunResult:
     if inst.data is None:
         return RunResult("not applicable", "the flows integrate least-squares losses only")
     import warnings
@@ -488,7 +350,7 @@ def _layer_step(inst: ProblemInstance, Ws: list[np.ndarray], h: float):
 
 
 def _layer_gd_loop(inst: ProblemInstance, Ws: list[np.ndarray], h: float, iterations: int,
-                   rec: _Recorder | None, blowup: float) -> tuple[list[np.ndarray], str, float]:
+                   rec: Recorder | None, blowup: float) -> tuple[list[np.ndarray], str, float]:
     """Run gradient descent; returns (layers, status, last cost). Without a recorder: a trial
     run of the step search ("stable" or "unstable")."""
     f_first = f_prev = None
@@ -509,10 +371,10 @@ def _layer_gd_loop(inst: ProblemInstance, Ws: list[np.ndarray], h: float, iterat
             return Ws, "diverged", f
         if rec is not None:
             if rec.gap_reached(f):
-                raise _Stop("reached", f"relative gap <= {rec.budget.target_gap:g}")
+                raise StopRun("reached", f"relative gap <= {rec.budget.target_gap:g}")
             rec.check_time()
             if it >= rec.budget.max_iterations:
-                raise _Stop("budget", f"{rec.budget.max_iterations} iterations")
+                raise StopRun("budget", f"{rec.budget.max_iterations} iterations")
         Ws = new
     return Ws, "stable" if (monotone and f < f_first) else "unstable", f
 
@@ -542,7 +404,7 @@ def _step_search(inst: ProblemInstance, start: Point, depth: int, budget: Budget
 
 
 def _layer_gd_run(inst: ProblemInstance, depth: int, start: Point, budget: Budget,
-                  rec: _Recorder) -> RunResult:
+                  rec: Recorder) -> RunResult:
     if depth < 2:
         return RunResult("not applicable",
                          "depth 1 has no hidden layer: W_1 alone is not rank-constrained")
@@ -559,8 +421,8 @@ def _layer_gd_run(inst: ProblemInstance, depth: int, start: Point, budget: Budge
         Ws = _balanced_layers(start, depth)
         try:
             Ws, verdict, f = _layer_gd_loop(inst, Ws, h, budget.max_iterations, rec, blowup)
-        except _Stop as stop:
-            res = _finish_stop(rec, stop)
+        except StopRun as stop:
+            res = finish_stop(rec, stop)
             res.info = {"step": h, **search}
             return res
         if verdict != "diverged":
@@ -571,7 +433,7 @@ def _layer_gd_run(inst: ProblemInstance, depth: int, start: Point, budget: Budge
         search["step_search_time"] += rec.elapsed()
         search["step_search_cpu"] += rec.cpu()
         h /= 2.0
-        fresh = _Recorder(inst, rec.f_ref, rec.f0, budget)
+        fresh = Recorder(inst, rec.f_ref, rec.f0, budget)
         rec.__dict__.update(fresh.__dict__)
     A = Ws[-1]
     for W in Ws[-2:0:-1]:
@@ -583,7 +445,7 @@ def _layer_gd_run(inst: ProblemInstance, depth: int, start: Point, budget: Budge
 
 # ---------------------------------------------------------------------- direct
 def _direct_run(inst: ProblemInstance, depth: int | None, start: Point, budget: Budget,
-                rec: _Recorder) -> RunResult:
+                rec: Recorder) -> RunResult:
     if inst.direct is None:
         return RunResult("not applicable", "no closed-form answer for this problem")
     rec.t0, rec.c0 = time.perf_counter(), time.process_time()
@@ -634,11 +496,11 @@ def run_solver(name: str, inst: ProblemInstance, depth: int, seed: int, budget: 
     start = inst.start(seed)
     u, s, vt = start
     f0 = inst.cost(u * s, vt)
-    rec = _Recorder(inst, inst.f_star if f_ref is None else f_ref, f0, budget)
+    rec = Recorder(inst, inst.f_star if f_ref is None else f_ref, f0, budget)
     try:
         res = SOLVERS[name][0](inst, depth, start, budget, rec)
-    except _Stop as stop:
-        res = _finish_stop(rec, stop) if rec.rows else RunResult(stop.status, stop.reason)
+    except StopRun as stop:
+        res = finish_stop(rec, stop) if rec.rows else RunResult(stop.status, stop.reason)
     except Exception as exc:  # noqa: BLE001 - a failing solver is a result, not a crash
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         res = RunResult("failed", f"{type(exc).__name__}: {msg}"[:300], wall_time=rec.elapsed(),
