@@ -17,6 +17,7 @@ import argparse
 import platform
 import time
 
+import benchlib  # benchmarks/benchlib.py, next to this script
 import numpy as np
 from pymanopt.manifolds import FixedRankEmbedded
 
@@ -79,6 +80,8 @@ def bench(m: int, n: int, k: int, dense: bool, repeat: int) -> list[tuple[str, s
         ta, tb, ratio = res
         tgt = f" (target <= {target})" if target else ""
         rows.append((f"{head}: {name}{tgt}", f"{ratio:.3f}   [{ta:.3g} s vs {tb:.3g} s]"))
+        benchlib.figure(f"{head}: {name}", f"{ratio:.2f} ({ta:.3g} s vs {tb:.3g} s)",
+                        f"<= {target}" if target else "", ratio <= target if target else None)
 
     add(
         f"gradient depth 2 / {proj_name}",
@@ -133,6 +136,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes only (smoke run)")
     ap.add_argument("--repeat", type=int, default=15)
+    benchlib.add_json_argument(ap)
     args = ap.parse_args()
     print(
         f"machine: {platform.machine()}, python {platform.python_version()}, numpy {np.__version__}"
@@ -145,6 +149,7 @@ def main() -> None:
     for m, n, k, dense in cases:
         for name, val in bench(m, n, k, dense, args.repeat):
             print(f"{name:<78} {val}")
+    benchlib.write_json(args.json)
 
 
 if __name__ == "__main__":

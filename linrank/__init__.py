@@ -52,6 +52,21 @@ __all__ = [
     "imbalance",
     "product",
     "top_projector",
+    "compare",
 ]
 
 __version__ = "0.1.0"
+
+#: Names imported on first use: the experiments pull in joblib, scipy.stats and matplotlib.
+_LAZY = {
+    "compare": ("linrank.experiments.compare", "compare"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        mod, attr = _LAZY[name]
+        return getattr(importlib.import_module(mod), attr)
+    raise AttributeError(f"module 'linrank' has no attribute {name!r}")
