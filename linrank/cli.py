@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-_COMMANDS = ["check", "saddles", "reproduce"]
+_COMMANDS = ["check", "saddles", "reproduce", "sweep"]
 
 
 def build_parser() -> argparse.ArgumentParser:
