@@ -219,8 +219,9 @@ def sweep(grid: object, out: str | os.PathLike, *, n_jobs: int = 2, scheduler: o
         ``distributed.Client`` already connected.
     progress : a tqdm bar with the running counts of each status.
     retry_failed : redo the runs recorded with status "error".
-    max_runs : run at most this many of the missing runs (in grid order), then stop: the sweep
-        is then incomplete and a later call resumes it.
+    max_runs : run at most this many of the missing runs, then stop: the sweep is then
+        incomplete and a later call resumes it. Runs are started seed by seed (every cell's
+        first seed, then every cell's second, ...), so a partial sweep covers all cells.
 
     Returns
     -------
@@ -261,7 +262,9 @@ def sweep(grid: object, out: str | os.PathLike, *, n_jobs: int = 2, scheduler: o
             if rid not in by_id or not _same_spec(row, by_id[rid]):
                 raise SweepError(f"{path}: row run_id {rid} does not match the grid")
         done = {rid for rid, r in rows.items() if not (retry_failed and r["status"] == "error")}
-        todo = [s for s in g.runs if s.run_id not in done]
+        # seed-major order: a sweep stopped early has covered every cell about equally
+        todo = sorted((s for s in g.runs if s.run_id not in done),
+                      key=lambda s: (s.seed, s.run_id))
         if max_runs is not None:
             todo = todo[:max_runs]
         counts = Counter(r["status"] for rid, r in rows.items() if rid in done)
