@@ -304,3 +304,53 @@ def test_columns_of_a_row():
     assert list(row) == COLUMNS
     assert row["condition_47"] == "" and np.isnan(row["margin_47"])
     assert row["status"] == "converged" and row["final_loss_gap"] >= -1e-10
+
+
+# ---------------------------------------------------------------------- report, shipped grids
+def test_report_of_a_sweep(tmp_path, capsys):
+    from linrank.experiments.sweep_report import claims, wilson, write_report
+
+    out = tmp_path / "o"
+    sweep(SMALL, out, n_jobs=1, progress=False, max_runs=7)
+    rep = write_report(out)
+    text = (out / "report.md").read_text()
+    assert not rep.complete and "Incomplete sweep: 7 of the grid's 14 runs" in text
+    assert main(["sweep", "--grid", "x.toml", "--out", str(out), "--quiet"]) == 2  # no such file
+    sweep(SMALL, out, n_jobs=1, progress=False)
+    assert main(["sweep", "--report", str(out)]) == 0
+    capsys.readouterr()
+    text = (out / "report.md").read_text()
+    assert "All 14 runs of the grid" in text and "Incomplete" not in text
+    for name in ("convergence_time_vs_gap.png", "scaled_time_by_depth.png", "saddle_indices.png"):
+        assert (out / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = read_rows(out)
+    # every run that did not converge is listed with its run_id and seed (special N = 3 sits at 0)
+    bad = [r for r in rows if r["status"] != "converged"]
+    assert bad and all(r["start"] == "special" and r["depth"] == "3" for r in bad)
+    for r in bad:
+        assert f"| {r['run_id']} | {r['seed']} | auto d=4 r=2 N=3 special | budget |" in text
+    cl = {c.name: c for c in claims(rows)}
+    assert cl["Special start"].n == 4 and cl["Special start"].converged == 2
+    assert cl["Y != X"].n == 2 and cl["Y != X"].converged == 2
+    cells = list(csv.DictReader(open(out / "cells.csv")))
+    assert len(cells) == 7 and sum(int(c["runs"]) for c in cells) == 14
+    # Wilson interval against its closed form
+    k, n, z = 7, 10, 1.959963984540054
+    p = k / n
+    mid = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    assert np.allclose(wilson(k, n), (mid - half, mid + half), rtol=1e-10)
+
+
+@pytest.mark.parametrize("name, least", [("sweep_quick.toml", 50), ("conjectures.toml", 10_000)])
+def test_shipped_grids(name, least):
+    from linrank.experiments.sweep_grid import START_KINDS
+
+    g = load_grid(os.path.join(os.path.dirname(__file__), "..", "examples", name))
+    assert least <= len(g.runs) <= 1.2 * least
+    assert {r.start for r in g.runs} == set(START_KINDS)
+    assert {r.data for r in g.runs} == {"autoencoder", "regression"}
+    depths = {r.depth for r in g.runs}
+    assert depths == ({2, 3, 4} if least == 50 else {2, 3, 4, 5, 6})
+    if least == 10_000:
+        assert max(r.d for r in g.runs) == 50
