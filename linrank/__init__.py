@@ -57,6 +57,24 @@ __all__ = [
     "imbalance",
     "product",
     "top_projector",
+    "sweep",
+    "sweep_rerun",
+    "sweep_report",
 ]
 
 __version__ = "0.1.0"
+
+_LAZY = {  # sweeps: imported on first use (they pull in joblib, scipy.stats, matplotlib)
+    "sweep": ("linrank.experiments.sweep", "sweep"),
+    "sweep_rerun": ("linrank.experiments.sweep", "rerun"),
+    "sweep_report": ("linrank.experiments.sweep_report", "write_report"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        mod, attr = _LAZY[name]
+        return getattr(importlib.import_module(mod), attr)
+    raise AttributeError(f"module 'linrank' has no attribute {name!r}")
