@@ -354,3 +354,34 @@ def test_shipped_grids(name, least):
     assert depths == ({2, 3, 4} if least == 50 else {2, 3, 4, 5, 6})
     if least == 10_000:
         assert max(r.d for r in g.runs) == 50
+
+
+def test_sweep_process_killed_and_restarted(tmp_path):
+    """SIGKILL the command mid-way (no clean-up at all), restart it: same file as one run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    grid = tmp_path / "g.toml"
+    grid.write_text(SMALL)
+    cmd = [sys.executable, "-m", "linrank.cli", "sweep", "--grid", str(grid), "--jobs", "1",
+           "--quiet", "--out"]
+    proc = subprocess.Popen(cmd + [str(tmp_path / "killed")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    results = tmp_path / "killed" / "runs.csv"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if results.exists() and results.read_text().count("\n") >= 4:  # header + 3 rows
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    n_before = len(read_rows(tmp_path / "killed"))
+    assert 3 <= n_before < 14
+    done = subprocess.run(cmd + [str(tmp_path / "killed")], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert f"{14 - n_before} runs now, {n_before} before" in done.stdout
+    sweep(SMALL, tmp_path / "whole", n_jobs=2, progress=False)
+    assert _table(results) == _table(tmp_path / "whole" / "runs.csv")

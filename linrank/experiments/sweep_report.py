@@ -338,15 +338,27 @@ def write_report(out: str | os.PathLike) -> ReportResult:
           "||W*||) identified with a critical point W_J of Proposition 29 (J read off the "
           "state, its loss compared with the closed form 1/2(||Y||^2 - sum_J sigma_j^2)); the "
           "index is the Morse index of W_J on M_|J|; {} is W = 0.", "",
-          "| start | runs | with a saddle visit | visits per run | max index | time near "
-          "saddles (median of visitors) | largest loss mismatch |", "| --- | --- | --- | --- | --- "
-          "| --- | --- |"]
+          "A W_J with |J| < r (rank-deficient, {} included) is a critical point of the loss "
+          "of the factors only: among rank-r matrices the loss decreases to first order away "
+          "from it, so its index on M_|J| (often 0) understates how unstable it is; such "
+          "visits are counted separately.", "",
+          "| start | runs | with a saddle visit | visits per run | rank-deficient visits | "
+          "max index (J of size r) | time near saddles (median of visitors) | largest loss "
+          "mismatch |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for kind in sorted({r["start"] for r in rows}):
         rs = [r for r in rows if r["start"] == kind and r["status"] != "error"]
         vis = [r for r in rs if int(r["n_saddles"] or 0) > 0]
+        full, deficient = [], 0
+        for r in vis:
+            for J, i in zip(r["saddle_sets"].split(";"), r["saddle_indices"].split(";")):
+                size = 0 if J in ("{}", "?") else J.count(",") + 1
+                if J != "?" and size < int(r["rank"]):
+                    deficient += 1
+                elif J != "?":
+                    full.append(int(i))
         L.append(f"| {kind} | {len(rs)} | {len(vis)} | "
                  f"{np.mean([int(r['n_saddles']) for r in rs]) if rs else 0:.2f} | "
-                 f"{max((int(r['max_saddle_index']) for r in rs), default=0)} | "
+                 f"{deficient} | {max(full, default='-')} | "
                  f"{_median_iqr([_f(r, 'saddle_time_total') for r in vis])} | "
                  f"{max((_f(r, 'saddle_loss_err') for r in rs), default=0):.2e} |")
 
