@@ -167,12 +167,10 @@ def test_run_near_a_saddle_identifies_it_with_its_index():
     WJ = U[:, [0, 2]] @ U[:, [0, 2]].T
     rng = np.random.default_rng(0)
     W0 = WJ + 1e-6 * rng.standard_normal((4, 4))
-    from linrank.network import balanced_factors
+    from linrank import as_data, balanced_factors
 
     factors = balanced_factors(W0, [4, 2, 4], seed=1, rank=2)
     land = Landscape.from_data(X, None, 2)
-    from linrank.network import as_data
-
     out = sweep_run._integrate(spec, land, as_data(X, None, form="covariance"), factors)
     assert out["status"] == "converged"
     p = out["plateaus"][0]
