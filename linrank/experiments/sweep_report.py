@@ -234,6 +234,25 @@ def _median_iqr(v: list[float]) -> str:
     return f"{q[1]:.3g} [{q[0]:.3g}, {q[2]:.3g}]"
 
 
+def _full_grid_cpu(out: str, rows: list[dict]) -> tuple[float, int] | None:
+    """(estimated CPU seconds of the whole grid, cells without a finished run) or None."""
+    from .sweep_grid import GridError, load_grid
+
+    try:
+        grid = load_grid(os.path.join(out, "grid.toml"))
+    except (GridError, OSError):
+        return None
+    per_cell: dict[str, list[float]] = defaultdict(list)
+    by_id = {s.run_id: s for s in grid.runs}
+    for r in rows:
+        spec = by_id.get(int(r["run_id"]))
+        if spec is not None and np.isfinite(_f(r, "cpu_s")):
+            per_cell[spec.cell()].append(_f(r, "cpu_s"))
+    counts = Counter(s.cell() for s in grid.runs)
+    total = sum(n * float(np.mean(per_cell[c])) for c, n in counts.items() if per_cell[c])
+    return total, sum(1 for c in counts if not per_cell[c])
+
+
 def write_report(out: str | os.PathLike) -> ReportResult:
     """Write OUT/report.md, OUT/cells.csv and OUT/figures/ from OUT/runs.csv.
 
@@ -296,6 +315,16 @@ def write_report(out: str | os.PathLike) -> ReportResult:
         L.append(f"**Incomplete sweep: {len(rows)} of the grid's {total} runs** (runs are started "
                  f"seed by seed, so every cell holds its first seeds; seeds present: "
                  f"{len(seeds)}). Every number below is about these {len(rows)} runs only.")
+    cpu = [_f(r, "cpu_s") for r in rows if np.isfinite(_f(r, "cpu_s"))]
+    if cpu:
+        L += ["", f"CPU time inside the runs: {sum(cpu):.0f} s in total, {np.mean(cpu):.3f} s "
+                  f"per run (max {max(cpu):.1f} s): {sum(cpu) / 2 / 60:.1f} min on 2 cores if "
+                  "nothing else runs."]
+        est = _full_grid_cpu(out, rows)
+        if not complete and est is not None:
+            L.append(f"Estimate for the whole grid (mean CPU time of each cell times its number "
+                     f"of runs; {est[1]} cells not started yet are left out): {est[0]:.0f} s, "
+                     f"{est[0] / 2 / 60:.1f} min on 2 idle cores.")
     L += ["", "Status: " + ", ".join(f"{v} {k}" for k, v in sorted(status.items())) + ".",
           "A run *converged* when ||W - W*||_F <= tol ||W*||_F (W* the global minimizer on rank "
           "<= r); *budget*: neither within the flow-time nor the step budget (unfinished, not a "
