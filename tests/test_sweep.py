@@ -383,3 +383,19 @@ def test_sweep_process_killed_and_restarted(tmp_path):
     assert f"{14 - n_before} runs now, {n_before} before" in done.stdout
     sweep(SMALL, tmp_path / "whole", n_jobs=2, progress=False)
     assert _table(results) == _table(tmp_path / "whole" / "runs.csv")
+
+
+def test_flow_interrupted_inside_leaves_no_row(tmp_path, monkeypatch):
+    """The flows catch Ctrl-C and return status "interrupted": that run must not be recorded."""
+    real = sweep_run.manifold_flow
+
+    def interrupted(*args, **kw):
+        res = real(*args, **kw)
+        res.status, res.message = "interrupted", "interrupted (KeyboardInterrupt) at t = 1"
+        return res
+
+    monkeypatch.setattr(sweep_run, "manifold_flow", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sweep(SMALL, tmp_path / "o", n_jobs=1, progress=False)
+    assert read_rows(tmp_path / "o") == []  # the first run is balanced: manifold flow
+    assert "status" in (tmp_path / "o" / "runs.csv").read_text()  # header only
