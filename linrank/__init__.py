@@ -53,6 +53,9 @@ __all__ = [
     "product",
     "top_projector",
     "compare",
+    "sweep",
+    "sweep_rerun",
+    "sweep_report",
 ]
 
 __version__ = "0.1.0"
@@ -60,6 +63,9 @@ __version__ = "0.1.0"
 #: Names imported on first use: the experiments pull in joblib, scipy.stats and matplotlib.
 _LAZY = {
     "compare": ("linrank.experiments.compare", "compare"),
+    "sweep": ("linrank.experiments.sweep", "sweep"),
+    "sweep_rerun": ("linrank.experiments.sweep", "rerun"),
+    "sweep_report": ("linrank.experiments.sweep_report", "write_report"),
 }
 
 
