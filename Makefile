@@ -21,6 +21,9 @@ reproduce: $(STAMP)
 docs: $(STAMP)
 	$(PY) -m sphinx -b html -E -W --keep-going docs docs/_build/html
 
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check linrank tests examples benchmarks
 

@@ -19,6 +19,7 @@ import platform
 import time
 import tracemalloc
 
+import benchlib  # benchmarks/benchlib.py, next to this script
 import numpy as np
 
 from linrank import LinearData, balanced_factors, factor_flow, gaussian_data, manifold_flow
@@ -69,10 +70,16 @@ def bench_rhs_depth(repeats: int) -> None:
     print("| depth | time per RHS |\n|---:|---:|")
     print(f"| 2 | {1e3 * t2:.2f} ms |\n| 64 | {1e3 * t64:.2f} ms |")
     print(f"\nratio depth 64 / depth 2: **{t64 / t2:.3f}** (target <= 1.2)\n")
+    benchlib.figure(f"manifold_flow time per RHS, depth 64 / depth 2, d = {d}, k = {k}",
+                    f"{t64 / t2:.2f} ({1e3 * t64:.2f} ms vs {1e3 * t2:.2f} ms)", "<= 1.2",
+                    t64 / t2 <= 1.2)
     print(f"Floor: one product X X^T @ [v u] ({d} x {2 * k}), interleaved with the runs: "
           + ", ".join(f"{o} {1e3 * t:.2f} ms" for o, t in fl.items())
           + f"; the flows use \"{chosen}\" (measured). Time per RHS / fastest product: "
           f"**{t2 / best:.2f}** (depth 2, target <= 1.3), {t64 / best:.2f} (depth 64)\n")
+    benchlib.figure(f"manifold_flow time per RHS / fastest covariance product, d = {d}, k = {k}",
+                    f"{t2 / best:.2f} ({1e3 * t2:.2f} ms vs {1e3 * best:.2f} ms)", "<= 1.3",
+                    t2 / best <= 1.3)
 
 
 def bench_depth8(repeats: int, N: int = 8, width: int = 120) -> None:
@@ -98,6 +105,13 @@ def bench_depth8(repeats: int, N: int = 8, width: int = 120) -> None:
     print(f"| manifold_flow | {np.median(tm):.3f} s | {rm.nsteps} | {rm.nfev} |")
     print(f"\nspeed-up **{np.median(tf) / np.median(tm):.1f}x** (target >= 10x); "
           f"||W_factor - W_manifold|| / ||W|| = **{rel:.2e}** (target <= 1e-6)\n")
+    speed = np.median(tf) / np.median(tm)
+    target = ">= 10x" if (N, width) == (8, 120) else ""
+    benchlib.figure(f"manifold_flow vs factor_flow, depth {N}, widths {width}, d = {d}: speed-up",
+                    f"{speed:.1f}x ({np.median(tf):.3f} s vs {np.median(tm):.3f} s)", target,
+                    speed >= 10 if target else None)
+    benchlib.figure(f"manifold_flow vs factor_flow, depth {N}, widths {width}: rel. difference "
+                    "of W(5)", f"{rel:.1e}", "<= 1e-6", rel <= 1e-6)
     return X, W0, fs, rm.W
 
 
@@ -161,6 +175,10 @@ def bench_large(repeats: int = 1) -> None:
           f"(data X itself: {X.nbytes / 2**20:.1f} MiB)")
     print(f"- flow: **{t2 - t1:.1f} s** (target <= 60 s); total with the covariance "
           f"{t2 - t0:.1f} s")
+    benchlib.figure(f"manifold_flow d = {d}, n = {3 * d}, k = {k}, depth {N}, t_end = {t_end:g}, "
+                    f"rtol 1e-8", f"{t2 - t1:.1f} s ({r.nsteps} steps)", "<= 60 s", t2 - t1 <= 60)
+    benchlib.figure("its peak memory beyond data and covariance",
+                    f"{(peak - after_cov) / 2**20:.2f} MiB")
     print(f"- peak memory of the flow beyond data and covariance (tracemalloc): "
           f"**{(peak - after_cov) / 2**20:.2f} MiB**; the state (u, s, vt) is "
           f"{state / 2**20:.3f} MiB; the rest is the Runge-Kutta stages (7 slopes of the factors, "
@@ -189,6 +207,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--repeats-large", type=int, default=1,
                     help="interleaved runs per orientation in section 3")
+    benchlib.add_json_argument(ap)
     args = ap.parse_args()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
@@ -201,6 +220,7 @@ def main() -> None:
     if not args.skip_large:
         bench_large(args.repeats_large)
     bench_euler(X, W0, fs, W_ref)
+    benchlib.write_json(args.json)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ BENCHMARKS.md are given with OPENBLAS_NUM_THREADS=1 and with the default threads
    (--section 4 runs only this section.)
 """
 
+# bench-env: OPENBLAS_NUM_THREADS=1
+
 from __future__ import annotations
 
 import argparse
@@ -30,6 +32,7 @@ import platform
 import time
 import timeit
 
+import benchlib  # benchmarks/benchlib.py, next to this script
 import numpy as np
 import pymanopt
 
@@ -69,6 +72,9 @@ def bench_hvp(repeat: int) -> None:
             f"   depth {depth:>4}, dense G, H:  gradient {tg * 1e3:7.2f} ms   Hessian-vector "
             f"{th * 1e3:7.2f} ms   ratio {th / tg:5.2f}  (target <= 5)"
         )
+        benchlib.figure(f"Hessian-vector / Riemannian gradient, ({m}, {n}, {k}) dense, depth "
+                        f"{depth}", f"{th / tg:.2f} ({th * 1e3:.2f} ms vs {tg * 1e3:.2f} ms)",
+                        "<= 5", th / tg <= 5)
     # autoencoder operators: G = (W - I) C, H = xi C (products with C = X X^T only)
     X = rng.standard_normal((m, m)) / np.sqrt(m)
     for depth in (1, 3):
@@ -109,6 +115,9 @@ def bench_lanczos(d: int, k: int) -> None:
         f"{pred[0]:.12f}, rel. error {err:.1e}) in {t:.2f} s, {spec.n_products} Hessian-vector "
         f"products (target <= 10 s)"
     )
+    benchlib.figure(f"smallest Hessian eigenvalue at a saddle, d = {d}, k = {k}, Lanczos",
+                    f"{t:.2f} s ({spec.n_products} products, rel. error {err:.1e})", "<= 10 s",
+                    t <= 10)
 
 
 def bench_optimizers(depths, repeat: int) -> None:
@@ -147,6 +156,10 @@ def bench_optimizers(depths, repeat: int) -> None:
                     f"   {depth:>5} {name:<18} {tol:6.0e} {np.median(times):9.3f} "
                     f"{res.iterations:>6} {res.cost - fstar:9.1e}  {why}"
                 )
+                if tol == 1e-8:
+                    benchlib.figure(f"{name}, autoencoder d = {d}, k = {k}, depth {depth}, "
+                                    f"||grad|| <= 1e-8", f"{np.median(times):.3f} s, "
+                                    f"{res.iterations} it, f - f* = {res.cost - fstar:.0e}")
 
 
 def bench_trust_regions_starts(n_starts: int) -> None:
@@ -213,6 +226,11 @@ def bench_trust_regions_starts(n_starts: int) -> None:
             f"   {retraction:<10} {label:>9} {how:<8} {per:<24} {sum(fails):>3}/{len(its):<3} "
             f"{np.median(its):6.1f} {max(its):>6} {np.median(times):9.3f} {max(times):9.3f}"
         )
+        benchlib.figure(f"TrustRegions, {retraction} retraction, Delta_bar {label}, {how}: runs "
+                        f"needing > 30 iterations", f"{sum(fails)}/{len(its)} (median "
+                        f"{np.median(its):.0f} it, {np.median(times):.3f} s)",
+                        "0" if (retraction, dbar) == ("polar", 4.0) else "",
+                        sum(fails) == 0 if (retraction, dbar) == ("polar", 4.0) else None)
 
 
 def main() -> None:
@@ -224,6 +242,7 @@ def main() -> None:
     parser.add_argument(
         "--starts", type=int, default=None, help="random starts per case in section 4 (20)"
     )
+    benchlib.add_json_argument(parser)
     args = parser.parse_args()
     repeat = 3 if args.quick else 7
     import os
@@ -242,6 +261,7 @@ def main() -> None:
         bench_optimizers([1, 2, 3, 4], 1 if args.quick else 3)
     if 4 in run:
         bench_trust_regions_starts(args.starts or (5 if args.quick else 20))
+    benchlib.write_json(args.json)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import argparse
 import platform
 import time
 
+import benchlib  # benchmarks/benchlib.py, next to this script
 import numpy as np
 from pymanopt.manifolds import FixedRankEmbedded
 
@@ -92,6 +93,8 @@ def bench(m: int, n: int, k: int, dense: bool, repeat: int) -> list[tuple[str, s
         ta, tb, ratio = res
         tgt = f" (target <= {target})" if target else ""
         rows.append((f"{head}: {name}{tgt}", f"{ratio:.3f}   [{ta:.3g} s vs {tb:.3g} s]"))
+        benchlib.figure(f"{head}: {name}", f"{ratio:.2f} ({ta:.3g} s vs {tb:.3g} s)",
+                        f"<= {target}" if target else "", ratio <= target if target else None)
 
     add(
         f"gradient depth 2 / {proj_name}",
@@ -193,6 +196,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes only (smoke run)")
     ap.add_argument("--repeat", type=int, default=15)
+    benchlib.add_json_argument(ap)
     args = ap.parse_args()
     print(
         f"machine: {platform.machine()}, python {platform.python_version()}, numpy {np.__version__}"
@@ -205,6 +209,7 @@ def main() -> None:
     for m, n, k, dense in cases:
         for name, val in bench(m, n, k, dense, args.repeat):
             print(f"{name:<78} {val}")
+    benchlib.write_json(args.json)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import os
 import platform
 import time
 
+import benchlib  # benchmarks/benchlib.py, next to this script
 import numpy as np
 
 from linrank import DeepLinearFixedRank, matrix_completion_problem
@@ -33,6 +34,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--frac", type=float, default=0.01)
     ap.add_argument("--repeats", type=int, default=7)
+    benchlib.add_json_argument(ap)
     a = ap.parse_args()
     m = n = a.m
     k = a.k
@@ -95,10 +97,15 @@ def main() -> None:
     for key in cases:
         print(f"| {key} | {med[key]:.3f} s | {med[key] / med['floor A']:.2f} | "
               f"{med[key] / med['floor B']:.2f} |")
+        benchlib.figure(f"completion m = n = {m}, k = {k}, {100 * a.frac:g}% observed: {key}",
+                        f"{med[key]:.3f} s ({med[key] / med['floor A']:.2f}x floor A)")
     mh = float(np.median(th))
     print(f"| Riemannian Hessian-vector product (residual cached) | {mh:.3f} s | "
           f"{mh / med['floor A']:.2f} | {mh / med['floor B']:.2f} |")
     print(f"\nBuilding the problem (checks, duplicate test, sort into CSR order): {t_build:.2f} s.")
+    benchlib.figure(f"completion m = n = {m}, k = {k}: Riemannian Hessian-vector product",
+                    f"{mh:.3f} s ({mh / med['floor A']:.2f}x floor A)")
+    benchlib.write_json(a.json)
 
 
 if __name__ == "__main__":

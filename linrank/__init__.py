@@ -52,6 +52,27 @@ __all__ = [
     "imbalance",
     "product",
     "top_projector",
+    "compare",
+    "sweep",
+    "sweep_rerun",
+    "sweep_report",
 ]
 
 __version__ = "0.1.0"
+
+#: Names imported on first use: the experiments pull in joblib, scipy.stats and matplotlib.
+_LAZY = {
+    "compare": ("linrank.experiments.compare", "compare"),
+    "sweep": ("linrank.experiments.sweep", "sweep"),
+    "sweep_rerun": ("linrank.experiments.sweep", "rerun"),
+    "sweep_report": ("linrank.experiments.sweep_report", "write_report"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        mod, attr = _LAZY[name]
+        return getattr(importlib.import_module(mod), attr)
+    raise AttributeError(f"module 'linrank' has no attribute {name!r}")

@@ -1,0 +1,334 @@
+r"""The grid of a sweep: TOML file -> list of :class:`RunSpec`, one per run, with one-line errors.
+
+A grid file has an optional ``[sweep]`` table of defaults and one or more ``[[grid]]`` blocks.
+Every key of a block is a scalar or a list; a block expands to the Cartesian product of its
+lists (in the order of :data:`CELL_KEYS`), each product a *cell*, and each cell to one run per
+seed. Keys missing from a block come from ``[sweep]``, then from :data:`DEFAULTS`::
+
+    [sweep]
+    seeds = 5            # runs per cell: seeds 0..4 (or a list of seeds, e.g. [0, 7, 9])
+    tol = 1e-6           # converged when ||W - W*||_F <= tol ||W*||_F
+    t_max = 1000.0       # budget in flow time; max_steps: budget in integrator steps
+
+    [[grid]]
+    start = ["balanced_inside", "nonbalanced", "special"]
+    depth = [2, 3, 4]
+    d = 10
+    rank = 2
+    data = ["autoencoder", "regression"]
+
+Cell keys (:data:`CELL_KEYS`):
+
+* ``data``: "autoencoder" (Y = X) or "regression" (Y = T X + noise Z/sqrt(d), T = A B / d with A
+  (d x t_rank) and B (t_rank x d) standard normal, Z standard normal; a stated model with
+  ``t_rank`` and ``noise``). X is d x samples with i.i.d. N(0, 1/d) entries, samples = 3 d by
+  default (Section 7). Y is d x samples (the starts of :mod:`linrank.experiments.starts` are
+  square).
+* ``d``, ``samples``, ``t_rank`` (default d), ``noise``.
+* ``rank`` r, ``depth`` N >= 2, ``hidden`` (width of every hidden layer, >= r; default r).
+* ``start`` (:data:`START_KINDS`), ``imbalance`` (scale of the non-balanced start), ``eps``
+  (margin of the near-boundary start).
+* Budget and tolerances: ``tol``, ``t_max``, ``max_steps``, ``rtol``, ``atol``, ``plateau``
+  (a saddle plateau is where the gradient norm is below ``plateau * sigma_1^2 ||W*||_F``).
+
+Every run's spec holds all of these and its seed, so any row of the result can be rerun alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = ["GridError", "RunSpec", "Grid", "load_grid", "START_KINDS", "CELL_KEYS", "DEFAULTS"]
+
+#: kinds of start: balanced (manifold flow) or not (layer-wise flow)
+START_KINDS = {
+    "paper": "balanced, the paper's Section 7 start (condition (47) recorded, not imposed)",
+    "balanced_inside": "balanced, drawn to satisfy condition (47) (Conjecture 32)",
+    "balanced_outside": "balanced, drawn to violate condition (47)",
+    "near_boundary": "balanced, (47) holds with margin ~ eps (W(0) ~ U_r (eps I + K) U_r^T)",
+    "nonbalanced": "non-balanced factors with a stated imbalance scale (layer-wise flow)",
+    "special": "W(0) = -U_r U_r^T, balanced (Remark 33); layer-wise flow, escapes by rounding",
+    "gaussian": "every factor i.i.d. N(0, 1/d) (Figure 3): imbalance of order 1",
+}
+BALANCED = frozenset({"paper", "balanced_inside", "balanced_outside", "near_boundary"})
+AUTOENCODER_ONLY = frozenset({"balanced_inside", "balanced_outside", "near_boundary", "special"})
+
+#: the keys of a cell, in the order in which a block's lists are expanded
+CELL_KEYS = ("data", "d", "samples", "t_rank", "noise", "rank", "depth", "hidden",
+             "start", "imbalance", "eps", "tol", "t_max", "max_steps", "rtol", "atol", "plateau")
+
+#: defaults of every key (None: derived from other keys, see RunSpec)
+DEFAULTS: dict[str, Any] = {
+    "data": "autoencoder", "d": 10, "samples": None, "t_rank": None,
+    "noise": 0.1, "rank": 2, "depth": 2, "hidden": None, "start": "paper", "imbalance": 1.0,
+    "eps": 0.05, "tol": 1e-6, "t_max": 1000.0, "max_steps": 200_000, "rtol": 1e-8,
+    "atol": 1e-12, "plateau": 1e-2,
+}
+_SWEEP_ONLY = ("seeds",)
+_INT_KEYS = {"d": 1, "samples": 1, "t_rank": 1, "rank": 1, "depth": 2, "hidden": 1,
+             "max_steps": 1}
+_POS_KEYS = ("tol", "t_max", "rtol", "atol", "plateau", "imbalance", "eps")
+
+
+class GridError(ValueError):
+    """A grid that cannot be run; the message is one line saying where and what."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one run depends on: its cell, its seed and its position ``run_id`` in the grid.
+
+    ``samples`` (default 3d), ``t_rank`` (default d) and
+    ``hidden`` (default rank) are resolved when the grid is expanded, so a spec is complete.
+    """
+
+    run_id: int
+    seed: int
+    data: str
+    d: int
+    samples: int
+    t_rank: int
+    noise: float
+    rank: int
+    depth: int
+    hidden: int
+    start: str
+    imbalance: float
+    eps: float
+    tol: float
+    t_max: float
+    max_steps: int
+    rtol: float
+    atol: float
+    plateau: float
+
+    @property
+    def balanced(self) -> bool:
+        """True for the balanced kinds of start (integrated by the manifold flow)."""
+        return self.start in BALANCED
+
+    def cell(self) -> str:
+        """The cell as a string: every parameter but the seed and run_id, in CELL_KEYS order."""
+        return ",".join(f"{k}={getattr(self, k)}" for k in CELL_KEYS)
+
+    def data_key(self) -> tuple:
+        """What the data depend on (with the seed): runs of one seed share their data."""
+        return (self.data, self.d, self.samples, self.t_rank, self.noise)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, row: Mapping[str, Any]) -> RunSpec:
+        """The spec of a result row (values may be strings, as read from the CSV)."""
+        kw = {}
+        for f in fields(cls):
+            if f.name not in row:
+                raise GridError(f"the row has no column {f.name!r}: not a linrank sweep row")
+            v = row[f.name]
+            kw[f.name] = v if f.type == "str" else (int(float(v)) if f.type == "int" else float(v))
+        return cls(**kw)
+
+
+@dataclass
+class Grid:
+    """An expanded grid: the runs, the canonical text of the grid and its hash."""
+
+    runs: list[RunSpec]
+    blocks: list[dict]
+    source: str
+
+    @property
+    def canonical(self) -> str:
+        return json.dumps(self.blocks, sort_keys=True)
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(self.canonical.encode()).hexdigest()[:16]
+
+    def cells(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for r in self.runs:
+            seen.setdefault(r.cell(), None)
+        return list(seen)
+
+
+def _fail(where: str, msg: str) -> GridError:
+    return GridError(f"{where}: {msg}")
+
+
+def _check_value(where: str, key: str, v: Any) -> Any:
+    if key in _INT_KEYS:
+        if isinstance(v, bool) or not isinstance(v, int) or v < _INT_KEYS[key]:
+            raise _fail(where, f"{key} must be an integer >= {_INT_KEYS[key]}, got {v!r}")
+        return v
+    if key in _POS_KEYS or key == "noise":
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise _fail(where, f"{key} must be a number, got {v!r}")
+        v = float(v)
+        lowest_ok = v >= 0 if key == "noise" else v > 0
+        if not (lowest_ok and v < float("inf")):
+            what = "finite and >= 0" if key == "noise" else "finite and > 0"
+            raise _fail(where, f"{key} must be {what}, got {v!r}")
+        return v
+    if key == "data":
+        if v not in ("autoencoder", "regression"):
+            raise _fail(where, f"data must be 'autoencoder' or 'regression', got {v!r}")
+        return v
+    if key == "start":
+        if v not in START_KINDS:
+            raise _fail(where, f"start must be one of {', '.join(START_KINDS)}; got {v!r}")
+        return v
+    raise _fail(where, f"unknown key {key!r}")  # pragma: no cover - keys are checked before
+
+
+def _values(where: str, key: str, raw: Any) -> list:
+    vals = raw if isinstance(raw, list) else [raw]
+    if not vals:
+        raise _fail(where, f"{key} is an empty list")
+    if key in ("samples", "t_rank", "hidden") and raw == "auto":
+        return [None]
+    out = [None if (key in ("samples", "t_rank", "hidden") and v == "auto")
+           else _check_value(where, key, v) for v in vals]
+    if len(set(map(repr, out))) != len(out):
+        raise _fail(where, f"{key} lists a value twice: {vals!r}")
+    return out
+
+
+def _resolve(where: str, cell: dict) -> dict:
+    c = dict(cell)
+    d = c["d"]
+    auto = c["data"] == "autoencoder"
+    if c["samples"] is None:
+        c["samples"] = 3 * d
+    if c["samples"] < d:
+        raise _fail(where, f"samples = {c['samples']} < d = {d}: X X^T would be singular")
+    if c["t_rank"] is None:
+        c["t_rank"] = d
+    if c["t_rank"] > d:
+        raise _fail(where, f"t_rank = {c['t_rank']} exceeds d = {d}")
+    if c["rank"] > d:
+        raise _fail(where, f"rank = {c['rank']} exceeds d = {d}")
+    if c["hidden"] is None:
+        c["hidden"] = c["rank"]
+    if c["hidden"] < c["rank"]:
+        raise _fail(where, f"hidden = {c['hidden']} is below rank = {c['rank']}: the product "
+                           "cannot have rank r")
+    if c["start"] in AUTOENCODER_ONLY and not auto:
+        raise _fail(where, f"start = {c['start']!r} is defined for the autoencoder (Y = X) only "
+                           "(condition (47) and the special start use the eigenvectors of XX^T)")
+    if c["start"] in ("nonbalanced", "gaussian") and c["hidden"] != c["rank"]:
+        raise _fail(where, "a non-balanced start needs hidden = rank (with wider layers the "
+                           "product's rank is the smallest width, not r)")
+    if c["rtol"] < 1e-13:
+        raise _fail(where, f"rtol must be >= 1e-13, got {c['rtol']}")
+    return c
+
+
+def _seeds(where: str, raw: Any) -> list[int]:
+    if isinstance(raw, bool):
+        raise _fail(where, f"seeds must be a count >= 1 or a list of integers >= 0, got {raw!r}")
+    if isinstance(raw, int):
+        if raw < 1:
+            raise _fail(where, f"seeds must be a count >= 1 or a list of integers, got {raw}")
+        return list(range(raw))
+    if isinstance(raw, list) and raw and all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in raw
+    ):
+        if len(set(raw)) != len(raw):
+            raise _fail(where, f"seeds lists a seed twice: {raw!r}")
+        return list(raw)
+    raise _fail(where, f"seeds must be a count >= 1 or a list of integers >= 0, got {raw!r}")
+
+
+def load_grid(source: object, name: str | None = None) -> Grid:
+    """Parse and expand a grid: a path to a TOML file, TOML text, or the parsed mapping.
+
+    Raises
+    ------
+    GridError
+        (a ValueError) with one line naming the file, the block and the key: unreadable file,
+        TOML syntax, unknown keys, values of the wrong type or range, inconsistent cells
+        (rank above d, hidden below rank, a start kind that needs Y = X on regression data,
+        ...), no runs, or a run listed twice.
+    """
+    if isinstance(source, Mapping):
+        doc, label, text = dict(source), name or "grid", json.dumps(source, sort_keys=True,
+                                                                    default=str)
+    elif isinstance(source, (str, os.PathLike)) and (
+        isinstance(source, os.PathLike) or "\n" not in source and source.endswith(".toml")
+    ):
+        label = name or os.fspath(source)
+        try:
+            with open(source, "rb") as fh:
+                raw = fh.read()
+        except OSError as exc:
+            raise GridError(f"{label}: cannot read the grid file ({exc.strerror})") from None
+        text = raw.decode("utf-8", errors="replace")
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise GridError(f"{label}: not valid TOML: {exc}") from None
+    elif isinstance(source, str):
+        label, text = name or "grid", source
+        try:
+            doc = tomllib.loads(source)
+        except tomllib.TOMLDecodeError as exc:
+            raise GridError(f"{label}: not valid TOML: {exc}") from None
+    else:
+        raise TypeError(f"grid must be a path, TOML text or a mapping, got {type(source).__name__}")
+    unknown = set(doc) - {"sweep", "grid"}
+    if unknown:
+        raise GridError(f"{label}: unknown top-level key(s) {sorted(unknown)}; expected [sweep] "
+                        "and [[grid]]")
+    top = doc.get("sweep", {})
+    if not isinstance(top, Mapping):
+        raise GridError(f"{label}: [sweep] must be a table")
+    blocks = doc.get("grid")
+    if isinstance(blocks, Mapping):
+        blocks = [blocks]
+    if not blocks or not isinstance(blocks, list) or not all(isinstance(b, Mapping)
+                                                             for b in blocks):
+        raise GridError(f"{label}: no [[grid]] block (a grid needs at least one)")
+    allowed = set(CELL_KEYS) | set(_SWEEP_ONLY)
+    bad = set(top) - allowed
+    if bad:
+        raise GridError(f"{label}: [sweep]: unknown key(s) {sorted(bad)}; allowed: "
+                        f"{', '.join(sorted(allowed))}")
+    runs: list[RunSpec] = []
+    norm_blocks: list[dict] = []
+    seen: set[tuple] = set()
+    for b_i, block in enumerate(blocks, start=1):
+        where = f"{label}: [[grid]] {b_i}"
+        bad = set(block) - allowed
+        if bad:
+            raise _fail(where, f"unknown key(s) {sorted(bad)}; allowed: "
+                               f"{', '.join(sorted(allowed))}")
+        merged = {**DEFAULTS, **top, **block}
+        seeds = _seeds(where, merged.get("seeds", 1))
+        lists = {k: _values(where, k, merged[k]) if merged[k] is not None else [None]
+                 for k in CELL_KEYS}
+        norm_blocks.append({**{k: lists[k] for k in CELL_KEYS}, "seeds": seeds})
+        for combo in itertools.product(*(lists[k] for k in CELL_KEYS)):
+            cell = _resolve(where, dict(zip(CELL_KEYS, combo)))
+            for seed in seeds:
+                spec = RunSpec(run_id=len(runs), seed=seed, **cell)
+                key = (spec.cell(), seed)
+                if key in seen:
+                    raise _fail(where, f"run {spec.cell()} seed {seed} is already in an "
+                                       "earlier block")
+                seen.add(key)
+                runs.append(spec)
+    return Grid(runs=runs, blocks=norm_blocks, source=text)

@@ -1,0 +1,426 @@
+r"""The report of a sweep: per-cell convergence with binomial confidence intervals, convergence
+times against the spectral gap and the depth, saddle visits, every run that did not converge.
+
+:func:`write_report` reads ``OUT/runs.csv`` (and the grid's size from ``OUT/sweep.json``) and
+writes ``OUT/report.md``, ``OUT/cells.csv`` and ``OUT/figures/*.png``. An incomplete sweep is
+reported as such, with the number of runs it holds, never as the full grid.
+
+Confidence intervals: for k converged runs out of n, the two-sided 95% Wilson score interval
+(``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``); for a claim that held in every
+run (k = n), also the one-sided 95% Clopper-Pearson lower bound :math:`0.05^{1/n}` on the
+probability, i.e. a failure probability below :math:`1 - 0.05^{1/n}` (about 3/n).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .sweep import MANIFEST, SweepError, read_rows
+
+__all__ = ["ReportResult", "write_report", "wilson", "claims", "CELL_COLUMNS"]
+
+CELL_COLUMNS = ["data", "d", "rank", "depth", "hidden", "start", "imbalance", "eps", "t_rank",
+                "noise", "tol"]
+
+
+@dataclass
+class ReportResult:
+    path: str
+    n_runs: int
+    n_cells: int
+    complete: bool
+    figures: list = field(default_factory=list)
+    claims: list = field(default_factory=list)
+
+
+def wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval for k successes in n trials (scipy.stats)."""
+    from scipy.stats import binomtest
+
+    if n == 0:
+        return (math.nan, math.nan)
+    ci = binomtest(k, n).proportion_ci(confidence_level=level, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def _f(row: dict, key: str) -> float:
+    try:
+        return float(row[key])
+    except (KeyError, ValueError):
+        return math.nan
+
+
+def _cell(row: dict) -> tuple:
+    return tuple(row[k] for k in CELL_COLUMNS)
+
+
+def _cell_label(row: dict) -> str:
+    s = f"{row['data'][:4]} d={row['d']} r={row['rank']} N={row['depth']} {row['start']}"
+    if row["hidden"] != row["rank"]:
+        s += f" h={row['hidden']}"
+    if row["start"] == "nonbalanced":
+        s += f" imb={row['imbalance']}"
+    if row["start"] == "near_boundary":
+        s += f" eps={row['eps']}"
+    if row["data"] == "regression":
+        s += f" T-rank={row['t_rank']} noise={row['noise']}"
+    return s
+
+
+def _pct(k: int, n: int) -> str:
+    lo, hi = wilson(k, n)
+    return f"{k}/{n} = {100 * k / n:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]" if n else "-"
+
+
+@dataclass
+class Claim:
+    """A conjecture or statement with the runs inside its hypothesis."""
+
+    name: str
+    hypothesis: str
+    n: int
+    converged: int
+    budget: int
+    other: int
+    failures: list
+
+    @property
+    def verdict(self) -> str:
+        if self.n == 0:
+            return "no run inside its hypothesis"
+        if self.converged == self.n:
+            lower = 0.05 ** (1 / self.n)
+            return (f"held in all {self.n} runs (95% one-sided lower bound on the probability of "
+                    f"convergence {lower:.4f}: failure rate < {100 * (1 - lower):.2f}%)")
+        if self.other == 0:
+            return (f"converged in {self.converged} of {self.n}; {self.budget} unfinished at the "
+                    "budget (not counterexamples: see their distance and whether they sit at a "
+                    "saddle)")
+        return (f"converged in {self.converged} of {self.n}; {self.other} ended elsewhere "
+                "(collapsed or error): examine the listed runs")
+
+
+def _is(start: str | set) -> Callable[[dict], bool]:
+    kinds = {start} if isinstance(start, str) else start
+    return lambda r: r["start"] in kinds
+
+
+CLAIMS: list[tuple[str, str, Callable[[dict], bool]]] = [
+    ("Conjecture 32", "balanced, (47) holds, N > 2, Y = X",
+     lambda r: r["data"] == "autoencoder" and r["flow"] == "manifold" and int(r["depth"]) > 2
+     and r["condition_47"] == "True"),
+    ("Balanced, (47), N = 2", "balanced, (47) holds, N = 2, Y = X",
+     lambda r: r["data"] == "autoencoder" and r["flow"] == "manifold" and int(r["depth"]) == 2
+     and r["condition_47"] == "True"),
+    ("Balanced outside (47)", "balanced, (47) fails, Y = X (outside the conjecture)",
+     lambda r: r["data"] == "autoencoder" and r["flow"] == "manifold"
+     and r["condition_47"] == "False"),
+    ("Non-balanced starts", "layer-wise flow from Gaussian or perturbed factors, Y = X",
+     lambda r: r["data"] == "autoencoder" and _is({"gaussian", "nonbalanced"})(r)),
+    ("Y != X", "regression data, every start",
+     lambda r: r["data"] == "regression"),
+    ("Special start", "W(0) = -U_r U_r^T (Remark 33), layer-wise flow in floating point",
+     lambda r: r["start"] == "special"),
+]
+
+
+def claims(rows: list[dict]) -> list[Claim]:
+    """The claims of :data:`CLAIMS` over the rows (failed runs count in ``other``)."""
+    out = []
+    for name, hyp, pred in CLAIMS:
+        # a failed run has no (47) column: the kinds drawn inside (47) count as inside
+        sel = [r for r in rows if pred(r if r["status"] != "error" else {
+            **r, "condition_47": str(r["start"] in ("balanced_inside", "near_boundary"))})]
+        conv = sum(r["status"] == "converged" for r in sel)
+        bud = sum(r["status"] == "budget" for r in sel)
+        out.append(Claim(name, hyp, len(sel), conv, bud, len(sel) - conv - bud,
+                         [r for r in sel if r["status"] != "converged"]))
+    return out
+
+
+# ---------------------------------------------------------------------- figures
+def _figures(rows: list[dict], fig_dir: str) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(fig_dir, exist_ok=True)
+    names = []
+    conv = [r for r in rows if r["status"] == "converged"]
+    depths = sorted({int(r["depth"]) for r in rows})
+    cmap = plt.get_cmap("viridis")
+    colour = {N: cmap(i / max(1, len(depths) - 1)) for i, N in enumerate(depths)}
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, data in zip(axes, ("autoencoder", "regression")):
+        for N in depths:
+            sel = [r for r in conv if int(r["depth"]) == N and r["data"] == data]
+            if sel:
+                ax.scatter([_f(r, "spectral_gap") for r in sel],
+                           [_f(r, "t_converge") for r in sel], s=6, alpha=0.5,
+                           color=colour[N], label=f"N = {N}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(r"spectral gap $\sigma_k^2 - \sigma_{k+1}^2$")
+        ax.set_ylabel("time to converge (flow time)")
+        ax.set_title("Y = X" if data == "autoencoder" else "Y != X (regression)")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, markerscale=2)
+    fig.tight_layout()
+    names.append("convergence_time_vs_gap.png")
+    fig.savefig(os.path.join(fig_dir, names[-1]), dpi=110)
+    plt.close(fig)
+
+    # time x gap by depth and kind of start: how N changes the time beyond the gap
+    kinds = sorted({r["start"] for r in conv})
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    width = 0.8 / max(1, len(kinds))
+    for i, kind in enumerate(kinds):
+        med, lo, hi = [], [], []
+        for N in depths:
+            v = [_f(r, "t_converge") * _f(r, "spectral_gap") for r in conv
+                 if r["start"] == kind and int(r["depth"]) == N]
+            q = np.percentile(v, [25, 50, 75]) if v else [np.nan] * 3
+            lo.append(q[1] - q[0])
+            med.append(q[1])
+            hi.append(q[2] - q[1])
+        ax.bar(np.arange(len(depths)) + i * width, med, width, yerr=[lo, hi], label=kind,
+               capsize=2)
+    ax.set_xticks(np.arange(len(depths)) + 0.4 - width / 2)
+    ax.set_xticklabels([f"N = {N}" for N in depths])
+    ax.set_yscale("log")
+    ax.set_ylabel("time to converge x spectral gap (median, IQR)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    names.append("scaled_time_by_depth.png")
+    fig.savefig(os.path.join(fig_dir, names[-1]), dpi=110)
+    plt.close(fig)
+
+    # saddle visits: index of each saddle visited, by kind of start
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    idx_by_kind = defaultdict(list)
+    for r in rows:
+        if r["saddle_indices"]:
+            idx_by_kind[r["start"]] += [int(x) for x in r["saddle_indices"].split(";")]
+    if idx_by_kind:
+        top = max(max(v) for v in idx_by_kind.values())
+        bins = np.arange(-1.5, top + 1.5)
+        ax.hist(list(idx_by_kind.values()), bins=bins, label=list(idx_by_kind), stacked=True)
+        ax.legend(fontsize=7)
+    ax.set_xlabel("Morse index of the saddle visited (-1: plateau not identified)")
+    ax.set_ylabel("visits")
+    fig.tight_layout()
+    names.append("saddle_indices.png")
+    fig.savefig(os.path.join(fig_dir, names[-1]), dpi=110)
+    plt.close(fig)
+    return names
+
+
+# ---------------------------------------------------------------------- report
+def _median_iqr(v: list[float]) -> str:
+    v = [x for x in v if np.isfinite(x)]
+    if not v:
+        return "-"
+    q = np.percentile(v, [25, 50, 75])
+    return f"{q[1]:.3g} [{q[0]:.3g}, {q[2]:.3g}]"
+
+
+def _full_grid_cpu(out: str, rows: list[dict]) -> tuple[float, int] | None:
+    """(estimated CPU seconds of the whole grid, cells without a finished run) or None."""
+    from .sweep_grid import GridError, load_grid
+
+    try:
+        grid = load_grid(os.path.join(out, "grid.toml"))
+    except (GridError, OSError):
+        return None
+    per_cell: dict[str, list[float]] = defaultdict(list)
+    by_id = {s.run_id: s for s in grid.runs}
+    for r in rows:
+        spec = by_id.get(int(r["run_id"]))
+        if spec is not None and np.isfinite(_f(r, "cpu_s")):
+            per_cell[spec.cell()].append(_f(r, "cpu_s"))
+    counts = Counter(s.cell() for s in grid.runs)
+    total = sum(n * float(np.mean(per_cell[c])) for c, n in counts.items() if per_cell[c])
+    return total, sum(1 for c in counts if not per_cell[c])
+
+
+def write_report(out: str | os.PathLike) -> ReportResult:
+    """Write OUT/report.md, OUT/cells.csv and OUT/figures/ from OUT/runs.csv.
+
+    Raises
+    ------
+    SweepError
+        OUT holds no sweep or no rows yet.
+    """
+    out = os.fspath(out)
+    try:
+        with open(os.path.join(out, MANIFEST)) as fh:
+            man = json.load(fh)
+    except (OSError, ValueError):
+        raise SweepError(f"{out} holds no linrank sweep ({MANIFEST} missing or unreadable)") \
+            from None
+    rows = read_rows(out)
+    if not rows:
+        raise SweepError(f"{out}/runs.csv holds no finished run yet")
+    total = int(man.get("runs", len(rows)))
+    complete = len(rows) == total
+    cells: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        cells[_cell(r)].append(r)
+    fig_names = _figures(rows, os.path.join(out, "figures"))
+    cl = claims(rows)
+
+    # cells.csv
+    cell_rows = []
+    for key, rs in cells.items():
+        n = len(rs)
+        k = sum(r["status"] == "converged" for r in rs)
+        lo, hi = wilson(k, n)
+        c47 = [r for r in rs if r["condition_47"] in ("True", "False")]
+        cell_rows.append({
+            **dict(zip(CELL_COLUMNS, key)), "runs": n, "converged": k,
+            "fraction": k / n, "ci_low": lo, "ci_high": hi,
+            "budget": sum(r["status"] == "budget" for r in rs),
+            "collapsed": sum(r["status"] == "collapsed" for r in rs),
+            "error": sum(r["status"] == "error" for r in rs),
+            "median_t_converge": float(np.nanmedian([_f(r, "t_converge") for r in rs]))
+            if k else math.nan,
+            "mean_saddles": float(np.mean([_f(r, "n_saddles") for r in rs
+                                           if r["status"] != "error"] or [math.nan])),
+            "max_saddle_index": max((int(r["max_saddle_index"]) for r in rs
+                                     if r["max_saddle_index"] not in ("",)), default=0),
+            "fraction_47": (sum(r["condition_47"] == "True" for r in c47) / len(c47)
+                            if c47 else math.nan),
+        })
+    with open(os.path.join(out, "cells.csv"), "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(cell_rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(cell_rows)
+
+    status = Counter(r["status"] for r in rows)
+    L = ["# Sweep report", ""]
+    if complete:
+        L.append(f"All {total} runs of the grid are in `runs.csv`.")
+    else:
+        seeds = Counter(r["seed"] for r in rows)
+        L.append(f"**Incomplete sweep: {len(rows)} of the grid's {total} runs** (runs are started "
+                 f"seed by seed, so every cell holds its first seeds; seeds present: "
+                 f"{len(seeds)}). Every number below is about these {len(rows)} runs only.")
+    cpu = [_f(r, "cpu_s") for r in rows if np.isfinite(_f(r, "cpu_s"))]
+    if cpu:
+        L += ["", f"CPU time inside the runs: {sum(cpu):.0f} s in total, {np.mean(cpu):.3f} s "
+                  f"per run (max {max(cpu):.1f} s): {sum(cpu) / 2 / 60:.1f} min on 2 cores if "
+                  "nothing else runs."]
+        est = _full_grid_cpu(out, rows)
+        if not complete and est is not None:
+            L.append(f"Estimate for the whole grid (mean CPU time of each cell times its number "
+                     f"of runs; {est[1]} cells not started yet are left out): {est[0]:.0f} s, "
+                     f"{est[0] / 2 / 60:.1f} min on 2 idle cores.")
+    L += ["", "Status: " + ", ".join(f"{v} {k}" for k, v in sorted(status.items())) + ".",
+          "A run *converged* when ||W - W*||_F <= tol ||W*||_F (W* the global minimizer on rank "
+          "<= r); *budget*: neither within the flow-time nor the step budget (unfinished, not a "
+          "counterexample); *collapsed*: a singular value left M_r; *error*: the run raised.",
+          "*certified*: the final loss is below the lowest non-optimal critical value "
+          "L* + (sigma_r^2 - sigma_{r+1}^2)/2, which forces convergence to W*.", "",
+          "## Claims", "",
+          "| claim | runs inside its hypothesis | converged (95% Wilson CI) | verdict |",
+          "| --- | --- | --- | --- |"]
+    for c in cl:
+        L.append(f"| {c.name} | {c.hypothesis}: {c.n} | {_pct(c.converged, c.n)} | {c.verdict} |")
+    L += ["", "Per depth:", "", "| claim | " + " | ".join(
+        f"N = {N}" for N in sorted({int(r['depth']) for r in rows})) + " |",
+          "| --- |" + " --- |" * len({r["depth"] for r in rows})]
+    depths = sorted({int(r["depth"]) for r in rows})
+    for name, _hyp, pred in CLAIMS:
+        cells_txt = []
+        for N in depths:
+            sel = [r for r in rows if int(r["depth"]) == N and r["status"] != "error" and pred(r)]
+            k = sum(r["status"] == "converged" for r in sel)
+            cells_txt.append(f"{k}/{len(sel)}" if sel else "-")
+        L.append(f"| {name} | " + " | ".join(cells_txt) + " |")
+
+    L += ["", "## Convergence time against the spectral gap and N", "",
+          "![time vs gap](figures/convergence_time_vs_gap.png)", "",
+          "![scaled time](figures/scaled_time_by_depth.png)", "",
+          "Median [IQR] of the time to converge times the spectral gap (a rate-free time), by "
+          "depth and start:", "", "| start | " + " | ".join(f"N = {N}" for N in depths) + " |",
+          "| --- |" + " --- |" * len(depths)]
+    for kind in sorted({r["start"] for r in rows}):
+        vals = []
+        for N in depths:
+            vals.append(_median_iqr([_f(r, "t_converge") * _f(r, "spectral_gap") for r in rows
+                                     if r["start"] == kind and int(r["depth"]) == N
+                                     and r["status"] == "converged"]))
+        L.append(f"| {kind} | " + " | ".join(vals) + " |")
+
+    L += ["", "## Saddle visits", "", "![saddle indices](figures/saddle_indices.png)", "",
+          "A saddle visit is a plateau of the run (gradient norm below plateau * sigma_1^2 "
+          "||W*||) identified with a critical point W_J of Proposition 29 (J read off the "
+          "state, its loss compared with the closed form 1/2(||Y||^2 - sum_J sigma_j^2)); the "
+          "index is the Morse index of W_J on M_|J|; {} is W = 0.", "",
+          "A W_J with |J| < r (rank-deficient, {} included) is a critical point of the loss "
+          "of the factors only: among rank-r matrices the loss decreases to first order away "
+          "from it, so its index on M_|J| (often 0) understates how unstable it is; such "
+          "visits are counted separately.", "",
+          "| start | runs | with a saddle visit | visits per run | rank-deficient visits | "
+          "max index (J of size r) | time near saddles (median of visitors) | largest loss "
+          "mismatch |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for kind in sorted({r["start"] for r in rows}):
+        rs = [r for r in rows if r["start"] == kind and r["status"] != "error"]
+        vis = [r for r in rs if int(r["n_saddles"] or 0) > 0]
+        full, deficient = [], 0
+        for r in vis:
+            for J, i in zip(r["saddle_sets"].split(";"), r["saddle_indices"].split(";")):
+                size = 0 if J in ("{}", "?") else J.count(",") + 1
+                if J != "?" and size < int(r["rank"]):
+                    deficient += 1
+                elif J != "?":
+                    full.append(int(i))
+        L.append(f"| {kind} | {len(rs)} | {len(vis)} | "
+                 f"{np.mean([int(r['n_saddles']) for r in rs]) if rs else 0:.2f} | "
+                 f"{deficient} | {max(full, default='-')} | "
+                 f"{_median_iqr([_f(r, 'saddle_time_total') for r in vis])} | "
+                 f"{max((_f(r, 'saddle_loss_err') for r in rs), default=0):.2e} |")
+
+    L += ["", "## Cells", "", "Fraction converged per cell with its 95% Wilson interval "
+          "(all columns in `cells.csv`).", "",
+          "| cell | runs | converged | budget | collapsed | error | median t | (47) holds |",
+          "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for key, rs in cells.items():
+        c = next(x for x in cell_rows if tuple(x[k] for k in CELL_COLUMNS) == key)
+        f47 = "-" if math.isnan(c["fraction_47"]) else f"{100 * c['fraction_47']:.0f}%"
+        L.append(f"| {_cell_label(rs[0])} | {c['runs']} | {_pct(c['converged'], c['runs'])} | "
+                 f"{c['budget']} | {c['collapsed']} | {c['error']} | "
+                 f"{c['median_t_converge']:.3g} | {f47} |")
+
+    bad = [r for r in rows if r["status"] != "converged"]
+    L += ["", f"## Runs that did not converge ({len(bad)})", "",
+          "Each can be rerun alone: `linrank sweep --rerun DIR RUN_ID`.", ""]
+    if bad:
+        L += ["| run_id | seed | cell | status | t_final | distance | loss gap / cert gap | "
+              "certified | last saddle | error |", "| --- | --- | --- | --- | --- | --- | --- | "
+              "--- | --- | --- |"]
+        for r in bad[:2000]:
+            ratio = _f(r, "final_loss_gap") / _f(r, "cert_gap") if r["cert_gap"] else math.nan
+            last = r["saddle_sets"].split(";")[-1] if r["saddle_sets"] else ""
+            L.append(f"| {r['run_id']} | {r['seed']} | {_cell_label(r)} | {r['status']} | "
+                     f"{_f(r, 't_final'):.4g} | {_f(r, 'final_distance'):.3g} | {ratio:.3g} | "
+                     f"{r['certified']} | {last} | {r['error'][:80]} |")
+        if len(bad) > 2000:
+            L.append(f"| ... {len(bad) - 2000} more in runs.csv | | | | | | | | | |")
+    else:
+        L.append("None.")
+    path = os.path.join(out, "report.md")
+    with open(path, "w") as fh:
+        fh.write("\n".join(L) + "\n")
+    return ReportResult(path=path, n_runs=len(rows), n_cells=len(cells), complete=complete,
+                        figures=fig_names, claims=cl)
