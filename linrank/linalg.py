@@ -59,8 +59,6 @@ __all__ = [
     "is_eligible",
     "orientation_cache",
     "clear_orientation_cache",
-    "DOT_BLOCK",
-    "frobenius_dot",
 ]
 
 #: The two orientations of a product (see the module docstring).
@@ -188,28 +186,3 @@ def orientation_cache() -> dict[tuple, str]:
 def clear_orientation_cache() -> None:
     """Forget the measured choices (the next product of each class measures again)."""
     _CACHE.clear()
-
-
-#: Entries per BLAS dot in :func:`frobenius_dot`: OpenBLAS runs ``ddot`` single-threaded up to
-#: 10000 entries and with its thread pool above.
-DOT_BLOCK = 8192
-
-
-def frobenius_dot(a: np.ndarray, b: np.ndarray) -> float:
-    r""":math:`\langle a, b\rangle_F = \sum_{ij} a_{ij} b_{ij}` by BLAS dots over blocks of at
-    most :data:`DOT_BLOCK` entries.
-
-    A threaded BLAS dot waits for its helper thread; on a loaded machine that cost 0.2-14 ms per
-    call where one thread needs 4-40 us (BENCHMARKS.md, "Threads"). Blocks below OpenBLAS's
-    threading threshold keep every call single-threaded, at ~1 us of call overhead per block.
-    The sum of the block sums differs from one dot by rounding only (a few eps times
-    :math:`\sum |a_{ij} b_{ij}|`).
-    """
-    x = np.ravel(a)
-    y = np.ravel(b)
-    n = x.size
-    if n <= DOT_BLOCK:
-        return float(np.dot(x, y))
-    return float(sum(np.dot(x[i:i + DOT_BLOCK], y[i:i + DOT_BLOCK])
-                     for i in range(0, n, DOT_BLOCK)))
-

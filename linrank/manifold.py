@@ -48,7 +48,6 @@ from . import fixedrank as fr
 from . import retractions
 from .connection import riemannian_hessian
 from .fixedrank import FactorGradient, FixedRankPoint, TangentVector
-from .linalg import frobenius_dot
 from .metric import WeightCache, apply_A, apply_A_inverse, check_depth, inner_product
 
 __all__ = ["DeepLinearFixedRank", "FixedRankPoint", "TangentVector", "FactorGradient"]
@@ -208,7 +207,7 @@ class DeepLinearFixedRank(Manifold):
         a = fr.parse_tangent(tangent_vector_a, self._shape, "tangent_vector_a")
         b = fr.parse_tangent(tangent_vector_b, self._shape, "tangent_vector_b")
         if self._depth == 1:  # all weights are 1: the Frobenius product, one dot per block
-            val = frobenius_dot(a.Up, b.Up) + frobenius_dot(a.M, b.M) + frobenius_dot(a.Vp, b.Vp)
+            val = float(np.vdot(a.Up, b.Up) + np.vdot(a.M, b.M) + np.vdot(a.Vp, b.Vp))
         else:
             rec = self._weights.reciprocals(s)
             if rec is None:  # weights beyond [1e-140, 1e140]: the scaled form

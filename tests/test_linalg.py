@@ -157,18 +157,3 @@ def test_flow_pins_orientation_and_resume_restores_it(tmp_path, monkeypatch):
     assert np.array_equal(resumed.loss, full.loss)
     rel = np.linalg.norm(direct.W - full.W) / np.linalg.norm(full.W)
     assert rel <= 1e-12
-
-
-@pytest.mark.parametrize("shape", [(7, 3), (2000, 10), (819, 10), (20001, 3)])
-def test_frobenius_dot_blocks_agree_with_extended_precision(shape):
-    from linrank.linalg import DOT_BLOCK, frobenius_dot
-
-    rng = np.random.default_rng(shape[0])
-    a = rng.standard_normal(shape)
-    b = rng.standard_normal(shape)
-    ref = float(np.sum(a.astype(np.longdouble) * b.astype(np.longdouble)))
-    bound = 4 * a.size * EPS * float(np.sum(np.abs(a * b)))
-    assert abs(frobenius_dot(a, b) - ref) <= bound
-    assert abs(frobenius_dot(np.asfortranarray(a), b.copy(order="F")) - ref) <= bound
-    assert abs(frobenius_dot(a[:, ::-1], b[:, ::-1]) - ref) <= bound  # non-contiguous
-    assert (a.size > DOT_BLOCK) == (shape[0] * shape[1] > 8192)
