@@ -128,13 +128,13 @@ class FactoredSystem(ManifoldFlowSystem):
         if data.form == "covariance":
             o = self.orientations
             if data.autoencoder:  # one pass over XX^T for both products (memory bound)
-                CV = thin_product(data.Cxx, np.hstack((vp, up)), False, o["Cxx"])
+                CV = thin_product(data.Cxx, np.hstack((vp, up)), False, o.get("Cxx"))
                 Cv, Cyx_t_u = CV[:, :k], CV[:, k:]
                 Cyx_v = Cv
             else:
-                Cv = thin_product(data.Cxx, vp, False, o["Cxx"])
-                Cyx_v = thin_product(data.Cyx, vp, False, o["Cyx"])
-                Cyx_t_u = thin_product(data.Cyx, up, True, o["CyxT"])
+                Cv = thin_product(data.Cxx, vp, False, o.get("Cxx"))
+                Cyx_v = thin_product(data.Cyx, vp, False, o.get("Cyx"))
+                Cyx_t_u = thin_product(data.Cyx, up, True, o.get("CyxT"))
             B = vp.T @ Cv
             Hv = Cyx_v - up @ (sig[:, None] * B)  # -G v'
             Htu = Cyx_t_u - Cv * sig  # -G^T u'

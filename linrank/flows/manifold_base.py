@@ -3,6 +3,7 @@ collapse test of Remark 33, the recorded singular values and distances."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -77,9 +78,11 @@ class ManifoldFlowSystem(FlowSystem):
         self.s_ref = s_ref
         self.loss_scale = 0.0 if data.yy is None else 0.5 * data.yy
         # the data products' orientations, fixed for the whole run (bit-identical resume)
-        # (data without a choice of orientation, e.g. a problem's own products: none to pin)
+        # (data without a choice of orientation, e.g. a problem's own products or a wrapper whose
+        # point_products takes no orientations: none to pin)
         choose = getattr(data, "product_orientations", None)
-        self.orientations = {} if choose is None else choose(k)
+        takes = "orientations" in inspect.signature(data.point_products).parameters
+        self.orientations = choose(k) if choose is not None and takes else {}
 
     def singular_values(self, y: Any) -> np.ndarray:
         """The singular values s of the state (may be a view)."""
