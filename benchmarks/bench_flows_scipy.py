@@ -20,8 +20,8 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from linrank import balanced_factors, factor_flow, gaussian_data, manifold_flow, product
+from linrank.data import as_data
 from linrank.flows import LayerSystem
-from linrank.network import as_data
 
 
 def main() -> None:

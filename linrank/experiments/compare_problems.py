@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
-from ..network import LinearData, gaussian_data, rank_constrained_minimizer
+from ..data import LinearData, gaussian_data, rank_constrained_minimizer
 
 __all__ = [
     "SIZES",

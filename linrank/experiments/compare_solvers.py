@@ -40,9 +40,9 @@ import numpy as np
 import pymanopt
 from pymanopt.manifolds import FixedRankEmbedded
 
+from ..data import LinearData
 from ..flows import manifold_flow
 from ..manifold import DeepLinearFixedRank, TangentVector
-from ..network import LinearData
 from .compare_problems import ProblemInstance
 from .compare_record import Budget, Recorder, RunResult, StopRun, finish_stop
 
