@@ -19,7 +19,9 @@ Usage: OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_riemannian_flow.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import pathlib
 import platform
 import time
 
@@ -37,15 +39,18 @@ from linrank import (
 )
 
 
+def _load_example():
+    """examples/deep_matrix_completion.py as a module (its instance is the one measured here)."""
+    path = pathlib.Path(__file__).resolve().parent.parent / "examples" / "deep_matrix_completion.py"
+    spec = importlib.util.spec_from_file_location("deep_matrix_completion", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def example_instance(m=30, r=3, frac=0.3, alpha=1e-3, seed=0):
-    """The instance of examples/deep_matrix_completion.py."""
-    rng = np.random.default_rng(seed)
-    U = np.linalg.qr(rng.standard_normal((m, r)))[0]
-    V = np.linalg.qr(rng.standard_normal((m, r)))[0]
-    M = (U * np.array([1.0, 0.7, 0.4][:r])) @ V.T
-    mask = rng.random((m, m)) < frac
-    Q1 = np.linalg.qr(rng.standard_normal((m, m)))[0]
-    Q2 = np.linalg.qr(rng.standard_normal((m, m)))[0]
+    """The instance of examples/deep_matrix_completion.py: (M, rows, cols, W0)."""
+    M, mask, Q1, Q2 = _load_example().instance(m, r, frac, seed)
     rows, cols = np.nonzero(mask)
     return M, rows, cols, alpha * Q1 @ Q2.T
 
