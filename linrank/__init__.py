@@ -9,7 +9,7 @@ from .connection import christoffel, levi_civita, riemannian_hessian
 from .critical import AutoencoderProblem, CriticalPoint, closed_form_spectrum, critical_points
 from .data import LinearData, as_data, gaussian_data, rank_constrained_minimizer, top_projector
 from .diagnostics import check_gradient, check_hessian, hessian_spectrum
-from .flows import FlowResult, factor_flow, manifold_flow, riemannian_flow
+from .flows import FlowResult, adaptive_rank_flow, factor_flow, manifold_flow, riemannian_flow
 from .manifold import DeepLinearFixedRank, FactorGradient, FixedRankPoint, TangentVector
 from .metric import core_weights, metric_weights, side_weights
 from .network import balanced_factors, conserved_quantities, imbalance, product
@@ -44,6 +44,7 @@ __all__ = [
     "factor_flow",
     "manifold_flow",
     "riemannian_flow",
+    "adaptive_rank_flow",
     "LinearData",
     "as_data",
     "balanced_factors",

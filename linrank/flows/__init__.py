@@ -114,6 +114,7 @@ Adding a system
 
 from __future__ import annotations
 
+from .adaptive import adaptive_rank_flow
 from .integrator import Integrator, integrate
 from .layers import LayerSystem, factor_flow
 from .options import FlowOptions, parse_options
@@ -132,6 +133,7 @@ __all__ = [
     "LazyEvaluation",
     "StepFailure",
     "VectorSystem",
+    "adaptive_rank_flow",
     "factor_flow",
     "integrate",
     "manifold_flow",

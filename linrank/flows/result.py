@@ -30,6 +30,7 @@ class FlowResult:
         ``conserved=True`` (else None); singular_values : manifold_flow's s(t), shape
         (len(t), k); trajectory : the states at ``t`` (points or factor lists) or None.
     point / factors : the final state; collapse : the collapse record (Remark 33) or None;
+    ranks : adaptive_rank_flow's rank increases [(t, k), ...] from (0, 1), else None;
     diagnostics : further recorded values of a system, by name (arrays over ``t``).
     W : the final product, dense (property); success : status is "completed" or "converged".
     """
@@ -52,6 +53,8 @@ class FlowResult:
     point: FixedRankPoint | None = None
     factors: list[np.ndarray] | None = None
     collapse: dict | None = None
+    #: adaptive_rank_flow: [(t, k), ...], the start (0, 1) and each rank increase (else None)
+    ranks: list | None = None
     diagnostics: dict = field(default_factory=dict, repr=False)
     _W: np.ndarray | None = field(default=None, repr=False)
 
