@@ -110,6 +110,7 @@ def test_completion_against_full_width(N):
       relative difference falls like alpha, at N = 2 like a small power of alpha (the third
       direction of the full-width flow grows from alpha like alpha^(1 - sigma_3/sigma_2),
       docs/theory.rst): measured 0.32, 0.065, 0.0073 for alpha = 1e-2, 1e-4, 1e-6 at N = 2;
+      7.6e-2, 6.7e-3, 6.1e-4 (N = 3), 4.0e-2, 3.4e-3, 3.2e-4 (N = 4) for alpha = 1e-2 ... 1e-4;
     * the same two singular values are learned, in the same order; the full-width ones beyond
       them stay small;
     * the first switch-on time agrees (same start along the top pair), the second is shifted by

@@ -361,10 +361,13 @@ def adaptive_rank_flow(
         grid = _grid_for_piece(opts0.t_eval, t0, t_end, not pieces)
         opts = parse_options(t_end - t0, **{**options, "t_eval": grid})
         res = integrate(system, system.initial_state(p), t_end - t0, opts)
-        pieces.append((t0, k, res, system))
+        # keep the piece's record, not its system (which holds the problem and its data)
+        st = system.stall
+        pieces.append((t0, k, res, {"stall": st, "checks": system.exact_checks,
+                                    "evals": system.gradient_evals}))
+        del system, data, problem
         if res.status != "stalled":
             break
-        st = system.stall
         _tie_warning(st["sigma"], f"rank {k} -> {k + 1} at t = {t0 + st['t']:.6g}")
         sp_ = st["point"]
         point = FixedRankPoint(np.hstack((sp_.u, st["a"][:, None])),
@@ -400,7 +403,7 @@ def _concatenate(pieces: list, ranks: list, t_eval: np.ndarray | None) -> FlowRe
         rank.append(np.full(int(keep.sum()), float(k)))
     last = pieces[-1][2]
     t0_last = pieces[-1][0]
-    checks = sum(s.exact_checks for _, _, _, s in pieces)
+    checks = sum(s["checks"] for _, _, _, s in pieces)
     head = last.message
     if last.status == "completed":
         head = f"reached t_end = {t0_last + last.t_final:g}"
@@ -417,9 +420,9 @@ def _concatenate(pieces: list, ranks: list, t_eval: np.ndarray | None) -> FlowRe
     )
     res.diagnostics["rank"] = np.concatenate(rank)
     res.diagnostics["stall_gradient_evaluations"] = np.array(
-        [s.gradient_evals for _, _, _, s in pieces], dtype=float)
+        [s["evals"] for _, _, _, s in pieces], dtype=float)
     res.ranks = list(ranks)
-    stalls = [s.stall for _, _, _, s in pieces if s.stall is not None]
+    stalls = [s["stall"] for _, _, _, s in pieces if s["stall"] is not None]
     res.diagnostics["stall_normal_sigma"] = np.array([st["sigma"][0] for st in stalls])
     res.diagnostics["stall_tangent_norm"] = np.array([st["tangent_norm"] for st in stalls])
     return res
