@@ -5,14 +5,16 @@ Implements the Riemannian geometry of Bah, Rauhut, Terstiege and Westdickenberg 
 minimizers": the metric g_W(a, b) = <A_W^{-1} a, b> on the manifold of rank-k matrices.
 """
 
+from .baselines import NuclearNormCompletion, nuclear_norm_completion
 from .connection import christoffel, levi_civita, riemannian_hessian
 from .critical import AutoencoderProblem, CriticalPoint, closed_form_spectrum, critical_points
 from .data import LinearData, as_data, gaussian_data, rank_constrained_minimizer, top_projector
 from .diagnostics import check_gradient, check_hessian, hessian_spectrum
 from .flows import FlowResult, adaptive_rank_flow, factor_flow, manifold_flow, riemannian_flow
 from .manifold import DeepLinearFixedRank, FactorGradient, FixedRankPoint, TangentVector
+from .measures import effective_rank, unobserved_error
 from .metric import core_weights, metric_weights, side_weights
-from .network import balanced_factors, conserved_quantities, imbalance, product
+from .network import balanced_factors, conserved_quantities, gaussian_factors, imbalance, product
 from .problems import ambient_problem, autograd_problem, least_squares_problem
 from .problems_factorization import matrix_completion_problem, matrix_sensing_problem
 
@@ -48,7 +50,12 @@ __all__ = [
     "LinearData",
     "as_data",
     "balanced_factors",
+    "gaussian_factors",
     "conserved_quantities",
+    "effective_rank",
+    "unobserved_error",
+    "nuclear_norm_completion",
+    "NuclearNormCompletion",
     "gaussian_data",
     "imbalance",
     "product",

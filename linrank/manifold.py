@@ -53,6 +53,15 @@ from .metric import WeightCache, apply_A, apply_A_inverse, check_depth, inner_pr
 __all__ = ["DeepLinearFixedRank", "FixedRankPoint", "TangentVector", "FactorGradient"]
 
 
+#: g(0, 0) as returned by inner_product: the smallest normal float, so that 1 / norm(0) and
+#: 1 / g(0, 0) are finite (pymanopt's optimizers divide by them before testing the gradient).
+_ZERO_NORM_SQ = float(np.finfo(float).tiny)
+
+
+def _is_zero(t: TangentVector) -> bool:
+    return not (np.any(t.Up) or np.any(t.M) or np.any(t.Vp))
+
+
 class DeepLinearFixedRank(Manifold):
     r"""m x n matrices of rank k with the deep-linear metric of depth N (eq. (29)).
 
@@ -202,6 +211,12 @@ class DeepLinearFixedRank(Manifold):
         r"""g_W(a, b) = <A_W^{-1} a, b>_F (eq. (30)), O((m + n) k).
 
         Scale-safe for singular values beyond about 1e+-70 (:func:`linrank.metric.inner_product`).
+        When both vectors are exactly zero it returns the smallest normal float
+        (``np.finfo(float).tiny``, 2.2e-308; so ``norm`` of the zero vector is 1.5e-154) instead
+        of 0: pymanopt's optimizers divide by the gradient's norm (SteepestDescent's line search)
+        and by its squared norm (TrustRegions' inner solver) before they test it, so at a
+        critical point they would raise ZeroDivisionError or step by NaN; with the floor every
+        optimizer takes a step of length 0 there and stops on its gradient-norm criterion.
         """
         s = fr.parse_point(point, self._shape).s
         a = fr.parse_tangent(tangent_vector_a, self._shape, "tangent_vector_a")
@@ -217,6 +232,8 @@ class DeepLinearFixedRank(Manifold):
                 rw, rp = rec
                 side = np.einsum("ij,ij->j", a.Up, b.Up) + np.einsum("ij,ij->j", a.Vp, b.Vp)
                 val = float(np.vdot(a.M * rw, b.M) + side @ rp)
+        if val == 0.0 and _is_zero(a) and _is_zero(b):
+            return _ZERO_NORM_SQ
         if not math.isfinite(val):  # diagnose (rare path): which input, or an overflow
             fr.check_tangent(a, self._shape, "tangent_vector_a")
             fr.check_tangent(b, self._shape, "tangent_vector_b")
@@ -227,7 +244,7 @@ class DeepLinearFixedRank(Manifold):
         return val
 
     def norm(self, point: Any, tangent_vector: Any) -> float:
-        """sqrt(g_W(v, v))."""
+        """sqrt(g_W(v, v)); 1.5e-154 (not 0) for the zero vector, see :meth:`inner_product`."""
         return float(np.sqrt(self.inner_product(point, tangent_vector, tangent_vector)))
 
     def dist(self, point_a: Any, point_b: Any) -> float:

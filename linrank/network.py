@@ -6,6 +6,9 @@ Notation (Bah, Rauhut, Terstiege, Westdickenberg 2019, Section 2): factors :math
 API summary
 -----------
 * :func:`balanced_factors` (W0, dims, seed=None) -- balanced factors with product W0 (Section 7).
+* :func:`gaussian_factors` (dims, scale, seed=None) -- independent Gaussian factors (not
+  balanced) of a given scale: entries N(0, scale^2), or scaled so that the product's spectral
+  norm is ``scale``.
 * :func:`product` (factors) -- :math:`W_N \cdots W_1`.
 * :func:`conserved_quantities` (factors) -- :math:`W_{j+1}^T W_{j+1} - W_j W_j^T`, j = 1..N-1
   (constant along the flow (5), Lemma 2(3)); :func:`imbalance` (factors) -- their largest norm.
@@ -27,6 +30,7 @@ from .data import finite_real_matrix
 
 __all__ = [
     "balanced_factors",
+    "gaussian_factors",
     "product",
     "conserved_quantities",
     "imbalance",
@@ -158,16 +162,7 @@ def balanced_factors(
         width d_j below the rank.
     """
     W0 = finite_real_matrix("W0", W0)
-    if isinstance(dims, (str, bytes)) or not isinstance(dims, (Sequence, np.ndarray)):
-        raise TypeError(f"dims must be a sequence of integers (d_x, d_1, ..., d_y), got {dims!r}")
-    dims_l = list(dims)
-    for d in dims_l:
-        if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
-            raise TypeError(f"dims must contain integers, got {d!r} in {dims_l}")
-        if d < 1:
-            raise ValueError(f"dims must be positive, got {dims_l}")
-    if len(dims_l) < 2:
-        raise ValueError(f"dims must have at least 2 entries (d_x, ..., d_y), got {dims_l}")
+    dims_l = _check_dims(dims)
     d_y, d_x = W0.shape
     if dims_l[0] != d_x or dims_l[-1] != d_y:
         raise ValueError(
@@ -198,3 +193,105 @@ def balanced_factors(
     return [(V[j + 1] * root) @ V[j].T for j in range(N)]
 
 
+
+
+def _check_dims(dims: object) -> list[int]:
+    """dims as a list of >= 2 positive ints (d_x, d_1, ..., d_y)."""
+    if isinstance(dims, (str, bytes)) or not isinstance(dims, (Sequence, np.ndarray)):
+        raise TypeError(f"dims must be a sequence of integers (d_x, d_1, ..., d_y), got {dims!r}")
+    dims_l = list(dims)
+    for d in dims_l:
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
+            raise TypeError(f"dims must contain integers, got {d!r} in {dims_l}")
+        if d < 1:
+            raise ValueError(f"dims must be positive, got {dims_l}")
+    if len(dims_l) < 2:
+        raise ValueError(f"dims must have at least 2 entries (d_x, ..., d_y), got {dims_l}")
+    return [int(d) for d in dims_l]
+
+
+#: Largest total number of factor entries gaussian_factors builds (8 GiB of float64); more is
+#: refused before any work (``max_entries=`` raises the limit).
+MAX_FACTOR_ENTRIES = 1 << 30
+
+
+def gaussian_factors(
+    dims: Sequence[int],
+    scale: float,
+    seed: int | np.random.Generator | None = None,
+    *,
+    normalization: str = "entries",
+    max_entries: int = MAX_FACTOR_ENTRIES,
+) -> list[np.ndarray]:
+    r"""Independent Gaussian factors :math:`W_1, \dots, W_N` of a given scale (not balanced).
+
+    ``normalization="entries"`` (default): every entry of every factor is drawn independently
+    from :math:`\mathcal N(0, \mathrm{scale}^2)`,
+
+    .. math:: (W_j)_{ab} = \mathrm{scale}\cdot g^{(j)}_{ab},\qquad g^{(j)}_{ab} \sim \mathcal N(0, 1),
+
+    the "initialization scale" of the deep matrix factorization literature (Arora, Cohen, Hu and
+    Luo 2019). ``normalization="product"``: the same Gaussian factors multiplied by one common
+    :math:`c > 0` chosen so that the end-to-end matrix has spectral norm ``scale``,
+    :math:`\|W_N \cdots W_1\|_2 = \mathrm{scale}` (the scale of a balanced start
+    ``balanced_factors(scale * Q, dims)`` from an orthogonal Q), i.e.
+    :math:`c = (\mathrm{scale} / \|G_N \cdots G_1\|_2)^{1/N}`, computed from logarithms (no
+    overflow of the product at any depth).
+
+    Such factors are not balanced: :math:`W_{j+1}^T W_{j+1} - W_j W_j^T \neq 0`
+    (:func:`imbalance`), so Corollary 8 does not apply and the product's flow is not the
+    Riemannian flow of :math:`\mathcal{M}_k`; :func:`linrank.factor_flow` integrates them.
+
+    Parameters
+    ----------
+    dims : (d_x, d_1, ..., d_{N-1}, d_y), N >= 1 (W_j has shape (d_j, d_{j-1})).
+    scale : the standard deviation of the entries, or the product's spectral norm; finite,
+        > 0.
+    seed : seed or numpy Generator (None: fresh entropy). The draws are, in order,
+        ``rng.standard_normal((d_j, d_{j-1}))`` for j = 1..N.
+    normalization : "entries" or "product".
+    max_entries : refuse (before drawing) more factor entries than this in all.
+
+    Returns
+    -------
+    list of N float arrays, W_j of shape (d_j, d_{j-1}). "product": the spectral norm of the
+    product equals ``scale`` to a relative error of about N eps (plus the SVD's eps).
+
+    Raises
+    ------
+    TypeError, ValueError
+        dims not a sequence of positive integers (at least 2); scale not a finite positive
+        number; an unknown normalization; more than ``max_entries`` entries; "product" with a
+        product that is zero to rounding.
+    """
+    dims_l = _check_dims(dims)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)):
+        raise TypeError(f"scale must be a real number, got {scale!r}")
+    scale = float(scale)
+    if not (np.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be finite and > 0, got {scale}")
+    if normalization not in ("entries", "product"):
+        raise ValueError(f"normalization must be 'entries' or 'product', got {normalization!r}")
+    total = sum(a * b for a, b in zip(dims_l[:-1], dims_l[1:]))
+    if total > max_entries:
+        raise ValueError(f"the factors would have {total} entries in all, above max_entries = "
+                         f"{max_entries} ({8 * total / 2**30:.1f} GiB): refused before drawing")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    G = [rng.standard_normal((b, a)) for a, b in zip(dims_l[:-1], dims_l[1:])]
+    if normalization == "entries":
+        return [scale * g for g in G]
+    # log ||G_N ... G_1||_2 with the running product renormalized after every factor
+    log_norm = 0.0
+    P = G[0]
+    for g in [None] + G[1:]:
+        if g is not None:
+            P = g @ P
+        top = float(np.max(np.abs(P), initial=0.0))
+        if top == 0.0:
+            raise ValueError("the product of the Gaussian factors is zero: it has no spectral "
+                             "norm to scale")
+        P = P / top
+        log_norm += np.log(top)
+    log_norm += np.log(np.linalg.norm(P, 2))
+    c = np.exp((np.log(scale) - log_norm) / len(G))
+    return [c * g for g in G]

@@ -232,3 +232,60 @@ def test_rank_constrained_minimizer_bad_input():
         rank_constrained_minimizer(X, X[:, :5], 1)
     with pytest.raises(ValueError, match="k must"):
         rank_constrained_minimizer(X, None, 4)
+
+
+# ---------------------------------------------------------------------- gaussian_factors
+def test_gaussian_factors_entries_are_the_seeded_draws_times_scale():
+    from linrank import gaussian_factors
+
+    dims = (5, 7, 3, 4)
+    fs = gaussian_factors(dims, 1e-3, seed=11)
+    rng = np.random.default_rng(11)
+    for W, (a, b) in zip(fs, zip(dims[:-1], dims[1:])):
+        assert W.shape == (b, a)
+        np.testing.assert_array_equal(W, 1e-3 * rng.standard_normal((b, a)))
+    big = gaussian_factors((300, 400), 0.5, seed=1)[0]
+    assert np.std(big) == pytest.approx(0.5, rel=0.01)  # 120000 samples: std error 0.2%
+
+
+@pytest.mark.parametrize("depth", [1, 2, 5, 400])
+def test_gaussian_factors_product_normalization_sets_the_spectral_norm(depth):
+    from linrank import gaussian_factors
+    from linrank.network import imbalance, product
+
+    dims = (6,) + (8,) * (depth - 1) + (5,)
+    fs = gaussian_factors(dims, 1e-3, seed=depth, normalization="product")
+    # reference: the product renormalized factor by factor (depth 400 overflows otherwise)
+    P, logc = np.eye(6), 0.0
+    for W in fs:
+        P = W @ P
+        t = np.abs(P).max()
+        P, logc = P / t, logc + np.log(t)
+    assert np.log(np.linalg.norm(P, 2)) + logc == pytest.approx(np.log(1e-3), abs=1e-10 * depth)
+    if depth <= 5:
+        assert np.linalg.norm(product(fs), 2) == pytest.approx(1e-3, rel=1e-12)
+    if depth >= 2:
+        assert imbalance(fs) > 0  # not balanced
+    # the same draws as "entries", up to one common factor
+    raw = gaussian_factors(dims, 1.0, seed=depth)
+    c = fs[0][0, 0] / raw[0][0, 0]
+    for W, R in zip(fs, raw):
+        np.testing.assert_allclose(W, c * R, rtol=1e-14)
+
+
+def test_gaussian_factors_refuses_bad_input():
+    from linrank import gaussian_factors
+
+    for bad in (0.0, -1.0, np.inf, np.nan):
+        with pytest.raises(ValueError, match="scale"):
+            gaussian_factors((2, 2), bad)
+    with pytest.raises(TypeError, match="scale"):
+        gaussian_factors((2, 2), "1")
+    with pytest.raises(ValueError, match="normalization"):
+        gaussian_factors((2, 2), 1.0, normalization="layer")
+    with pytest.raises(ValueError, match="at least 2"):
+        gaussian_factors((2,), 1.0)
+    with pytest.raises(TypeError, match="integers"):
+        gaussian_factors((2, 2.5), 1.0)
+    with pytest.raises(ValueError, match="refused before drawing"):
+        gaussian_factors((10**6, 10**6), 1.0)
