@@ -27,6 +27,13 @@ API summary
     same engines and options as manifold_flow. ``factor_flow(problem, None, factors, t_end)`` is
     the layer-wise flow of :math:`f(W_N \cdots W_1)` (Corollary 8's other side).
 
+``adaptive_rank_flow(make_problem, shape=(m, n), depth=N, t_end=T, init_scale=alpha, **options)``
+    The rank-adaptive flow: the same flow on :math:`\mathcal{M}_1, \mathcal{M}_2, \dots` from
+    :math:`\alpha` times the top singular pair of :math:`-\nabla f(0)`, one direction added at
+    scale :math:`\alpha` (the top singular pair of :math:`-P_N\nabla f`) whenever the flow stalls
+    (:math:`\|P_T\nabla f\|_F \le \tau \|P_N\nabla f\|_2`): the small-initialization limit of
+    the full-width flow at state O((m + n) k). The result also has ``ranks``.
+
 Inputs must be real and finite (complex or NaN/inf data, starts, factors and targets are
 refused with a TypeError/ValueError naming the argument). Norms of states and slopes are
 computed without overflow of their squares, so starts up to ~1e150 and data up to ~1e100 are
@@ -87,6 +94,8 @@ Modelled on scipy.integrate: one integrator, many systems, one result type.
 ``riemannian``                 :func:`manifold_flow` (engine choice)
 ``problem_flow``               :func:`riemannian_flow`: the same engines for the loss of any
                                pymanopt Problem on DeepLinearFixedRank
+``adaptive``                   :func:`adaptive_rank_flow`: riemannian_flow's engines with a stall
+                               test, on M_1, M_2, ... in turn
 =============================  ===============================================================
 
 Imports go downwards only: result, options, tableaux, system < checkpoint < integrator <

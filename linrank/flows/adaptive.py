@@ -372,7 +372,7 @@ def adaptive_rank_flow(
         sp_ = st["point"]
         point = FixedRankPoint(np.hstack((sp_.u, st["a"][:, None])),
                                np.append(sp_.s, alpha), np.vstack((sp_.vt, st["b"][None, :])))
-        t0 += res.t_final
+        t0 = float(t0 + res.t_final)
         k += 1
         ranks.append((t0, k))
     return _concatenate(pieces, ranks, opts0.t_eval)
