@@ -377,7 +377,8 @@ class Integrator:
         if self.o.method == "Euler" or self._dense is None:
             return 1.0
         try:
-            return locate(lambda th: g(self.dense_state(th), th), g0, g1)
+            with _quiet():
+                return locate(lambda th: g(self.dense_state(th), th), g0, g1)
         except StepFailure:  # an interpolated state off M_k: the step's end
             return 1.0
 
@@ -448,7 +449,8 @@ class Integrator:
             if stop is not None and stop[0] < 1.0:
                 y_new = self.dense_state(stop[0])
                 t_new = t + stop[0] * (t_new - t)
-                ev_new = self._eval(y_new)
+                with _quiet():
+                    ev_new = self._eval(y_new)
         record = stop is not None or self._wants_record(t_new)
         if record:
             self._record(t_new, y_new, ev_new)
