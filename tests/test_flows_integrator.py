@@ -89,6 +89,19 @@ def test_factor_flow_euler_is_gradient_descent_step_for_step(loss):
     r2 = run(h * 20, r1.factors)
     for a, b in zip(r2.factors, r.factors):
         np.testing.assert_array_equal(a, b)
+    # ftol and events at the iterates: the first iterate with loss <= ftol ends the run
+    L = run(h * steps, Ws).loss  # the loss at every iterate
+    assert np.all(np.diff(L[:30]) < 0)
+    ftol = 0.5 * (L[24] + L[25])
+
+    def late(t, W):
+        return t - 0.123
+
+    rf = run(h * steps, Ws, ftol=ftol, events=late)
+    assert rf.status == "converged" and rf.nsteps == 25 and "iterate" in rf.message
+    for a, b in zip(rf.factors, _layer_gd(grad, Ws, h, 25)):
+        np.testing.assert_allclose(a, b, rtol=1e-14, atol=1e-15)
+    np.testing.assert_array_equal(rf.t_events[0], [3 * h])
     # t_end between steps: only whole steps, never a shortened one
     r3 = run(h * 20.5, Ws)
     assert r3.nsteps == 20 and r3.t_final == 20 * h and "whole steps" in r3.message

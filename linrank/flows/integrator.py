@@ -221,14 +221,19 @@ class Integrator:
         gradient norm when the system computes them lazily and only checks the slope. An
         exception of the system's callbacks becomes a :class:`CallbackError` naming them."""
         self.nfev += 1
-        what = self.sys.callback_name()
-        ev = call_user(what, self.sys.rhs, y)
-        if not full and ev.lazy:
-            if not np.isfinite(ev.K).all():
-                raise StepFailure("the right-hand side is not finite: the solution diverged"
-                                  + self.sys.nonfinite_hint())
-            return ev
-        loss, gnorm = call_user(what, lambda: (ev.loss, ev.gnorm))
+        try:
+            ev = self.sys.rhs(y)
+            if not full and ev.lazy:
+                if not np.isfinite(ev.K).all():
+                    raise StepFailure("the right-hand side is not finite: the solution diverged"
+                                      + self.sys.nonfinite_hint())
+                return ev
+            loss, gnorm = ev.loss, ev.gnorm
+        except (StepFailure, CallbackError):
+            raise
+        except Exception as exc:
+            raise CallbackError(f"{self.sys.callback_name()} raised {type(exc).__name__}: "
+                                f"{exc}") from exc
         if not (np.isfinite(loss) and np.isfinite(gnorm)):
             raise StepFailure(f"the loss ({loss}) or the gradient norm ({gnorm}) is not finite: "
                               "the solution diverged" + self.sys.nonfinite_hint()
