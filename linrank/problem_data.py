@@ -100,21 +100,76 @@ class ProblemData:
         return float(loss), _dense(G, W.shape)
 
     def fingerprint_arrays(self, start: Any = None) -> list[np.ndarray]:
-        """Arrays identifying the loss (for checkpoints): the problem's data arrays when it
-        declares them, else its loss and gradient products at ``start`` (default
-        :attr:`start`: a point, or a dense W)."""
-        fa = getattr(self.problem, "fingerprint_arrays", None)
+        """Arrays identifying the loss, for the checkpoints of the flows. The rule:
+
+        1. a problem that declares what defines it is trusted: ``problem.fingerprint()`` (an
+           optional hook; arrays, a string or bytes) and/or ``problem.fingerprint_arrays()``
+           (linrank's own problems: the observations, measurements or data);
+        2. any other problem (a cost given by callables) is identified by its values: the loss
+           and the gradient products at the start (``start``, default :attr:`start`) and at
+           two fixed probe points of the manifold (seeded; random orthonormal factors, singular
+           values of the start's scale). A changed problem whose loss and gradient agree with the
+           old one at the start and at both probes (bit for bit) is not detected: declare its
+           parameters with ``fingerprint`` to be safe. An exception at a probe is hashed as
+           its type and message.
+
+        The manifold's shape, rank and depth are always included.
+        """
         out = [np.array([self.d_y, self.d_x, self.manifold.k, self.manifold.depth], dtype=float)]
-        if fa is not None:
-            return out + [np.asarray(a, dtype=float) for a in fa()]
+        problem = self.problem
+        declared = False
+        hook = getattr(problem, "fingerprint", None)
+        if callable(hook):
+            out += _as_arrays(hook())
+            declared = True
+        fa = getattr(problem, "fingerprint_arrays", None)
+        if callable(fa):
+            out += [np.asarray(a, dtype=float) for a in fa()]
+            declared = True
+        if declared:
+            return out
         start = self.start if start is None else start
         if start is None:
             raise ValueError("no start given to fingerprint a problem without data arrays")
-        if isinstance(start, np.ndarray):
-            loss, G = self.loss_and_gradient(start)
-            return out + [np.array([loss]), G]
-        Gv, Gtu, loss = self.point_products(*start)
-        return out + [np.array([loss]), Gv, Gtu]
+        dense = isinstance(start, np.ndarray)
+        if dense:
+            scale = float(np.linalg.norm(start, 2)) or 1.0
+        else:
+            scale = float(np.max(start[1]))
+        points = [start] + [self._probe(seed, scale, dense) for seed in (20190103, 20190104)]
+        for point in points:
+            try:
+                if dense:
+                    loss, G = self.loss_and_gradient(point)
+                    out += [np.array([loss]), G]
+                else:
+                    Gv, Gtu, loss = self.point_products(*point)
+                    out += [np.array([loss]), Gv, Gtu]
+            except Exception as exc:  # the failure itself identifies the problem there
+                out += _as_arrays(f"{type(exc).__name__}: {exc}")
+        return out
+
+    def _probe(self, seed: int, scale: float, dense: bool) -> Any:
+        """A fixed point of the manifold (seeded) with singular values of the given scale."""
+        rng = np.random.default_rng(seed)
+        k = self.manifold.k
+        u = np.linalg.qr(rng.standard_normal((self.d_y, k)))[0]
+        v = np.linalg.qr(rng.standard_normal((self.d_x, k)))[0]
+        s = scale * np.sort(rng.uniform(0.5, 1.5, k))[::-1]
+        if dense:
+            return (u * s) @ v.T
+        return FixedRankPoint(u, s, v.T.copy())
+
+
+def _as_arrays(value: Any) -> list[np.ndarray]:
+    """A fingerprint value (arrays, numbers, a string or bytes) as float arrays."""
+    if isinstance(value, str):
+        value = value.encode()
+    if isinstance(value, bytes):
+        return [np.frombuffer(value, dtype=np.uint8).astype(float)]
+    if isinstance(value, (list, tuple)):
+        return [a for v in value for a in _as_arrays(v)]
+    return [np.asarray(value, dtype=float).ravel()]
 
 
 def _dense(G: Any, shape: tuple[int, int]) -> np.ndarray:

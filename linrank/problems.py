@@ -231,10 +231,13 @@ def least_squares_problem(
         )
     C = X @ X.T
     B = Y @ X.T
-    return ambient_problem(
+    problem = ambient_problem(
         manifold,
         lambda W: 0.5 * float(np.sum((Y - W @ X) ** 2)),
         lambda W: W @ C - B,
         lambda W, Z: Z @ C,
         preconditioner,
     )
+    # the data define the loss: what the flows' checkpoint fingerprints cover
+    problem.fingerprint_arrays = lambda: [X, Y]
+    return problem

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import warnings
 
 import numpy as np
 import pytest
@@ -198,12 +197,10 @@ def test_huge_start_is_computed(N, scale):
     W = manifold_flow(X, Z, scale * W0, N, scale ** (-2 * (N - 1) / N), **opts)
     assert W.status == V.status == "completed"
     assert np.linalg.norm(W.W / scale - V.W) <= 1e-9 * np.linalg.norm(V.W)
-    # the autoencoder from 1e80 W0: no ZeroDivisionError; the singular values fall far below
-    # collapse_tol * s_1(0), which is the documented collapse test
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        r = manifold_flow(X, None, 1e80 * W0, N, 1.0)
-    assert r.status in ("collapsed", "completed") and np.all(np.isfinite(r.W))
+    # the autoencoder from 1e80 W0: no ZeroDivisionError; the singular values fall by 1e80,
+    # which is no collapse (the state stays on M_k)
+    r = manifold_flow(X, None, 1e80 * W0, N, 1.0)
+    assert r.status == "completed" and np.all(np.isfinite(r.W))
 
 
 def test_huge_data_is_computed_on_its_time_scale_and_refused_beyond():

@@ -166,14 +166,15 @@ def test_euler_on_layers_is_gradient_descent():
 
 
 def test_collapse_is_reported():
-    """Remark 33's start as a problem: W = -u1 u1^T decays to 0 and the run stops "collapsed"."""
+    """Remark 33's start as a problem: W = -u1 u1^T decays to 0; with collapse_tol the run stops
+    "collapsed" where s fell by that factor (the same rule as manifold_flow's)."""
     rng = np.random.default_rng(33)
     U = np.linalg.qr(rng.standard_normal((4, 4)))[0]
     X = U @ np.diag(np.sqrt([2.0, 1.0, 0.7, 0.4])) @ np.linalg.qr(rng.standard_normal((8, 4)))[0].T
     u1 = U[:, :1]
     P = least_squares_problem(DeepLinearFixedRank(4, 4, 1, 2), X)
     with pytest.warns(RuntimeWarning, match="Remark 33"):
-        r = riemannian_flow(P, -u1 @ u1.T, 30.0, rtol=1e-10, atol=1e-16)
+        r = riemannian_flow(P, -u1 @ u1.T, 30.0, rtol=1e-10, atol=1e-16, collapse_tol=1e-10)
     assert r.status == "collapsed" and r.collapse["value"] < 1e-10
     np.testing.assert_allclose(r.singular_values[:, 0], 1.0 / (2.0 * np.exp(4.0 * r.t) - 1.0),
                                rtol=1e-5)

@@ -45,34 +45,72 @@ Data: ``X`` (d_x x n) and ``Y`` (d_y x n; ``None`` means Y = X, the autoencoder)
 
 Common options (keyword only)
     ``method``: "RK45" (default; Dormand-Prince 5(4), adaptive, error-controlled), "RK4" (classical,
-    fixed step) or "Euler" (explicit, fixed step: the paper's choice); ``rtol`` (1e-6), ``atol``
-    (1e-9): as in scipy's solve_ivp (manifold_flow measures the error in the Frobenius norm of
-    the product: ``||E||_F <= atol sqrt(d_x d_y) + rtol ||W||_F`` per step); ``step``: the step
-    of RK4/Euler (required for them); ``first_step``, ``max_step``, ``max_steps`` (without it,
-    RK45 ends a run as "failed", with a message, when its step stays so small that t_end is
-    more than 1e8 steps away: stiff flows, e.g. depth N makes the rates of the singular values
-    ~N, data scaled by c make all rates ~c^2; with it, the run goes on until max_steps);
-    ``t_eval``: increasing times in [0, t_end] to record (default: every accepted step; steps are
-    shortened to land on them exactly); ``trajectory=True``: keep the state at recorded times;
+    fixed step) or "Euler" (explicit, fixed step: plain gradient descent, the paper's choice);
+    ``rtol`` (1e-6), ``atol`` (1e-9): as in scipy's solve_ivp (manifold_flow measures the error
+    in the Frobenius norm of the product: ``||E||_F <= atol sqrt(d_x d_y) + rtol ||W||_F`` per
+    step); ``step``: the step of RK4/Euler (required for them); ``first_step``, ``max_step``,
+    ``max_steps`` (without it, RK45 ends a run as "failed", with a message, when its step stays
+    so small that t_end is more than 1e8 steps away: stiff flows, e.g. depth N makes the rates of
+    the singular values ~N, data scaled by c make all rates ~c^2; with it, the run goes on until
+    max_steps); ``t_eval``: increasing times in [0, t_end] to record (default: every accepted
+    step; RK45 shortens steps to land on them exactly; the fixed-step methods never shorten a
+    step: they take the floor(t_end / step) whole steps, step n ending at n * step, and record a
+    ``t_eval`` time at the step it falls in, at that step's time, see
+    :mod:`linrank.flows.integrator`); ``trajectory=True``: keep the state at recorded times;
     ``target``: a d_y x d_x matrix (or point) whose Frobenius distance is recorded;
-    ``gtol``: stop when the Riemannian gradient norm is <= gtol; ``checkpoint``: a path (.npz)
-    written every ``checkpoint_every`` seconds (default 60) and/or ``checkpoint_steps`` steps,
-    at the end and on KeyboardInterrupt; a later call with the same arguments resumes from it
-    (``resume=True``) and ends bit-identical to an uninterrupted run; the path is checked before
-    integrating (its directory must exist and accept files; an existing file there must be a
-    linrank checkpoint: no other file is overwritten), and a save that fails later (disk full)
-    is a RuntimeWarning that never loses the result; ``progress=True``: a tqdm
-    bar over [0, t_end]. manifold_flow also takes ``rank`` and ``collapse_tol`` (default 1e-10):
-    the run stops with ``status == "collapsed"`` when
-    :math:`s_k < \text{collapse\_tol} \cdot \max(s_1(t), s_1(0))` (Remark 33), not with NaN.
+    ``checkpoint``: a path (.npz) written every ``checkpoint_every`` seconds (default 60) and/or
+    ``checkpoint_steps`` steps, at the end and on KeyboardInterrupt; a later call with the same
+    arguments resumes from it (``resume=True``) and ends bit-identical to an uninterrupted run
+    (in one process; records, events and stop-rule state included); the fingerprint covers the
+    data or problem (a problem's declared ``fingerprint()`` / ``fingerprint_arrays()``, else its
+    loss and gradient at the start and at two fixed probe points:
+    :meth:`linrank.problem_data.ProblemData.fingerprint_arrays`), the start, the options, the
+    names of the record callables and the events' ``terminal``/``direction`` (callables cannot
+    be hashed: a resume trusts that callables of the same names compute the same); the path is
+    checked before integrating (its directory must exist and accept files; an existing file
+    there must be a linrank checkpoint: no other file is overwritten), and a save that fails
+    later (disk full) is a RuntimeWarning that never loses the result; ``progress=True``: a tqdm
+    bar over [0, t_end]. A misspelt keyword is a TypeError naming the public function and the
+    nearest valid option (``rtoll=`` -> "did you mean 'rtol'").
+
+Stop rules, events and recorders (every flow; :mod:`linrank.flows.events`)
+    ``gtol``: stop ("converged") when the gradient norm is <= gtol; ``ftol``: stop ("converged")
+    when the loss is <= ftol, at the time located on the step's continuous extension (Brent's
+    method on Dormand-Prince's order-4 interpolant for RK45, RK4's order-3 one; at the iterate
+    for Euler); ``rdtol`` with ``rdwindow`` (default 1.0): stop ("stalled") at the first accepted
+    t where ``L(t') - L(t) <= rdtol * abs(L(t'))``, t' the latest accepted time <= t - rdwindow
+    (never before t = rdwindow); ``events``: a callable g(t, W) or a list of them, in the manner of
+    scipy's solve_ivp, with optional attributes ``terminal`` (True or a count of zeros after
+    which the run ends, status "event") and ``direction`` (> 0 rising zeros only, < 0 falling, 0
+    both); a zero in a step [t_n, t_n+1] (g(t_n) < 0 <= g(t_n+1) or g(t_n) > 0 >= g(t_n+1)) is
+    located like ftol and stored in ``FlowResult.t_events[i]`` and ``W_events[i]``;
+    ``record={"name": callable(t, W)}``: evaluated at every recorded time into
+    ``FlowResult.records["name"]`` (a number or an array of fixed shape). W is the state in the
+    form of ``trajectory`` items: the factor list (factor_flow) or the point (u, s, vt).
+    factor_flow's ``singular_values=True`` records the product's singular values from the
+    factors (a chain of QR factorizations, :func:`linrank.flows.layers.product_singular_values`).
+    An exception from a user callback (the problem's cost or gradient, a record, an event) or a
+    non-finite loss or gradient mid-run ends the run with status "failed", the trajectory so far,
+    a message naming the callback and the exception in ``FlowResult.error``.
+
+The collapse rule (manifold_flow, riemannian_flow; :mod:`linrank.flows.manifold_base`)
+    One rule for both engines; ``collapse_tol`` defaults to None. "collapsed" only where the
+    state leaves M_k: the smallest singular value s_k underflows to 0, or, for N = 1, falls to
+    the rounding level max(m, n) eps s_1 after falling; with ``collapse_tol`` also where
+    s_k < collapse_tol * (its own peak so far). No run whose s_k did not fall is stopped. For
+    N >= 2 nothing is divided by s_k: a flow that approaches a critical point of lower rank runs
+    to t_end, and ``message`` and ``FlowResult.rank_decay`` give the decay law of s_k (power or
+    exponential, fitted on the last half of its fall).
 
 :class:`FlowResult` attributes: ``t``, ``loss`` (L^1 at ``t``), ``grad_norm`` (Riemannian gradient
 norm at ``t``; for factor_flow the norm of the layer gradient, equal to it for balanced factors),
 ``distance`` (or None), ``conserved_drift`` (factor_flow with ``conserved=True``, else None),
-``singular_values`` (manifold_flow: s(t), shape (len(t), k)), ``trajectory`` (list of points or of
-factor lists, or None), ``W`` (final product, dense), ``point`` / ``factors`` (final state),
-``status`` ("completed", "converged", "collapsed", "interrupted", "failed"), ``message``,
-``success``, ``t_final``, ``nfev``, ``nsteps``, ``nrejected``, ``method``.
+``singular_values`` (manifold flows: s(t), shape (len(t), k); factor_flow with
+``singular_values=True``), ``records``, ``t_events``, ``W_events``, ``trajectory`` (list of points
+or of factor lists, or None), ``W`` (final product, dense), ``point`` / ``factors`` (final state),
+``status`` ("completed", "converged", "event", "stalled", "collapsed", "interrupted", "failed"),
+``message``, ``success``, ``error``, ``rank_decay``, ``collapse``, ``t_final``, ``nfev``,
+``nsteps``, ``nrejected``, ``method``.
 
 Layout
 ------
@@ -86,10 +124,12 @@ Modelled on scipy.integrate: one integrator, many systems, one result type.
                                vector states), :class:`Evaluation`, :class:`StepFailure`
 ``integrator``                 the step loop: error control, ``t_eval``, stop rules, checkpoints,
                                interrupts, progress bar (:class:`Integrator`, :func:`integrate`)
-``checkpoint``                 fingerprint and atomic .npz files
+``events``                     events, ftol and rdtol, user callbacks (:class:`CallbackError`)
+``checkpoint``                 fingerprint, atomic .npz files, the integrator's saved state
 ``targets``                    recorded distances to a target matrix or point
 ``layers``                     flow (5): :class:`LayerSystem`, :func:`factor_flow`
-``manifold_base``              flow (31), shared by both engines: start, collapse test, records
+``manifold_base``              flow (31), shared by both engines: start, the collapse rule, the
+                               decay-law note, records
 ``factored``, ``projected``    the two engines of flow (31)
 ``riemannian``                 :func:`manifold_flow` (engine choice)
 ``problem_flow``               :func:`riemannian_flow`: the same engines for the loss of any
@@ -98,7 +138,7 @@ Modelled on scipy.integrate: one integrator, many systems, one result type.
                                test, on M_1, M_2, ... in turn
 =============================  ===============================================================
 
-Imports go downwards only: result, options, tableaux, system < checkpoint < integrator <
+Imports go downwards only: result, options, tableaux, system, events < checkpoint < integrator <
 systems < entry points.
 
 Adding a system
@@ -110,8 +150,10 @@ Adding a system
    compute the loss and gradient norm only at accepted points), ``advance``, ``error_scale``,
    ``error_norm``, ``state_norm``, ``to_array``/``from_array`` (checkpoints, trajectories) and
    ``final``; override ``normalize`` (post-step re-orthonormalization), ``check_stop`` (e.g. a
-   collapse test), ``diagnostics`` (values recorded with every point: ``distance``,
-   ``singular_values``, ``conserved_drift`` or any other name, which lands in
+   collapse test; per-run numbers it keeps go into ``run_state``, saved in checkpoints),
+   ``summary`` (a note on the finished run from its records), ``callback_name`` and
+   ``nonfinite_hint`` (which user code the right-hand side calls), ``diagnostics`` (values
+   recorded with every point: ``distance``, ``singular_values``, ``conserved_drift`` or any other name, which lands in
    ``FlowResult.diagnostics``), ``identity`` (what the checkpoint fingerprint must cover) and
    ``divergence_hint`` as needed. The contract is in :mod:`linrank.flows.system`.
 2. Write the public function: check its own arguments, ``opts = parse_options(t_end,

@@ -10,21 +10,33 @@ fingerprint is refused.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from .options import FlowOptions
 
 __all__ = ["CHECKPOINT_VERSION", "check_checkpoint_path", "fingerprint", "is_checkpoint",
-           "read_checkpoint", "rows", "write_checkpoint"]
+           "read_checkpoint", "restore_run", "rows", "run_arrays", "write_checkpoint"]
 
-CHECKPOINT_VERSION = 2  # 2: shapes, data form and system in the fingerprint
+CHECKPOINT_VERSION = 3  # 2: shapes, data form and system in the fingerprint; 3: stop rules,
+#                          events, records, the problem's probe values (see fingerprint)
 
 
 def fingerprint(kind: str, arrays: Sequence[np.ndarray], opts: FlowOptions, extra: tuple) -> str:
-    """sha256 of the system kind, the arrays (shape and bytes), the options and ``extra``."""
+    """sha256 of the system kind, the arrays (shape and bytes), the options and ``extra``.
+
+    Of the options, the stop rules (``gtol``, ``ftol``, ``rdtol``, ``rdwindow``), the events'
+    count, ``terminal`` and ``direction`` and the names of the ``record`` callables are covered;
+    the callables themselves cannot be hashed: a resumed run trusts that callables of the same
+    names compute what they computed before (their values up to the checkpoint are kept from
+    it). The system's ``arrays`` and ``extra`` say what defines the run
+    (:meth:`linrank.flows.system.FlowSystem.identity`).
+    """
     h = hashlib.sha256()
     h.update(kind.encode())
     for a in arrays:
@@ -32,8 +44,12 @@ def fingerprint(kind: str, arrays: Sequence[np.ndarray], opts: FlowOptions, extr
         h.update(str(a.shape).encode())
         h.update(memoryview(a).cast("B"))  # no copy of the data
     te = None if opts.t_eval is None else opts.t_eval.tobytes().hex()
+    events = tuple((bool(getattr(ev, "terminal", False)) if isinstance(
+        getattr(ev, "terminal", False), bool) else int(ev.terminal),
+        float(getattr(ev, "direction", 0))) for ev in opts.events)
     h.update(repr((opts.method, opts.rtol, opts.atol, opts.step, opts.first_step, opts.max_step,
-                   opts.max_steps, te, opts.trajectory, opts.gtol, extra)).encode())
+                   opts.max_steps, te, opts.trajectory, opts.gtol, extra, opts.ftol, opts.rdtol,
+                   opts.rdwindow, events, tuple(opts.record))).encode())
     return h.hexdigest()
 
 
@@ -122,7 +138,55 @@ def read_checkpoint(path: str, fp: str) -> dict[str, np.ndarray]:
         raise ValueError(f"checkpoint {path!r} has an unknown format version")
     if str(data["fingerprint"]) != fp:
         raise ValueError(
-            f"checkpoint {path!r} belongs to a different run (data, start, depth or options "
-            "differ); delete it, choose another path or pass resume=False"
+            f"checkpoint {path!r} belongs to a different run (data or problem, start, depth or "
+            "options differ); delete it, choose another path or pass resume=False"
         )
     return data
+
+
+def run_arrays(run: Any) -> dict[str, np.ndarray]:
+    """The arrays of a checkpoint of the :class:`linrank.flows.integrator.Integrator` ``run``."""
+    names = list(run.rec)
+    ev = run.events
+    arrays = {
+        "version": np.array(CHECKPOINT_VERSION),
+        "fingerprint": np.array(run.fp),
+        "scalars": np.array([run.t, run.h, run.loss0], dtype=float),
+        "counters": np.array([run.nfev, run.nsteps, run.nrej, run.grid_i], dtype=np.int64),
+        "status": np.array(run.status),
+        "message": np.array(run.message),
+        "y": run.sys.to_array(run.y),
+        "rec_names": np.array(json.dumps(names)),
+        "collapse": np.array(json.dumps(run.collapse)),
+        "pinned": np.array(json.dumps(run.sys.pinned())),
+        "run_state": np.array(json.dumps(run.sys.run_state)),
+        "window": np.array(list(run.window), dtype=float).reshape(-1, 2),
+        "t_events": np.array(json.dumps(ev.t_events)),
+    }
+    for j, key in enumerate(names):
+        arrays[f"rec_{j}"] = rows(run.rec[key])
+    for i, states in enumerate(ev.states):
+        arrays[f"event_{i}"] = rows(states)
+    return arrays
+
+
+def restore_run(run: Any, data: dict[str, np.ndarray]) -> None:
+    """Restore the integrator ``run`` from the checkpoint arrays ``data`` (bit for bit)."""
+    run.t, run.h, run.loss0 = (float(x) for x in data["scalars"])
+    run.nfev, run.nsteps, run.nrej, run.grid_i = (int(x) for x in data["counters"])
+    run.status = str(data["status"])
+    if run.status == "interrupted":
+        run.status = "running"  # continue where the interrupted run stopped
+    run.message = str(data["message"])
+    run.sys.pin(json.loads(str(data["pinned"])))
+    run.sys.run_state = json.loads(str(data["run_state"]))
+    run.y = run.sys.from_array(np.array(data["y"], dtype=float))
+    names = json.loads(str(data["rec_names"]))
+    run.rec = {key: [x.copy() if x.ndim else float(x) for x in data[f"rec_{j}"]]
+               for j, key in enumerate(names)}
+    run.collapse = json.loads(str(data["collapse"]))
+    run.window = deque((float(a), float(b)) for a, b in data["window"])
+    ev = run.events
+    ev.t_events = json.loads(str(data["t_events"]))
+    ev.states = [[x.copy() for x in data[f"event_{i}"]] if ev.t_events[i] else []
+                 for i in range(len(ev.t_events))]

@@ -1,4 +1,4 @@
-r"""The Runge-Kutta driver of every flow: step loop, error control, records, stop rules,
+r"""The Runge-Kutta driver of every flow: step loop, error control, records, stop rules, events,
 checkpoints, interrupts and the progress bar.
 
 :class:`Integrator` integrates any :class:`linrank.flows.system.FlowSystem` from ``y0`` over
@@ -6,7 +6,15 @@ checkpoints, interrupts and the progress bar.
 inside a state. Methods (tableaux in :mod:`linrank.flows.tableaux`): RK45 (Dormand-Prince 5(4),
 local extrapolation, first-same-as-last) with scipy's step-size controller (safety 0.9, factors
 in [0.2, 10], exponent -1/5, Hairer-Norsett-Wanner starting step), classical RK4 and explicit
-Euler with a fixed step. Steps are shortened to land exactly on the ``t_eval`` times.
+Euler with a fixed step. RK45 shortens steps to land exactly on the ``t_eval`` times.
+
+The fixed-step methods take exactly ``step`` every time, never a shortened step: step n ends at
+t_n = n h (a product, so the times do not drift), the run takes the n = floor(t_end / h) whole
+steps up to t_end (1e-9 h of slack: ``t_end = 10 h`` computed in floating point gives 10 steps),
+and a ``t_eval`` time tau is recorded at the first step time t_n >= tau - 1e-9 h (the step that
+tau falls in; the recorded time is t_n; several tau in one step give one record; tau beyond the
+last whole step is not recorded). ``method="Euler"`` is therefore plain gradient descent
+W <- W - h grad, step for step, whatever ``t_eval``, chunks or checkpoints.
 
 Why not scipy's solvers: ``scipy.integrate.RK45`` steps states that are flat vectors by
 ``y + h sum_j a_j K_j``, which the manifold engines cannot use (the projected engine's stage
@@ -20,40 +28,60 @@ controller as scipy's RK45) and, measured on the problem of benchmarks/bench_flo
 number of steps as ``solve_ivp(method="RK45")`` on the same right-hand side and no more time
 (see BENCHMARKS.md, "Layer-wise flow: own loop vs solve_ivp").
 
-Stop rules, in this order at every accepted point: ``max_steps``; divergence (the loss rises
-above ``L(0) + max(|L(0)|, system.loss_scale)``; a gradient flow never increases it); the
-system's :meth:`~linrank.flows.system.FlowSystem.check_stop` (collapse); ``gtol``.
+At every accepted step, in this order: events and ``ftol`` (:mod:`linrank.flows.events`: zeros
+located on the step's continuous extension; a terminal one or ``ftol`` moves the end of the step
+back to the located time and ends the run there), the records, then the stop rules:
+divergence (the loss rises above ``L(0) + max(|L(0)|, system.loss_scale)``; a gradient flow
+never increases it); the system's :meth:`~linrank.flows.system.FlowSystem.check_stop`
+(collapse); ``gtol``; ``rdtol``; and before each step ``max_steps``.
+``rdtol``: at an accepted point (t, L(t)) let (t', L(t')) be the latest accepted point with
+t' <= t - rdwindow (the window must be full: never before t = rdwindow); the run ends with status
+"stalled" when L(t') - L(t) <= rdtol |L(t')|.
 KeyboardInterrupt ends the run with status "interrupted", keeping every committed step and
-writing the checkpoint.
+writing the checkpoint. An exception from a user callback (the problem's cost or gradient, a
+record, an event) ends it with status "failed", the trajectory up to the last committed step and
+the exception in ``FlowResult.error`` (and as the message's cause); at the start it is raised as
+a ValueError (there is no trajectory yet).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import warnings
+from collections import deque
 from typing import Any
 
 import numpy as np
 
 from .checkpoint import (
-    CHECKPOINT_VERSION,
     check_checkpoint_path,
     fingerprint,
     read_checkpoint,
-    rows,
+    restore_run,
+    run_arrays,
     write_checkpoint,
 )
+from .events import (
+    CallbackError,
+    EventMonitor,
+    call_user,
+    locate,
+    located_stop,
+    real_value,
+    stalled,
+)
 from .options import FlowOptions
-from .result import FlowResult
+from .result import FlowResult, build_result
 from .system import Evaluation, FlowSystem, StepFailure
-from .tableaux import DOPRI5, EULER, RK4
+from .tableaux import DOPRI5, EULER, RK4, dense_weights
 
 __all__ = ["Integrator", "integrate"]
 
 _BASE_RECORDS = ("t", "loss", "gnorm", "traj")
 _STEP_BUDGET = 1e8  # projected number of remaining steps above which RK45 gives up
+_SLACK = 1e-9  # fixed-step methods: fraction of a step by which t_end / t_eval may be missed
+_USER = "record:"  # prefix of the user's records among the recorded series
 
 
 def _quiet() -> np.errstate:
@@ -92,12 +120,39 @@ class Integrator:
         self.grid_i = 0
         self.status = "running"
         self.message = ""
+        self.error: BaseException | None = None
         self.collapse: dict | None = None
         self._h_mark: float | None = None  # the step size 100 steps ago (stiffness guard)
         self.rec: dict[str, list] = {k: [] for k in _BASE_RECORDS}
+        for name in opts.record:
+            self.rec[_USER + name] = []
+        system.run_state = {}  # small per-run numbers of the system (saved in checkpoints)
+        self.events = EventMonitor(opts.events, self._item, system.to_array)
+        self.window: deque = deque()  # (t, loss) of accepted points, for rdtol
+        self._dense: tuple | None = None  # (y, h, evals) of the last step (continuous extension)
+        self.fixed = opts.method in ("Euler", "RK4")
+        self.n_fixed = (int(np.floor(t_end / opts.step + _SLACK)) if self.fixed and opts.step
+                        else 0)
+
+    def _item(self, y: Any) -> Any:
+        """The state as the callbacks receive it (a trajectory item: factors or a point)."""
+        return self.sys.trajectory_item(np.array(self.sys.to_array(y), dtype=float))
 
     # -------------------------------------------------------------- records
     def _record(self, t: float, y: Any, ev: Evaluation) -> None:
+        """Append the records at (t, y); the user's callables are evaluated first, so that a
+        failing one leaves the records of the committed steps intact."""
+        user = {}
+        if self.o.record:
+            W = self._item(y)
+            for name, fn in self.o.record.items():
+                what = f"record[{name!r}]"
+                val = real_value(what, call_user(what, fn, t, W), scalar=False)
+                prev = self.rec[_USER + name]
+                if prev and np.shape(prev[0]) != np.shape(val):
+                    raise CallbackError(f"{what} returned shape {np.shape(val)} at t = {t:.6g}, "
+                                        f"{np.shape(prev[0])} before: a record keeps one shape")
+                user[_USER + name] = val
         ex = self.sys.diagnostics(y)
         r = self.rec
         r["t"].append(t)
@@ -105,6 +160,8 @@ class Integrator:
         r["gnorm"].append(ev.gnorm)
         for key, val in ex.items():
             r.setdefault(key, []).append(val)
+        for key, val in user.items():
+            r[key].append(val)
         if self.o.trajectory:
             r["traj"].append(self.sys.to_array(y).copy())
 
@@ -112,11 +169,23 @@ class Integrator:
         te = self.o.t_eval
         if te is None:
             return True
+        if self.fixed:  # the step that tau falls in (module docstring)
+            return self.grid_i < te.size and te[self.grid_i] <= t + _SLACK * self.o.step
         return self.grid_i < te.size and t == te[self.grid_i]
+
+    def _advance_grid(self, t: float) -> None:
+        te = self.o.t_eval
+        if te is None:
+            return
+        if self.fixed:
+            while self.grid_i < te.size and te[self.grid_i] <= t + _SLACK * self.o.step:
+                self.grid_i += 1
+        else:
+            self.grid_i += 1
 
     def _next_stop(self) -> float:
         te = self.o.t_eval
-        if te is not None:
+        if te is not None and not self.fixed:
             while self.grid_i < te.size and te[self.grid_i] < self.t:
                 self.grid_i += 1
             if self.grid_i < te.size and te[self.grid_i] > self.t:
@@ -137,55 +206,37 @@ class Integrator:
             warnings.warn(f"{exc}; {what}", RuntimeWarning, stacklevel=self.stacklevel + 1)
 
     def _write(self) -> None:
-        r = self.rec
-        names = [key for key in r if key not in _BASE_RECORDS]
-        arrays = {
-            "version": np.array(CHECKPOINT_VERSION),
-            "fingerprint": np.array(self.fp),
-            "scalars": np.array([self.t, self.h, self.loss0], dtype=float),
-            "counters": np.array([self.nfev, self.nsteps, self.nrej, self.grid_i], dtype=np.int64),
-            "status": np.array(self.status),
-            "message": np.array(self.message),
-            "y": self.sys.to_array(self.y),
-            "rec_names": np.array(json.dumps(names)),
-            "collapse": np.array(json.dumps(self.collapse)),
-            "pinned": np.array(json.dumps(self.sys.pinned())),
-        }
-        for key in _BASE_RECORDS + tuple(names):
-            arrays[f"rec_{key}"] = rows(r[key])
-        write_checkpoint(self.o.checkpoint, arrays)
+        write_checkpoint(self.o.checkpoint, run_arrays(self))
 
     def _load(self) -> bool:
         path = self.o.checkpoint
         if path is None or not self.o.resume or not os.path.exists(path):
             return False
-        data = read_checkpoint(path, self.fp)
-        self.t, self.h, self.loss0 = (float(x) for x in data["scalars"])
-        self.nfev, self.nsteps, self.nrej, self.grid_i = (int(x) for x in data["counters"])
-        self.status = str(data["status"])
-        if self.status == "interrupted":
-            self.status = "running"  # continue where the interrupted run stopped
-        self.message = str(data["message"])
-        self.sys.pin(json.loads(str(data["pinned"])) if "pinned" in data else {})
-        self.y = self.sys.from_array(np.array(data["y"], dtype=float))
-        names = json.loads(str(data["rec_names"]))
-        self.rec = {key: [x.copy() if x.ndim else float(x) for x in data[f"rec_{key}"]]
-                    for key in _BASE_RECORDS + tuple(names)}
-        self.collapse = json.loads(str(data["collapse"]))
+        restore_run(self, read_checkpoint(path, self.fp))
         return True
 
     # -------------------------------------------------------------- stepping
     def _eval(self, y: Any, full: bool = True) -> Evaluation:
         """The right-hand side at y; ``full=False`` (Runge-Kutta stages) skips the loss and the
-        gradient norm when the system computes them lazily and only checks the slope."""
+        gradient norm when the system computes them lazily and only checks the slope. An
+        exception of the system's callbacks becomes a :class:`CallbackError` naming them."""
         self.nfev += 1
-        ev = self.sys.rhs(y)
-        if not full and ev.lazy:
-            if not np.isfinite(ev.K).all():
-                raise StepFailure("the right-hand side is not finite: the solution diverged")
-            return ev
-        if not (np.isfinite(ev.loss) and np.isfinite(ev.gnorm)):
-            raise StepFailure("the loss or the gradient is not finite: the solution diverged"
+        try:
+            ev = self.sys.rhs(y)
+            if not full and ev.lazy:
+                if not np.isfinite(ev.K).all():
+                    raise StepFailure("the right-hand side is not finite: the solution diverged"
+                                      + self.sys.nonfinite_hint())
+                return ev
+            loss, gnorm = ev.loss, ev.gnorm
+        except (StepFailure, CallbackError):
+            raise
+        except Exception as exc:
+            raise CallbackError(f"{self.sys.callback_name()} raised {type(exc).__name__}: "
+                                f"{exc}") from exc
+        if not (np.isfinite(loss) and np.isfinite(gnorm)):
+            raise StepFailure(f"the loss ({loss}) or the gradient norm ({gnorm}) is not finite: "
+                              "the solution diverged" + self.sys.nonfinite_hint()
                               + self.sys.divergence_hint(self.o.method))
         return ev
 
@@ -195,6 +246,7 @@ class Integrator:
         for row in tab.A[1:]:
             evals.append(self._eval(self.sys.advance(y, h, row, evals), full=False))
         y_new = self.sys.normalize(self.sys.advance(y, h, tab.B, evals))
+        self._dense = (y, h, evals)
         return y_new, self._eval(y_new), 0.0
 
     def _dp_step(self, y: Any, ev0: Evaluation, h: float):
@@ -212,6 +264,7 @@ class Integrator:
         evals.append(ev_new)
         sc = self.sys.error_scale(y, y_new, self.o.rtol, self.o.atol)
         err = h * self.sys.error_norm(y, DOPRI5.E, evals, sc)
+        self._dense = (y, h, evals)
         return y_new, ev_new, err
 
     def _initial_step(self, y: Any, ev0: Evaluation) -> float:
@@ -243,8 +296,12 @@ class Integrator:
 
     def _attempt(self, t: float, y: Any, ev: Evaluation, h: float, stop: float):
         """Steps from (t, y) until one is accepted (only RK45 repeats): (t_new, y_new, ev_new,
-        h_next)."""
+        h_next). The fixed-step methods take exactly ``step`` (module docstring)."""
         o = self.o
+        if self.fixed:
+            with _quiet():
+                y_new, ev_new, _ = self._fixed_step(y, ev, o.step)
+            return (self.nsteps + 1) * o.step, y_new, ev_new, o.step
         while True:
             h_try = min(h, stop - t)
             if t + h_try >= stop - 1e-12 * max(abs(stop), h_try):
@@ -253,17 +310,12 @@ class Integrator:
                 t_new = t + h_try
             try:
                 with _quiet():
-                    if o.method == "RK45":
-                        y_new, ev_new, err = self._dp_step(y, ev, h_try)
-                    else:
-                        y_new, ev_new, err = self._fixed_step(y, ev, h_try)
+                    y_new, ev_new, err = self._dp_step(y, ev, h_try)
             except StepFailure as exc:
-                if o.method != "RK45":
-                    raise
                 err, fail_msg = np.inf, str(exc)
             else:
                 fail_msg = ""
-            if o.method != "RK45" or err <= 1.0:
+            if err <= 1.0:
                 break
             self.nrej += 1
             factor = 0.2 if not np.isfinite(err) else max(0.2, 0.9 * err ** -0.2)
@@ -271,13 +323,10 @@ class Integrator:
             if h < 10 * np.spacing(abs(t)):  # as scipy: relative to t, also near t = 0
                 raise StepFailure(f"step size underflow at t = {t:.6g}"
                                   + (f": {fail_msg}" if fail_msg else ""))
-        if o.method == "RK45":
-            factor = 10.0 if err == 0 else min(10.0, 0.9 * err ** -0.2)
-            h_next = min(h_try * factor, o.max_step)
-            if t_new == stop and stop != self.t_end:
-                h_next = max(h_next, min(h, o.max_step))  # a grid cut is not a signal
-        else:
-            h_next = o.step
+        factor = 10.0 if err == 0 else min(10.0, 0.9 * err ** -0.2)
+        h_next = min(h_try * factor, o.max_step)
+        if t_new == stop and stop != self.t_end:
+            h_next = max(h_next, min(h, o.max_step))  # a grid cut is not a signal
         return t_new, y_new, ev_new, h_next
 
     def _start(self) -> Evaluation | None:
@@ -289,17 +338,18 @@ class Integrator:
         try:
             with _quiet():
                 ev = self._eval(self.y)
-        except StepFailure as exc:
+                self.events.g = self.events.values(self.t, self.y)
+                if not resumed and self._wants_record(0.0):
+                    self._record(0.0, self.y, ev)
+                    self._advance_grid(0.0)
+        except (StepFailure, CallbackError) as exc:
             raise ValueError(f"the flow cannot start from this point: {exc}") from exc
         if not resumed:
             self.loss0 = ev.loss
+            self.window.append((0.0, float(ev.loss)))
         self.loss_margin = max(abs(self.loss0), self.sys.loss_scale)
         if resumed:
             return ev
-        if o.t_eval is None or o.t_eval[0] == 0.0:
-            self._record(0.0, self.y, ev)
-            if o.t_eval is not None:
-                self.grid_i = 1
         if o.method == "RK45":
             try:
                 with _quiet():
@@ -310,8 +360,32 @@ class Integrator:
             self.h = o.step
         if o.gtol is not None and ev.gnorm <= o.gtol:
             self.status, self.message = "converged", "gradient norm <= gtol at t = 0"
-            return None
-        return ev
+        elif o.ftol is not None and ev.loss <= o.ftol:
+            self.status, self.message = "converged", f"loss {ev.loss:.6g} <= ftol at t = 0"
+        return ev if self.status == "running" else None
+
+    # -------------------------------------------------------------- events and ftol
+    def dense_state(self, theta: float) -> Any:
+        """The state at the fraction theta of the last step (its continuous extension)."""
+        y, h, evals = self._dense
+        w = dense_weights(self.o.method, theta)
+        with _quiet():
+            return self.sys.normalize(self.sys.advance(y, h, w, evals[: len(w)]))
+
+    def loss_at(self, y: Any) -> float:
+        """The loss at the state y (one evaluation of the right-hand side)."""
+        return self._eval(y).loss
+
+    def locate_zero(self, g: Any, g0: float, g1: float) -> float:
+        """theta of the zero of ``g(state)`` in the last step; Euler (gradient descent) and a
+        step without a continuous extension give the step's end."""
+        if self.o.method == "Euler" or self._dense is None:
+            return 1.0
+        try:
+            with _quiet():
+                return locate(lambda th: g(self.dense_state(th), th), g0, g1)
+        except StepFailure:  # an interpolated state off M_k: the step's end
+            return 1.0
 
     def _stop_after(self, t_new: float, y_new: Any, ev_new: Evaluation, recorded: bool) -> bool:
         """Apply the stop rules at an accepted point; True ends the run."""
@@ -327,6 +401,8 @@ class Integrator:
         if stop is None and self.o.gtol is not None and ev_new.gnorm <= self.o.gtol:
             stop = ("converged", f"gradient norm {ev_new.gnorm:.3e} <= gtol at t = {t_new:.6g}",
                     None)
+        if stop is None and self.o.rdtol is not None:
+            stop = self._stalled(t_new, float(ev_new.loss))
         if stop is None:
             return False
         self.status, self.message, info = stop
@@ -335,6 +411,10 @@ class Integrator:
         if not recorded:
             self._record(t_new, y_new, ev_new)
         return True
+
+    def _stalled(self, t: float, loss: float):
+        """The rdtol rule (module docstring) at the accepted point (t, loss)."""
+        return stalled(self.window, self.o.rdwindow, self.o.rdtol, t, loss)
 
     def _hopeless(self) -> bool:
         """Stiffness guard (RK45 without ``max_steps``), checked every 100 steps: if the error
@@ -359,11 +439,42 @@ class Integrator:
         )
         return True
 
+    def _more(self) -> bool:
+        if self.fixed:
+            return self.nsteps < self.n_fixed
+        return self.t < self.t_end
+
+    def _step(self, ev: Evaluation, bar: Any) -> tuple[Evaluation, bool]:
+        """One accepted step with its events, records and stop rules; (ev_new, stop)."""
+        t = self.t
+        t_new, y_new, ev_new, h_next = self._attempt(t, self.y, ev, self.h, self._next_stop())
+        stop = None
+        if self.events.events or self.o.ftol is not None:
+            stop = located_stop(self, t, ev, t_new, y_new, ev_new)
+            if stop is not None and stop[0] < 1.0:
+                y_new = self.dense_state(stop[0])
+                t_new = t + stop[0] * (t_new - t)
+                with _quiet():
+                    ev_new = self._eval(y_new)
+        record = stop is not None or self._wants_record(t_new)
+        if record:
+            self._record(t_new, y_new, ev_new)
+            self._advance_grid(t_new)
+        self.t, self.y, self.h = t_new, y_new, h_next
+        self.nsteps += 1
+        if bar is not None:
+            bar.update(t_new - t)
+        if stop is not None:
+            self.status, self.message = stop[1], stop[2]
+            return ev_new, True
+        return ev_new, self._stop_after(t_new, y_new, ev_new, record) or self._hopeless()
+
     def run(self) -> None:
         """Integrate until t_end or a stop rule; always writes the checkpoint at the end."""
         o = self.o
         ev = self._start()
         if ev is None:
+            self._save()
             return
         bar = None
         if o.progress:
@@ -374,27 +485,14 @@ class Integrator:
         last_save = time.monotonic()
         steps_since_save = 0
         try:
-            while self.t < self.t_end:
+            while self._more():
                 if o.max_steps is not None and self.nsteps >= o.max_steps:
                     self.status = "failed"
                     self.message = f"max_steps = {o.max_steps} reached at t = {self.t:.6g}"
                     break
-                t = self.t
-                t_new, y_new, ev_new, h_next = self._attempt(t, self.y, ev, self.h,
-                                                             self._next_stop())
-                record = self._wants_record(t_new)
-                if record:
-                    self._record(t_new, y_new, ev_new)
-                    if o.t_eval is not None:
-                        self.grid_i += 1
-                self.t, self.y, self.h, ev = t_new, y_new, h_next, ev_new
-                self.nsteps += 1
+                ev, stop = self._step(ev, bar)
                 steps_since_save += 1
-                if bar is not None:
-                    bar.update(t_new - t)
-                if self._stop_after(t_new, y_new, ev_new, record):
-                    break
-                if self._hopeless():
+                if stop:
                     break
                 if o.checkpoint is not None and (
                     (o.checkpoint_steps is not None and steps_since_save >= o.checkpoint_steps)
@@ -405,22 +503,26 @@ class Integrator:
                     last_save = time.monotonic()
                     steps_since_save = 0
             else:
-                self.status, self.message = "completed", f"reached t_end = {self.t_end:g}"
+                self.status, self.message = "completed", self._completed_message()
         except KeyboardInterrupt:
-            # keep what was computed; drop (parts of) a record of a step that was not committed
-            keep = int(np.searchsorted(self.rec["t"], self.t, side="right"))
-            for vals in self.rec.values():
-                del vals[keep:]
+            self._drop_uncommitted()
             self.status = "interrupted"
             self.message = f"interrupted (KeyboardInterrupt) at t = {self.t:.6g}"
             warnings.warn(f"flow {self.message}; returning the trajectory so far",
                           stacklevel=self.stacklevel)
         except StepFailure as exc:
+            self._drop_uncommitted()
             self.status = "failed"
             self.message = f"integration failed at t = {self.t:.6g}: {exc}"
             hint = self.sys.divergence_hint(self.o.method)
             if hint and hint not in self.message:
                 self.message += hint
+        except CallbackError as exc:
+            self._drop_uncommitted()
+            self.status = "failed"
+            self.message = (f"{exc} (in the step from t = {self.t:.6g}); the trajectory up to "
+                            "there is kept")
+            self.error = exc.__cause__ if exc.__cause__ is not None else exc
         finally:
             if bar is not None:
                 bar.close()
@@ -430,39 +532,27 @@ class Integrator:
             warnings.warn(self.message, RuntimeWarning, stacklevel=self.stacklevel)
         self._save()
 
+    def _completed_message(self) -> str:
+        if not self.fixed or self.t == self.t_end:
+            return f"reached t_end = {self.t_end:g}"
+        return (f"took the {self.nsteps} whole steps of h = {self.o.step:g} up to t_end = "
+                f"{self.t_end:g} (t = {self.t:.10g}; a fixed-step method never shortens a step)")
+
+    def _drop_uncommitted(self) -> None:
+        """Keep what was computed; drop (parts of) the records and event zeros of a step that
+        was not committed."""
+        keep = int(np.searchsorted(self.rec["t"], self.t, side="right"))
+        for vals in self.rec.values():
+            del vals[keep:]
+        mon = self.events
+        for i, ts in enumerate(mon.t_events):
+            n = int(np.searchsorted(ts, self.t, side="right"))
+            del ts[n:], mon.states[i][n:]
+
     # -------------------------------------------------------------- result
     def result(self) -> FlowResult:
         """The :class:`FlowResult` of the run (records, counters, final state)."""
-        r = self.rec
-        sysm = self.sys
-        res = FlowResult(
-            t=np.array(r["t"], dtype=float),
-            loss=np.array(r["loss"], dtype=float),
-            grad_norm=np.array(r["gnorm"], dtype=float),
-            method=self.o.method,
-            status=self.status,
-            message=self.message,
-            t_final=self.t,
-            nfev=self.nfev,
-            nsteps=self.nsteps,
-            nrejected=self.nrej,
-            depth=sysm.depth,
-            trajectory=[sysm.trajectory_item(row) for row in r["traj"]] if self.o.trajectory
-            else None,
-            collapse=self.collapse,
-        )
-        fields = set(FlowResult.__dataclass_fields__)
-        for key, vals in r.items():
-            if key in _BASE_RECORDS or not vals:
-                continue
-            arr = np.array(vals, dtype=float)
-            if key in fields:
-                setattr(res, key, arr)
-            else:
-                res.diagnostics[key] = arr
-        for key, val in sysm.final(self.y).items():
-            setattr(res, key, val)
-        return res
+        return build_result(self, _BASE_RECORDS, _USER)
 
 
 def integrate(system: FlowSystem, y0: Any, t_end: float, opts: FlowOptions,

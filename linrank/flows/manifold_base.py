@@ -1,5 +1,25 @@
-"""What both engines of the Riemannian flow (31) share: the start and target on M_k, the
-collapse test of Remark 33, the recorded singular values and distances."""
+r"""What both engines of the Riemannian flow (31) share: the start and target on M_k, the
+collapse rule, the note on a decaying singular value, the recorded singular values and distances.
+
+The collapse rule, one for every flow on M_k (:func:`~linrank.flows.manifold_flow`,
+:func:`~linrank.flows.riemannian_flow`, both engines): the run ends with status "collapsed" only
+where the state leaves M_k,
+
+(a) the smallest singular value s_k of an accepted state is 0 or below the smallest normal float
+    (underflow: W has rank < k in floating point), or
+(b) N = 1, where the singular vectors move at speed ~ ||grad|| / s_k (the flow reaches the
+    boundary of M_k in finite time): s_k <= max(m, n) eps s_1, the numerical-rank tolerance by
+    which a start of rank k is accepted, after s_k fell to below half its peak, or
+(c) only if ``collapse_tol`` is given: s_k < collapse_tol max_{tau <= t} s_k(tau), i.e. s_k
+    fell by that factor from its own peak.
+
+No run whose s_k did not fall is stopped: (a) needs s_k to reach 0, (b) and (c) compare s_k with
+its own past. For N >= 2 nothing is divided by s_k (:mod:`linrank.flows.factored`), so a flow
+that approaches a critical point of lower rank (s_k -> 0 like a power of t for N >= 3,
+exponentially for N = 2) is integrated to t_end and says so: when s_k fell by 1e3 from its peak
+and still falls at the end (by 2 over the last half of the fall), the message and ``FlowResult.rank_decay`` give
+the decay law fitted on the last half of the fall (:func:`decay_law`).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +33,48 @@ from ..manifold import DeepLinearFixedRank, FixedRankPoint
 from .system import FlowSystem, fixed_step_hint
 from .targets import distance_to_target, real_array, real_point
 
-__all__ = ["ManifoldFlowSystem", "parse_start"]
+__all__ = ["ManifoldFlowSystem", "decay_law", "parse_start"]
+
+_TINY = float(np.finfo(float).tiny)
+
+
+def decay_law(t: np.ndarray, s: np.ndarray) -> dict | None:
+    r"""The decay law of a falling positive series s(t) (a singular value over time).
+
+    On the last half (in time) of the fall, from the peak of s to the end (at least 4 points),
+    fits :math:`\log s = a - r t` (exponential, rate r) and :math:`\log s = a - q \log t`
+    (power law, exponent q; t > 0) by least squares and keeps the one with the smaller residual.
+    Returns None when s did not fall by 1e3 from its peak, or by 2 over the fitted window, or
+    rises over the window's last quarter; else a dict with ``law`` ("exponential" or "power"),
+    ``rate`` and ``exponent`` (both fits), ``residual`` (RMS of the kept fit in log s),
+    ``t_peak``, ``peak``, ``t_window`` (the fitted interval) and ``value`` (s at the end).
+    """
+    t = np.asarray(t, dtype=float)
+    s = np.asarray(s, dtype=float)
+    if t.size < 5 or not np.all(s > 0):
+        return None
+    p = int(np.argmax(s))
+    if not s[-1] <= 1e-3 * s[p]:
+        return None
+    sel = np.flatnonzero((t >= 0.5 * (t[p] + t[-1])) & (t > 0))
+    if sel.size < 4:
+        sel = np.arange(max(p, t.size - 4), t.size)
+        sel = sel[t[sel] > 0]
+    if sel.size < 4:
+        return None
+    tt, ls = t[sel], np.log(s[sel])
+    q4 = sel[-max(2, sel.size // 4):]
+    if s[q4[-1]] >= s[q4[0]] or not s[sel[-1]] <= 0.5 * s[sel[0]]:
+        return None
+    fits = {}
+    for law, x in (("exponential", tt), ("power", np.log(tt))):
+        A = np.column_stack((np.ones_like(x), x))
+        coef, *_ = np.linalg.lstsq(A, ls, rcond=None)
+        fits[law] = (-float(coef[1]), float(np.sqrt(np.mean((A @ coef - ls) ** 2))))
+    law = min(fits, key=lambda k: fits[k][1])
+    return {"law": law, "rate": fits["exponential"][0], "exponent": fits["power"][0],
+            "residual": fits[law][1], "t_peak": float(t[p]), "peak": float(s[p]),
+            "t_window": (float(tt[0]), float(tt[-1])), "value": float(s[-1])}
 
 
 def parse_start(W0: object, d_y: int, d_x: int, depth: int, rank: int | None) -> FixedRankPoint:
@@ -67,15 +128,16 @@ class ManifoldFlowSystem(FlowSystem):
     name = "manifold"
     engine = "manifold"
 
-    def __init__(self, data: LinearData, depth: int, k: int, target: Any, collapse_tol: float,
-                 s_ref: float):
+    def __init__(self, data: LinearData, depth: int, k: int, target: Any,
+                 collapse_tol: float | None, s0: Any):
         self.data = data
         self.depth = depth
         self.k = k
         self.m, self.n = data.d_y, data.d_x
         self.target = target
         self.collapse_tol = collapse_tol
-        self.s_ref = s_ref
+        #: the smallest singular value at the start (the first peak of the collapse rule)
+        self.s_min0 = float(np.min(s0))
         self.loss_scale = 0.0 if data.yy is None else 0.5 * data.yy
         # the data products' orientations, fixed for the whole run (bit-identical resume)
         # (data without a choice of orientation, e.g. a problem's own products or a wrapper whose
@@ -99,17 +161,57 @@ class ManifoldFlowSystem(FlowSystem):
         return out
 
     def check_stop(self, y: Any, t: float) -> tuple[str, str, dict] | None:
-        """Collapse (Remark 33): min s < collapse_tol * max(s_ref, max s)."""
+        """The collapse rule (module docstring) at the accepted point y (time t)."""
         s = self.singular_values(y)
-        s_ref = max(self.s_ref, float(np.max(s)))
         i = int(np.argmin(s))
-        if not s[i] < self.collapse_tol * s_ref:
+        sk, s1 = float(s[i]), float(np.max(s))
+        st = self.run_state
+        peak = max(st.get("s_peak", self.s_min0), sk)
+        st["s_peak"] = peak
+        info = {"index": i, "value": sk, "peak": peak, "t": t}
+        if not sk >= _TINY:
+            why = (f"s_{i + 1} = {sk:.3e} underflowed (below the smallest normal float): W(t) has "
+                   "rank < k in floating point and leaves M_k")
+        elif (self.depth == 1 and sk <= max(self.m, self.n) * np.finfo(float).eps * s1
+              and sk < 0.5 * peak):
+            why = (f"s_{i + 1} = {sk:.3e} fell to the rounding level of s_1 = {s1:.3e} (max(m, n)"
+                   " eps s_1): for N = 1 the singular vectors move at speed ~ |grad| / s_k, the "
+                   "flow leaves M_k")
+        elif self.collapse_tol is not None and sk < self.collapse_tol * peak:
+            why = (f"s_{i + 1} = {sk:.3e} fell below collapse_tol = {self.collapse_tol:.1e} times "
+                   f"its peak {peak:.3e}")
+        else:
             return None
-        info = {"index": i, "value": float(s[i]), "reference": s_ref, "t": t}
-        msg = (f"singular value s_{i + 1} = {info['value']:.3e} fell below collapse_tol * s_ref"
-               f" = {self.collapse_tol:.1e} * {s_ref:.3e} at t = {t:.6g}: W(t) leaves M_k "
-               "(Remark 33)")
-        return "collapsed", msg, info
+        return "collapsed", f"{why} at t = {t:.6g} (Remark 33)", info
+
+    def summary(self, result: Any) -> tuple[str, dict] | None:
+        """The note on a smallest singular value that decays (module docstring)."""
+        S = result.singular_values
+        if S is None or S.shape[0] < 5 or result.status == "collapsed":
+            return None
+        smin = S.min(axis=1)
+        law = decay_law(result.t, smin)
+        if law is None:
+            return None
+        k = S.shape[1]
+        fit = (f"like t^-{law['exponent']:.3g}" if law["law"] == "power"
+               else f"like exp(-{law['rate']:.3g} t)")
+        a, b = law["t_window"]
+        note = (f"; s_{k} fell from {law['peak']:.3e} (t = {law['t_peak']:.6g}) to "
+                f"{law['value']:.3e} and decays {fit} (fitted on [{a:.6g}, {b:.6g}]): W(t) "
+                f"approaches a critical point of rank < {k}")
+        return note, law
+
+    def callback_name(self) -> str:
+        problem = getattr(self.data, "problem", None)
+        if problem is None:
+            return "the data products"
+        return (f"the problem's cost/gradient ({type(problem).__name__}: gradient_products, or "
+                "cost and riemannian_gradient)")
+
+    def nonfinite_hint(self) -> str:
+        problem = getattr(self.data, "problem", None)
+        return "" if problem is None else f" (values from {self.callback_name()})"
 
     def final(self, y: Any) -> dict:
         return {"point": self.point(y)}

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import os
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .tableaux import METHODS
 
-__all__ = ["FlowOptions", "check_t_end", "parse_options", "positive_number"]
+__all__ = ["FlowOptions", "check_option_names", "check_t_end", "parse_options",
+           "positive_number"]
 
 
 def check_t_end(t_end: object) -> float:
@@ -53,6 +57,11 @@ class FlowOptions:
     checkpoint_steps: int | None
     resume: bool
     progress: bool
+    ftol: float | None = None
+    rdtol: float | None = None
+    rdwindow: float = 1.0
+    events: tuple = ()
+    record: dict = field(default_factory=dict)
 
 
 def _positive_int(name: str, val: object) -> int | None:
@@ -69,7 +78,9 @@ def parse_options(t_end: float, method: str = "RK45", rtol: float = 1e-6, atol: 
                   t_eval: object = None, trajectory: bool = False, gtol: float | None = None,
                   checkpoint: object = None, checkpoint_every: float | None = 60.0,
                   checkpoint_steps: int | None = None, resume: bool = True,
-                  progress: bool = False) -> FlowOptions:
+                  progress: bool = False, ftol: float | None = None,
+                  rdtol: float | None = None, rdwindow: float = 1.0, events: object = None,
+                  record: object = None) -> FlowOptions:
     """Check the keyword options of a flow; TypeError/ValueError naming the bad one."""
     if not isinstance(method, str) or method.lower() not in METHODS:
         raise ValueError(f"method must be one of 'RK45', 'RK4', 'Euler', got {method!r}")
@@ -107,7 +118,88 @@ def parse_options(t_end: float, method: str = "RK45", rtol: float = 1e-6, atol: 
         checkpoint = os.fspath(checkpoint)
     checkpoint_every = positive_number("checkpoint_every", checkpoint_every)
     checkpoint_steps = _positive_int("checkpoint_steps", checkpoint_steps)
+    ftol = _real_number("ftol", ftol)
+    rdtol = positive_number("rdtol", rdtol)
+    rdwindow = positive_number("rdwindow", rdwindow, allow_none=False)
     return FlowOptions(method, rtol, atol, step, first_step,
                        np.inf if max_step is None else max_step, max_steps, t_eval,
                        bool(trajectory), gtol, checkpoint, checkpoint_every, checkpoint_steps,
-                       bool(resume), bool(progress))
+                       bool(resume), bool(progress), ftol, rdtol, rdwindow,
+                       _parse_events(events), _parse_record(record))
+
+
+def _real_number(name: str, val: object) -> float | None:
+    """``val`` as a finite float (any sign: a loss may be negative), or None."""
+    if val is None:
+        return None
+    if isinstance(val, bool) or not isinstance(val, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {val!r}")
+    val = float(val)
+    if not np.isfinite(val):
+        raise ValueError(f"{name} must be finite, got {val}")
+    return val
+
+
+def _parse_events(events: object) -> tuple:
+    """``events`` as a tuple of callables g(t, W) with checked ``terminal`` (bool or a positive
+    count) and ``direction`` (a number; its sign counts) attributes, as in scipy's solve_ivp."""
+    if events is None:
+        return ()
+    if callable(events):
+        events = (events,)
+    if isinstance(events, (str, bytes)) or not isinstance(events, (list, tuple)):
+        raise TypeError(f"events must be a callable g(t, W) or a list of them, got "
+                        f"{type(events).__name__}")
+    for i, ev in enumerate(events):
+        if not callable(ev):
+            raise TypeError(f"events[{i}] must be callable g(t, W), got {type(ev).__name__}")
+        term = getattr(ev, "terminal", False)
+        if isinstance(term, (bool, np.bool_)):
+            pass
+        elif isinstance(term, (int, np.integer)) and term >= 1:
+            pass
+        else:
+            raise ValueError(f"events[{i}].terminal must be True, False or a positive count of "
+                             f"occurrences, got {term!r}")
+        direction = getattr(ev, "direction", 0)
+        if isinstance(direction, bool) or not isinstance(
+                direction, (int, float, np.integer, np.floating)) or not np.isfinite(direction):
+            raise ValueError(f"events[{i}].direction must be a finite number (its sign: > 0 "
+                             f"rising, < 0 falling, 0 both), got {direction!r}")
+    return tuple(events)
+
+
+def _parse_record(record: object) -> dict[str, Callable]:
+    """``record`` as a dict name -> callable(t, W) (names: non-empty strings)."""
+    if record is None:
+        return {}
+    if not isinstance(record, Mapping):
+        raise TypeError(f"record must be a dict {{name: callable(t, W)}}, got "
+                        f"{type(record).__name__}")
+    out = {}
+    for name, fn in record.items():
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"record names must be non-empty strings, got {name!r}")
+        if not callable(fn):
+            raise TypeError(f"record[{name!r}] must be callable (t, W) -> number or array, got "
+                            f"{type(fn).__name__}")
+        out[name] = fn
+    return out
+
+
+def check_option_names(caller: str, options: Mapping, own: tuple[str, ...] = ()) -> dict:
+    """``options`` unchanged if every name is an integrator option (a parameter of
+    :func:`parse_options`); else a TypeError naming the public function ``caller`` and, for each
+    unknown name, the nearest valid option (difflib) among the integrator's and ``own`` (the
+    function's own keywords)."""
+    valid = [p for p in inspect.signature(parse_options).parameters if p != "t_end"]
+    unknown = [k for k in options if k not in valid]
+    if not unknown:
+        return dict(options)
+    names = sorted(set(valid) | set(own))
+    parts = []
+    for key in unknown:
+        close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
+        parts.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise TypeError(f"{caller}() got an unexpected keyword argument {', '.join(parts)}; valid "
+                    f"options: {', '.join(names)}")

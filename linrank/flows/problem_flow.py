@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pymanopt
 
 from ..problem_data import ProblemData
 from .integrator import integrate
 from .manifold_base import parse_start
-from .options import check_t_end, parse_options
+from .options import check_option_names, check_t_end, parse_options
 from .result import FlowResult
 from .riemannian import check_collapse_tol, choose_engine
 from .targets import parse_target
@@ -21,7 +20,7 @@ __all__ = ["riemannian_flow"]
 
 
 def riemannian_flow(
-    problem: pymanopt.Problem, x0: object, t_end: float, *, collapse_tol: float = 1e-10,
+    problem: pymanopt.Problem, x0: object, t_end: float, *, collapse_tol: float | None = None,
     target: object = None, engine: str = "auto", **options: Any,
 ) -> FlowResult:
     r"""The Riemannian gradient flow :math:`\dot x = -\operatorname{grad} f(x)` of any pymanopt
@@ -61,14 +60,17 @@ def riemannian_flow(
     ------
     TypeError, ValueError
         Not a problem on a DeepLinearFixedRank; x0 of the wrong shape, rank or not finite; bad
-        options. A loss that is not finite at x0 raises; later, a non-finite loss or gradient
-        ends the run with status "failed".
+        options; a misspelt keyword (TypeError naming the nearest valid one). A loss that is not
+        finite at x0, or a callback that raises there, raises; later, a non-finite loss or
+        gradient or an exception of the problem's callbacks ends the run with status "failed"
+        (the trajectory so far kept, the exception in ``error``).
     """
     data = ProblemData(problem)
     man = data.manifold
     N, k = man.depth, man.k
     t_end = check_t_end(t_end)
-    opts = parse_options(t_end, **options)
+    opts = parse_options(t_end, **check_option_names("riemannian_flow", options,
+                                                     ("collapse_tol", "target", "engine")))
     engine_cls = choose_engine(engine, N)
     ct = check_collapse_tol(collapse_tol)
     p = parse_start(x0, data.d_y, data.d_x, N, None)
@@ -77,5 +79,5 @@ def riemannian_flow(
                          "on M_k (truncate a dense start yourself if that is what you want)")
     data.start = p
     tgt = parse_target(target, data.d_y, data.d_x, as_point=True)
-    system = engine_cls(data, N, k, tgt, ct, float(np.max(p.s)))
+    system = engine_cls(data, N, k, tgt, ct, p.s.copy())
     return integrate(system, system.initial_state(p), t_end, opts)

@@ -12,12 +12,13 @@ from ..metric import check_depth
 from .factored import FactoredSystem
 from .integrator import integrate
 from .manifold_base import parse_start
-from .options import check_t_end, parse_options, positive_number
+from .options import check_option_names, check_t_end, parse_options, positive_number
 from .projected import ProjectedSystem
 from .result import FlowResult
 from .targets import parse_target
 
-__all__ = ["ENGINES", "check_collapse_tol", "choose_engine", "manifold_flow"]
+__all__ = ["ENGINES", "OWN", "check_collapse_tol", "check_start_shape", "choose_engine",
+           "manifold_flow"]
 
 #: the engines of manifold_flow by name
 ENGINES = {"factored": FactoredSystem, "projected": ProjectedSystem}
@@ -25,7 +26,7 @@ ENGINES = {"factored": FactoredSystem, "projected": ProjectedSystem}
 
 def manifold_flow(
     X: object, Y: object, W0: object, depth: int, t_end: float, *, rank: int | None = None,
-    collapse_tol: float = 1e-10, target: object = None, covariance: bool = False,
+    collapse_tol: float | None = None, target: object = None, covariance: bool = False,
     yy: float | None = None, form: str = "auto", engine: str = "auto", **options: Any,
 ) -> FlowResult:
     r"""Integrate the Riemannian gradient flow (31) :math:`\dot W = -\mathcal{A}_W(\nabla L^1(W))`.
@@ -52,8 +53,12 @@ def manifold_flow(
     depth : N >= 1 (N = 1: the Euclidean flow projected to M_k).
     t_end : final time >= 0.
     rank : the rank k for a dense W0 (its k-th singular value must be positive).
-    collapse_tol : the run stops with status "collapsed" when the smallest singular value drops
-        below ``collapse_tol * max(s_1(t), s_1(0))``.
+    collapse_tol : None (default) or a number in (0, 1): the run also stops with status
+        "collapsed" when the smallest singular value falls below ``collapse_tol`` times its own
+        peak so far. Without it, "collapsed" means only that the state left M_k (s_k underflowed
+        to 0, or for N = 1 fell to the rounding level of s_1); a flow that approaches a critical
+        point of lower rank runs to t_end and says so in ``message`` and ``rank_decay``
+        (:mod:`linrank.flows.manifold_base`: the one collapse rule of every flow on M_k).
     target : a d_y x d_x matrix or a point; ||W(t) - target||_F is recorded (from factors, error
         ~eps ||W||, for a point target).
     engine : "auto" (default: "factored" for N >= 2, "projected" for N = 1), "factored" (the
@@ -78,13 +83,14 @@ def manifold_flow(
     """
     N = check_depth(depth)
     t_end = check_t_end(t_end)
-    opts = parse_options(t_end, **options)
+    opts = parse_options(t_end, **check_option_names("manifold_flow", options, OWN))
     engine_cls = choose_engine(engine, N)
     ct = check_collapse_tol(collapse_tol)
     data = as_data(X, Y, covariance=covariance, form=form, yy=yy)
+    check_start_shape(W0, data, covariance)
     p = parse_start(W0, data.d_y, data.d_x, N, rank)
     tgt = parse_target(target, data.d_y, data.d_x, as_point=True)
-    system = engine_cls(data, N, p.s.size, tgt, ct, float(np.max(p.s)))
+    system = engine_cls(data, N, p.s.size, tgt, ct, p.s.copy())
     return integrate(system, system.initial_state(p), t_end, opts)
 
 
@@ -100,8 +106,38 @@ def choose_engine(engine: object, depth: int) -> type:
     return ENGINES[engine]
 
 
-def check_collapse_tol(collapse_tol: object) -> float:
-    """collapse_tol as a float in (0, 1)."""
+#: manifold_flow's own keywords (for the "did you mean" of a misspelt one)
+OWN = ("rank", "collapse_tol", "target", "covariance", "yy", "form", "engine")
+
+
+def check_start_shape(W0: object, data: Any, covariance: bool) -> None:
+    """A dense W0 whose shape differs from the data's (d_y, d_x): ValueError naming the data (X or
+    Y) that disagree with W0, since a transposed X or Y is the usual cause."""
+    if isinstance(W0, (tuple, list)) and len(W0) == 3 and np.ndim(W0[1]) == 1:
+        shape = (np.shape(W0[0])[0] if np.ndim(W0[0]) == 2 else None,
+                 np.shape(W0[2])[1] if np.ndim(W0[2]) == 2 else None)
+    elif np.ndim(W0) == 2:
+        shape = np.shape(W0)
+    else:
+        return
+    names = []
+    if shape[1] is not None and shape[1] != data.d_x:
+        names.append(f"X gives d_x = {data.d_x} rows")
+    if shape[0] is not None and shape[0] != data.d_y:
+        names.append(f"Y gives d_y = {data.d_y} rows" if not data.autoencoder else
+                     f"X (Y = X) gives d_y = {data.d_y} rows")
+    if names:
+        form = ("covariances X := X X^T (d_x x d_x), Y := Y X^T (d_y x d_x)" if covariance
+                else "X is d_x x n and Y is d_y x n, one column per sample")
+        raise ValueError(
+            f"the data do not fit W0 of shape {tuple(shape)} (W0 is d_y x d_x): "
+            f"{' and '.join(names)} ({form}); is X or Y transposed?")
+
+
+def check_collapse_tol(collapse_tol: object) -> float | None:
+    """collapse_tol as None or a float in (0, 1)."""
+    if collapse_tol is None:
+        return None
     ct = positive_number("collapse_tol", collapse_tol, allow_none=False)
     if ct >= 1:
         raise ValueError(f"collapse_tol must be < 1, got {ct}")

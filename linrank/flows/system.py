@@ -142,6 +142,9 @@ class FlowSystem:
     name = "flow"
     depth = 1
     loss_scale = 0.0
+    #: small per-run numbers (JSON-serializable) that a system keeps across steps, e.g. a
+    #: running maximum for a stop rule; set by the integrator and saved in its checkpoints
+    run_state: dict = {}
 
     # ------------------------------------------------------------------ required
     def rhs(self, y: Any) -> Evaluation | LazyEvaluation:
@@ -211,6 +214,22 @@ class FlowSystem:
     def pin(self, choices: dict[str, str]) -> None:
         """Restore the choices of :meth:`pinned` from a checkpoint (names missing there take
         their default: a checkpoint written before a choice existed used the default)."""
+
+    def callback_name(self) -> str:
+        """Names the user code that :meth:`rhs` calls (a problem's cost and gradient), for the
+        message of a run that it ended by raising or by returning non-finite values."""
+        return "the right-hand side"
+
+    def nonfinite_hint(self) -> str:
+        """Appended to the message when the loss or gradient is not finite (e.g. which callback
+        returned it); empty by default."""
+        return ""
+
+    def summary(self, result: Any) -> tuple[str, dict] | None:
+        """A note on the finished run from its records: (text appended to the message, info for
+        ``FlowResult.rank_decay``) or None. Must depend on the records only (resume gives the
+        same note)."""
+        return None
 
     def stiffness_hint(self) -> str:
         """Appended to the message when RK45's steps become too small to reach t_end (the

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DOPRI5", "EULER", "METHODS", "RK4", "Tableau"]
+__all__ = ["DOPRI5", "DOPRI5_DENSE", "EULER", "METHODS", "RK4", "Tableau", "dense_weights"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,36 @@ DOPRI5 = Tableau(
     B=(35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84),
     E=(-71 / 57600, 0.0, 71 / 16695, -71 / 1920, 17253 / 339200, -22 / 525, 1 / 40),
 )
+#: Dormand-Prince's continuous extension (Hairer, Norsett, Wanner I, Sec. II.6; scipy's
+#: ``RK45.P``): the state at t + theta h is y + h sum_j b_j(theta) K_j with
+#: b_j(theta) = sum_p P[j][p] theta^(p+1), over the seven slopes of the step (order 4).
+DOPRI5_DENSE = (
+    (1.0, -8048581381 / 2820520608, 8663915743 / 2820520608, -12715105075 / 11282082432),
+    (0.0, 0.0, 0.0, 0.0),
+    (0.0, 131558114200 / 32700410799, -68118460800 / 10900136933,
+     87487479700 / 32700410799),
+    (0.0, -1754552775 / 470086768, 14199869525 / 1410260304, -10690763975 / 1880347072),
+    (0.0, 127303824393 / 49829197408, -318862633887 / 49829197408,
+     701980252875 / 199316789632),
+    (0.0, -282668133 / 205662961, 2019193451 / 616988883, -1453857185 / 822651844),
+    (0.0, 40617522 / 29380423, -110615467 / 29380423, 69997945 / 29380423),
+)
+
+
+def dense_weights(method: str, theta: float) -> list[float]:
+    """The weights b_j(theta) of the continuous extension of ``method`` at the fraction theta of
+    a step: Dormand-Prince's (order 4, seven slopes) for RK45, the classical one of RK4 (order 3:
+    b_1 = theta - 3 theta^2 / 2 + 2 theta^3 / 3, b_2 = b_3 = theta^2 - 2 theta^3 / 3,
+    b_4 = -theta^2 / 2 + 2 theta^3 / 3); Euler's is linear (b_1 = theta)."""
+    if method == "RK45":
+        return [sum(c * theta ** (p + 1) for p, c in enumerate(row)) for row in DOPRI5_DENSE]
+    if method == "RK4":
+        t2, t3 = theta * theta, theta ** 3
+        mid = t2 - 2.0 * t3 / 3.0
+        return [theta - 1.5 * t2 + 2.0 * t3 / 3.0, mid, mid, -0.5 * t2 + 2.0 * t3 / 3.0]
+    return [theta]
+
+
 RK4 = Tableau(A=((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)), B=(1 / 6, 1 / 3, 1 / 3, 1 / 6))
 EULER = Tableau(A=((),), B=(1.0,))
 
