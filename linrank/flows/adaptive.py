@@ -58,6 +58,7 @@ __all__ = ["adaptive_rank_flow", "normal_top_pairs"]
 _DENSE_LIMIT = 250_000  # m n up to which the normal part's SVD is dense (LAPACK), else ARPACK
 _FULL_CHECK_EVERY = 16  # accepted steps between exact stall tests that no bound has asked for
 _TIE = 1e-3  # relative gap of the normal part's top singular values called a tie (a warning)
+_RANK_STALL = "rank stall"  # a piece's internal status: add a direction (never returned)
 
 
 # ---------------------------------------------------------------------- the normal part
@@ -149,14 +150,13 @@ def _tangent_norm(G: Any, point: FixedRankPoint, m: int, n: int) -> float:
 # ---------------------------------------------------------------------- the stall hook
 class _StallHook:
     """Mixed into an engine of :func:`riemannian_flow` (factored or projected): its
-    :meth:`check_stop` adds the stall rule (module docstring) and ``ftol`` to the engine's own
-    collapse test."""
+    :meth:`check_stop` adds the stall rule (module docstring) to the engine's own collapse
+    test."""
 
-    def setup(self, problem: Any, tau: float | None, ftol: float | None, floor: float) -> None:
+    def setup(self, problem: Any, tau: float | None, floor: float) -> None:
         self.problem = problem
         self.tau = tau
         self.floor = floor
-        self.ftol = ftol
         self.sigma_ref: float | None = None
         self.calls = 0
         self.exact_checks = 0
@@ -175,10 +175,6 @@ class _StallHook:
             return stop
         last_y, ev = self._last
         ev = ev if last_y is y else None
-        if self.ftol is not None:
-            loss = ev.loss if ev is not None else float(self.problem.cost(self.point(y)))
-            if loss <= self.ftol:
-                return "converged", f"loss {loss:.3e} <= ftol at t = {t:.6g}", None
         if self.tau is None:
             return None
         self.calls += 1
@@ -201,7 +197,7 @@ class _StallHook:
                       "b": b[:, 0].copy(), "point": p}
         msg = (f"stalled on M_{self.k} at t = {t:.6g}: ||P_T grad f||_F = {tn:.3e} <= stall_tol "
                f"* ||P_N grad f||_2 = {self.tau:g} * {sig[0]:.3e}")
-        return "stalled", msg, None
+        return _RANK_STALL, msg, None
 
 
 def _engine(engine: str, depth: int) -> type:
@@ -249,6 +245,13 @@ def _tie_warning(sig: np.ndarray, where: str) -> None:
             RuntimeWarning, stacklevel=3)
 
 
+def _shifted(record: Any, t0: float) -> Any:
+    """The ``record`` callables with the piece's clock moved to the run's: fn(t0 + t, W)."""
+    if not record:
+        return record
+    return {name: (lambda t, W, fn=fn: fn(t0 + t, W)) for name, fn in record.items()}
+
+
 def _grid_for_piece(t_eval: np.ndarray | None, t0: float, t_end: float, first: bool):
     """The piece's t_eval (times shifted to its own clock), and the user's times it covers."""
     if t_eval is None:
@@ -291,13 +294,16 @@ def adaptive_rank_flow(
         runs on to t_end (or ftol, gtol).
     stall_tol : :math:`\tau` of the stall rule :math:`\|P_T\nabla f\|_F \le \tau
         \|P_N\nabla f\|_2`.
-    ftol : stop (status "converged") when f <= ftol at an accepted step.
+    ftol : stop (status "converged") when f <= ftol (the crossing located on the step's
+        continuous extension, as in :func:`~linrank.flows.riemannian_flow`).
     engine, collapse_tol, target : as in :func:`~linrank.flows.riemannian_flow`; each piece
         uses ``min(collapse_tol, 1e-3 s_min/s_max)`` of its start so that the added direction
         at scale alpha is no collapse.
     **options : the integrator options of :func:`~linrank.flows.riemannian_flow` (``method``,
-        ``rtol``, ``atol``, ``t_eval``, ``trajectory``, ``gtol``, ``max_steps`` (per piece),
-        ``progress``, ...); ``checkpoint`` is not supported (ValueError).
+        ``rtol``, ``atol``, ``t_eval``, ``trajectory``, ``gtol``, ``rdtol``, ``max_steps``,
+        ``progress``, ...), applied to each piece (``max_steps`` and ``rdtol`` per piece: a
+        plateau decreases f slowly, so ``rdtol`` can end the run there); ``record`` callables
+        get the run's time; ``checkpoint`` and ``events`` are not supported (ValueError).
 
     Returns
     -------
@@ -305,9 +311,12 @@ def adaptive_rank_flow(
     M_k and the first on M_(k+1), which differ by alpha a b^T), ``loss``, ``grad_norm``,
     ``singular_values`` (len(t) x max rank reached, zero beyond the current rank),
     ``distance`` (with ``target``), ``trajectory``, ``point`` / ``W`` (final), ``status``,
-    ``message``, counters summed over the pieces, ``ranks``: [(0, 1), (t, k), ...] the time of
-    each rank increase and the new rank; ``diagnostics["rank"]``: the rank at each recorded
-    time. State and memory O((m + n) k) beyond the problem's data.
+    ``message``, counters summed over the pieces, ``records`` (concatenated; values whose
+    shape changes with the rank are padded with NaN), ``ranks``: [(0, 1), (t, k), ...] the time
+    of each rank increase and the new rank; ``diagnostics["rank"]``: the rank at each recorded
+    time, ``diagnostics["stall_normal_sigma"]`` and ``["stall_tangent_norm"]``:
+    :math:`\|P_N\nabla f\|_2` and :math:`\|P_T\nabla f\|_F` at each increase. State and
+    memory O((m + n) k) beyond the problem's data.
 
     Raises
     ------
@@ -330,10 +339,14 @@ def adaptive_rank_flow(
             raise ValueError(f"max_rank must be an integer in [1, min(m, n) = {kmax}], got "
                              f"{max_rank!r}")
         kmax = int(max_rank)
-    if options.get("checkpoint") is not None:
-        raise ValueError("checkpoint is not supported by adaptive_rank_flow (its pieces are "
-                         "separate runs); Ctrl-C still returns everything computed so far")
-    opts0 = parse_options(t_end, **options)  # every option checked once, before any work
+    for name in ("checkpoint", "events"):
+        if options.get(name) is not None:
+            raise ValueError(f"{name} is not supported by adaptive_rank_flow (its pieces are "
+                             "separate runs); Ctrl-C still returns everything computed so far, "
+                             "and ftol and record work across the pieces")
+    record = options.pop("record", None)
+    # every option checked once, before any work
+    opts0 = parse_options(t_end, **options, ftol=ftol_v, record=record)
     engine_cls = _engine(engine, N)
 
     man = DeepLinearFixedRank(m, n, 1, N)
@@ -357,16 +370,17 @@ def adaptive_rank_flow(
         ct_k = min(ct, 1e-3 * float(np.min(p.s) / np.max(p.s)))
         system = engine_cls(data, N, k, parse_target(target, m, n, as_point=True), ct_k,
                             float(np.max(p.s)))
-        system.setup(problem, tau if k < kmax else None, ftol_v, floor)
+        system.setup(problem, tau if k < kmax else None, floor)
         grid = _grid_for_piece(opts0.t_eval, t0, t_end, not pieces)
-        opts = parse_options(t_end - t0, **{**options, "t_eval": grid})
+        opts = parse_options(t_end - t0, **{**options, "t_eval": grid, "ftol": ftol_v,
+                                            "record": _shifted(record, t0)})
         res = integrate(system, system.initial_state(p), t_end - t0, opts)
         # keep the piece's record, not its system (which holds the problem and its data)
         st = system.stall
         pieces.append((t0, k, res, {"stall": st, "checks": system.exact_checks,
                                     "evals": system.gradient_evals}))
         del system, data, problem
-        if res.status != "stalled":
+        if res.status != _RANK_STALL or st is None:
             break
         _tie_warning(st["sigma"], f"rank {k} -> {k + 1} at t = {t0 + st['t']:.6g}")
         sp_ = st["point"]
@@ -378,10 +392,24 @@ def adaptive_rank_flow(
     return _concatenate(pieces, ranks, opts0.t_eval)
 
 
+def _stack(parts: list[np.ndarray]) -> np.ndarray:
+    """Concatenate along the first axis, padding trailing shapes that differ with NaN."""
+    shape = tuple(max(p.shape[i] for p in parts) for i in range(1, parts[0].ndim))
+    if all(p.shape[1:] == shape for p in parts):
+        return np.concatenate(parts)
+    out = []
+    for p in parts:
+        q = np.full((p.shape[0],) + shape, np.nan)
+        q[(slice(None),) + tuple(slice(0, d) for d in p.shape[1:])] = p
+        out.append(q)
+    return np.concatenate(out)
+
+
 def _concatenate(pieces: list, ranks: list, t_eval: np.ndarray | None) -> FlowResult:
     """One FlowResult from the pieces: times shifted, singular values padded with zeros."""
     kmax = max(k for _, k, _, _ in pieces)
     ts, loss, gn, svs, dist, traj, rank = [], [], [], [], [], [], []
+    recs: dict[str, list] = {}
     for t0, k, r, _ in pieces:
         keep = np.ones(r.t.size, dtype=bool)
         if t_eval is not None and r.t.size:
@@ -401,6 +429,8 @@ def _concatenate(pieces: list, ranks: list, t_eval: np.ndarray | None) -> FlowRe
         if r.trajectory is not None:
             traj.extend(x for x, kp in zip(r.trajectory, keep) if kp)
         rank.append(np.full(int(keep.sum()), float(k)))
+        for name, vals in getattr(r, "records", {}).items():
+            recs.setdefault(name, []).append(np.asarray(vals, dtype=float)[keep])
     last = pieces[-1][2]
     t0_last = pieces[-1][0]
     checks = sum(s["checks"] for _, _, _, s in pieces)
@@ -419,6 +449,10 @@ def _concatenate(pieces: list, ranks: list, t_eval: np.ndarray | None) -> FlowRe
         collapse=last.collapse,
     )
     res.diagnostics["rank"] = np.concatenate(rank)
+    res.records = {name: _stack(parts) for name, parts in recs.items()}
+    for name in ("error", "rank_decay"):
+        if hasattr(last, name):
+            setattr(res, name, getattr(last, name))
     res.diagnostics["stall_gradient_evaluations"] = np.array(
         [s["evals"] for _, _, _, s in pieces], dtype=float)
     res.ranks = list(ranks)
