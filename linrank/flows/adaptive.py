@@ -33,6 +33,7 @@ direction driven by rounding: at a critical point of f on all matrices the flow 
 
 from __future__ import annotations
 
+import gc
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -253,7 +254,9 @@ def _shifted(record: Any, t0: float) -> Any:
 
 
 def _grid_for_piece(t_eval: np.ndarray | None, t0: float, t_end: float, first: bool):
-    """The piece's t_eval (times shifted to its own clock), and the user's times it covers."""
+    """The piece's t_eval: the user's times in (t0, t_end] (from t0 on for the first piece) on
+    the piece's own clock, ending with the piece's end t_end - t0 (recorded by the integrator;
+    :func:`_concatenate` keeps it only if it is a user time or where the piece stopped)."""
     if t_eval is None:
         return None
     keep = t_eval[t_eval >= t0] if first else t_eval[t_eval > t0]
@@ -380,6 +383,7 @@ def adaptive_rank_flow(
         pieces.append((t0, k, res, {"stall": st, "checks": system.exact_checks,
                                     "evals": system.gradient_evals}))
         del system, data, problem
+        gc.collect()  # problems hold reference cycles (pymanopt cost closures): free the data now
         if res.status != _RANK_STALL or st is None:
             break
         _tie_warning(st["sigma"], f"rank {k} -> {k + 1} at t = {t0 + st['t']:.6g}")
@@ -437,6 +441,9 @@ def _concatenate(pieces: list, ranks: list, t_eval: np.ndarray | None) -> FlowRe
     head = last.message
     if last.status == "completed":
         head = f"reached t_end = {t0_last + last.t_final:g}"
+    elif t0_last > 0:
+        head += (f" [times in this sentence are on the clock of the rank-{pieces[-1][1]} piece, "
+                 f"which started at t = {t0_last:.10g}]")
     msg = (f"{head} (rank {pieces[-1][1]} reached; {len(pieces) - 1} rank increase(s); "
            f"{checks} exact stall tests)")
     res = FlowResult(
