@@ -295,15 +295,17 @@ def adaptive_rank_flow(
     init_scale : :math:`\alpha > 0`, the scale of the start and of every added direction.
     max_rank : the largest rank (default min(m, n)); on :math:`\mathcal{M}_{\max}` the flow
         runs on to t_end (or ftol, gtol).
-    stall_tol : :math:`\tau` of the stall rule :math:`\|P_T\nabla f\|_F \le \tau
-        \|P_N\nabla f\|_2`.
+    stall_tol
+        :math:`\tau` of the stall rule :math:`\|P_T\nabla f\|_F \le \tau \|P_N\nabla f\|_2`.
     ftol : stop (status "converged") when f <= ftol (the crossing located on the step's
         continuous extension, as in :func:`~linrank.flows.riemannian_flow`).
-    engine, collapse_tol, target : as in :func:`~linrank.flows.riemannian_flow`; each piece
-        uses ``min(collapse_tol, 1e-3 s_min/s_max)`` of its start so that the added direction
-        at scale alpha is no collapse.
-    **options : the integrator options of :func:`~linrank.flows.riemannian_flow` (``method``,
-        ``rtol``, ``atol``, ``t_eval``, ``trajectory``, ``gtol``, ``rdtol``, ``max_steps``,
+    engine, collapse_tol, target
+        As in :func:`~linrank.flows.riemannian_flow`; each piece uses
+        ``min(collapse_tol, 1e-3 s_min/s_max)`` of its start so that the added direction at
+        scale alpha is no collapse.
+    **options
+        The integrator options of :func:`~linrank.flows.riemannian_flow` (``method``, ``rtol``,
+        ``atol``, ``t_eval``, ``trajectory``, ``gtol``, ``rdtol``, ``max_steps``,
         ``progress``, ...), applied to each piece (``max_steps`` and ``rdtol`` per piece: a
         plateau decreases f slowly, so ``rdtol`` can end the run there); ``record`` callables
         get the run's time; ``checkpoint`` and ``events`` are not supported (ValueError).
