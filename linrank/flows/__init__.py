@@ -157,7 +157,8 @@ Adding a system
 from __future__ import annotations
 
 from .integrator import Integrator, integrate
-from .layers import LayerSystem, factor_flow
+from .layers import LayerSystem, factor_flow, product_singular_values
+from .manifold_base import decay_law
 from .options import FlowOptions, parse_options
 from .problem_flow import riemannian_flow
 from .result import FlowResult
@@ -174,9 +175,11 @@ __all__ = [
     "LazyEvaluation",
     "StepFailure",
     "VectorSystem",
+    "decay_law",
     "factor_flow",
     "integrate",
     "manifold_flow",
     "parse_options",
+    "product_singular_values",
     "riemannian_flow",
 ]
