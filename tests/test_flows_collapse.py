@@ -141,7 +141,8 @@ def test_collapse_rules():
     X, lam, U, _ = _section7(seed=4)
     u1 = U[:, :1]
     # (c) at N = 3: s falls like t^-3 from 1; the stop is where it crosses 1e-3 of its peak
-    r = manifold_flow(X, None, -u1 @ u1.T, 3, 1e4, collapse_tol=1e-3)
+    with pytest.warns(RuntimeWarning, match="collapse_tol"):
+        r = manifold_flow(X, None, -u1 @ u1.T, 3, 1e4, collapse_tol=1e-3)
     assert r.status == "collapsed" and r.collapse["value"] < 1e-3 * r.collapse["peak"]
     assert r.singular_values[-2, 0] >= 1e-3 * r.collapse["peak"]
     # (b) N = 1, target u1 u1^T X: W = U_2 diag(s_1, s_2) U_2^T with s_2 -> 0 like

@@ -535,6 +535,9 @@ class Integrator:
     def _completed_message(self) -> str:
         if not self.fixed or self.t == self.t_end:
             return f"reached t_end = {self.t_end:g}"
+        if self.nsteps == 0:
+            return (f"t_end = {self.t_end:g} < step = {self.o.step:g}: no whole step fits (a "
+                    "fixed-step method never shortens a step)")
         return (f"took the {self.nsteps} whole steps of h = {self.o.step:g} up to t_end = "
                 f"{self.t_end:g} (t = {self.t:.10g}; a fixed-step method never shortens a step)")
 
