@@ -156,13 +156,13 @@ def test_collapse_rules():
     s = r1.singular_values[-1]
     assert s[1] <= 10 * np.finfo(float).eps * s[0] and s[0] == pytest.approx(1.0, abs=1e-5)
     for N in (2, 3):
-        assert manifold_flow(X, Y, W0, N, 60.0).status == "completed"
-    # (a) N = 1, Y = 0, k = 1: s_1 = exp(-lambda_1 t) (pure relative error control) underflows
-    # at t = log(1 / tiny) / lambda_1
+        assert manifold_flow(X, Y, W0, N, 20.0).status == "completed"
+    # (a) N = 1, Y = 0, k = 1: s_1 = 1e-300 exp(-lambda_1 t) (pure relative error control)
+    # underflows at t = log(1e-300 / tiny) / lambda_1
     with pytest.warns(RuntimeWarning, match="underflowed"):
-        ru = manifold_flow(X, np.zeros_like(X), u1 @ u1.T, 1, 200.0, atol=0.0)
+        ru = manifold_flow(X, np.zeros_like(X), 1e-300 * (u1 @ u1.T), 1, 20.0, atol=0.0)
     assert ru.status == "collapsed"
-    t_under = -np.log(np.finfo(float).tiny) / lam[0]
+    t_under = np.log(1e-300 / np.finfo(float).tiny) / lam[0]
     assert t_under <= ru.collapse["t"] <= t_under + 0.5
     with pytest.raises(ValueError, match="collapse_tol"):
         manifold_flow(X, None, W0, 2, 1.0, collapse_tol=2.0)
