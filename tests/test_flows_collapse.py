@@ -176,3 +176,24 @@ def test_decay_law_fits_known_laws():
     assert pw["law"] == "power" and pw["exponent"] == pytest.approx(2.5, rel=0.05)
     assert decay_law(t, 1.0 + np.exp(-t)) is None  # falls by less than 1e3
     assert decay_law(t, np.exp(-t) + 1e-9) is None  # levels off at the end
+
+
+def test_a_singular_value_below_the_resolution_is_reported():
+    """N = 2, W(0) = U_2 diag(1, -0.5) U_2^T of the autoencoder: the negative direction decays
+    like s_2 = 1 / (3 exp(2 lambda_2 t) - 1) (Remark 33 in the second direction) while s_1 -> 1.
+    Once s_2 / s_1 < 1e-12 the message says that the second pair is resolved only to rounding;
+    when a step carries s_2 across 0 (det S changes sign) the run ends "collapsed" (rule (d)):
+    the exact flow keeps det(U_2^T W U_2) < 0."""
+    X, lam, U, _ = _section7(seed=4)
+    W0 = U[:, :2] @ np.diag([1.0, -0.5]) @ U[:, :2].T
+    with pytest.warns(RuntimeWarning, match="det S changed sign"):
+        r = manifold_flow(X, None, W0, 2, 6.0, rtol=1e-13, atol=0.0)
+    assert r.status == "collapsed" and r.collapse["index"] == 1
+    assert r.rank_decay["ratio_min"] < 1e-12 and "resolves the 2-th singular pair" in r.message
+    exact = 1.0 / (3.0 * np.exp(2 * lam[1] * r.t) - 1.0)
+    keep = exact > 1e-9
+    # normwise error control: s_2 to rtol relative plus ~10 rtol ||W|| absolute
+    np.testing.assert_allclose(r.singular_values[keep, 1], exact[keep], rtol=1e-6, atol=1e-12)
+    assert np.all(r.singular_values[:, 1] > 0)
+    short = manifold_flow(X, None, W0, 2, 1.0, rtol=1e-13, atol=0.0)
+    assert short.status == "completed" and "rounding" not in short.message
