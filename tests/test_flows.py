@@ -206,11 +206,13 @@ def test_remark33_manifold_flow_integrates_through_the_decay():
     assert r.rank_decay["law"] == "exponential"
     assert r.rank_decay["rate"] == pytest.approx(4.0, rel=1e-3)
     assert "approaches a critical point of rank < 1" in r.message and "exp(-4 t)" in r.message
-    # Remark 33: on M_1 the flow passes s ~ 1e-16 and escapes to u1 u1^T (rounding errors grow
-    # at a rate ~ lambda_1); the run is never stopped on the way
-    r30 = manifold_flow(X, None, -u1 @ u1.T, 2, 30.0, rtol=1e-10, atol=1e-16)
-    assert r30.status == "completed" and r30.singular_values.min() < 1e-12
-    assert np.linalg.norm(r30.W - u1 @ u1.T) < 1e-8
+    # Remark 33: the computed flow follows s down to ~1e-16, where a step (its error tolerance
+    # atol ~ 1e-16 above s) carries it across 0: det S changes sign, the trajectory passed
+    # through W = 0 (rank 0), which the exact flow on M_1 never does: "collapsed" (rule (d))
+    with pytest.warns(RuntimeWarning, match="det S changed sign"):
+        r30 = manifold_flow(X, None, -u1 @ u1.T, 2, 30.0, rtol=1e-10, atol=1e-16)
+    assert r30.status == "collapsed" and r30.collapse["value"] < 1e-12
+    assert r30.collapse["t"] > 6.0
     with pytest.warns(RuntimeWarning, match="Remark 33"):
         rc = manifold_flow(X, None, -u1 @ u1.T, 2, 30.0, rtol=1e-10, atol=1e-16,
                            collapse_tol=1e-10)

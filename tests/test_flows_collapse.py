@@ -141,7 +141,8 @@ def test_collapse_rules():
     X, lam, U, _ = _section7(seed=4)
     u1 = U[:, :1]
     # (c) at N = 3: s falls like t^-3 from 1; the stop is where it crosses 1e-3 of its peak
-    r = manifold_flow(X, None, -u1 @ u1.T, 3, 1e4, collapse_tol=1e-3)
+    with pytest.warns(RuntimeWarning, match="collapse_tol"):
+        r = manifold_flow(X, None, -u1 @ u1.T, 3, 1e4, collapse_tol=1e-3)
     assert r.status == "collapsed" and r.collapse["value"] < 1e-3 * r.collapse["peak"]
     assert r.singular_values[-2, 0] >= 1e-3 * r.collapse["peak"]
     # (b) N = 1, target u1 u1^T X: W = U_2 diag(s_1, s_2) U_2^T with s_2 -> 0 like
@@ -155,13 +156,13 @@ def test_collapse_rules():
     s = r1.singular_values[-1]
     assert s[1] <= 10 * np.finfo(float).eps * s[0] and s[0] == pytest.approx(1.0, abs=1e-5)
     for N in (2, 3):
-        assert manifold_flow(X, Y, W0, N, 60.0).status == "completed"
-    # (a) N = 1, Y = 0, k = 1: s_1 = exp(-lambda_1 t) (pure relative error control) underflows
-    # at t = log(1 / tiny) / lambda_1
+        assert manifold_flow(X, Y, W0, N, 20.0).status == "completed"
+    # (a) N = 1, Y = 0, k = 1: s_1 = 1e-300 exp(-lambda_1 t) (pure relative error control)
+    # underflows at t = log(1e-300 / tiny) / lambda_1
     with pytest.warns(RuntimeWarning, match="underflowed"):
-        ru = manifold_flow(X, np.zeros_like(X), u1 @ u1.T, 1, 200.0, atol=0.0)
+        ru = manifold_flow(X, np.zeros_like(X), 1e-300 * (u1 @ u1.T), 1, 20.0, atol=0.0)
     assert ru.status == "collapsed"
-    t_under = -np.log(np.finfo(float).tiny) / lam[0]
+    t_under = np.log(1e-300 / np.finfo(float).tiny) / lam[0]
     assert t_under <= ru.collapse["t"] <= t_under + 0.5
     with pytest.raises(ValueError, match="collapse_tol"):
         manifold_flow(X, None, W0, 2, 1.0, collapse_tol=2.0)
@@ -175,3 +176,24 @@ def test_decay_law_fits_known_laws():
     assert pw["law"] == "power" and pw["exponent"] == pytest.approx(2.5, rel=0.05)
     assert decay_law(t, 1.0 + np.exp(-t)) is None  # falls by less than 1e3
     assert decay_law(t, np.exp(-t) + 1e-9) is None  # levels off at the end
+
+
+def test_a_singular_value_below_the_resolution_is_reported():
+    """N = 2, W(0) = U_2 diag(1, -0.5) U_2^T of the autoencoder: the negative direction decays
+    like s_2 = 1 / (3 exp(2 lambda_2 t) - 1) (Remark 33 in the second direction) while s_1 -> 1.
+    Once s_2 / s_1 < 1e-12 the message says that the second pair is resolved only to rounding;
+    when a step carries s_2 across 0 (det S changes sign) the run ends "collapsed" (rule (d)):
+    the exact flow keeps det(U_2^T W U_2) < 0."""
+    X, lam, U, _ = _section7(seed=4)
+    W0 = U[:, :2] @ np.diag([1.0, -0.5]) @ U[:, :2].T
+    with pytest.warns(RuntimeWarning, match="det S changed sign"):
+        r = manifold_flow(X, None, W0, 2, 6.0, rtol=1e-13, atol=0.0)
+    assert r.status == "collapsed" and r.collapse["index"] == 1
+    assert r.rank_decay["ratio_min"] < 1e-12 and "resolves the 2-th singular pair" in r.message
+    exact = 1.0 / (3.0 * np.exp(2 * lam[1] * r.t) - 1.0)
+    keep = exact > 1e-9
+    # normwise error control: s_2 to rtol relative plus ~10 rtol ||W|| absolute
+    np.testing.assert_allclose(r.singular_values[keep, 1], exact[keep], rtol=1e-6, atol=1e-12)
+    assert np.all(r.singular_values[:, 1] > 0)
+    short = manifold_flow(X, None, W0, 2, 1.0, rtol=1e-13, atol=0.0)
+    assert short.status == "completed" and "rounding" not in short.message

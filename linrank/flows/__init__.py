@@ -96,7 +96,8 @@ Stop rules, events and recorders (every flow; :mod:`linrank.flows.events`)
 The collapse rule (manifold_flow, riemannian_flow; :mod:`linrank.flows.manifold_base`)
     One rule for both engines; ``collapse_tol`` defaults to None. "collapsed" only where the
     state leaves M_k: the smallest singular value s_k underflows to 0, or, for N = 1, falls to
-    the rounding level max(m, n) eps s_1 after falling; with ``collapse_tol`` also where
+    the rounding level max(m, n) eps s_1 after falling, or (factored engine) det S of
+    W = u S v^T changes sign (a step carried s_k across 0); with ``collapse_tol`` also where
     s_k < collapse_tol * (its own peak so far). No run whose s_k did not fall is stopped. For
     N >= 2 nothing is divided by s_k: a flow that approaches a critical point of lower rank runs
     to t_end, and ``message`` and ``FlowResult.rank_decay`` give the decay law of s_k (power or
@@ -167,7 +168,8 @@ from __future__ import annotations
 
 from .adaptive import adaptive_rank_flow
 from .integrator import Integrator, integrate
-from .layers import LayerSystem, factor_flow
+from .layers import LayerSystem, factor_flow, product_singular_values
+from .manifold_base import decay_law
 from .options import FlowOptions, parse_options
 from .problem_flow import riemannian_flow
 from .result import FlowResult
@@ -185,9 +187,11 @@ __all__ = [
     "StepFailure",
     "VectorSystem",
     "adaptive_rank_flow",
+    "decay_law",
     "factor_flow",
     "integrate",
     "manifold_flow",
     "parse_options",
+    "product_singular_values",
     "riemannian_flow",
 ]

@@ -298,6 +298,7 @@ class Integrator:
         """Steps from (t, y) until one is accepted (only RK45 repeats): (t_new, y_new, ev_new,
         h_next). The fixed-step methods take exactly ``step`` (module docstring)."""
         o = self.o
+        self._dense = None  # set by a step method that has a continuous extension
         if self.fixed:
             with _quiet():
                 y_new, ev_new, _ = self._fixed_step(y, ev, o.step)
@@ -378,7 +379,8 @@ class Integrator:
 
     def locate_zero(self, g: Any, g0: float, g1: float) -> float:
         """theta of the zero of ``g(state)`` in the last step; Euler (gradient descent) and a
-        step without a continuous extension give the step's end."""
+        step without a continuous extension (``self._dense`` None: a step method sets it to
+        (y, h, evals) for :func:`~linrank.flows.tableaux.dense_weights`) give the step's end."""
         if self.o.method == "Euler" or self._dense is None:
             return 1.0
         try:
@@ -535,6 +537,9 @@ class Integrator:
     def _completed_message(self) -> str:
         if not self.fixed or self.t == self.t_end:
             return f"reached t_end = {self.t_end:g}"
+        if self.nsteps == 0:
+            return (f"t_end = {self.t_end:g} < step = {self.o.step:g}: no whole step fits (a "
+                    "fixed-step method never shortens a step)")
         return (f"took the {self.nsteps} whole steps of h = {self.o.step:g} up to t_end = "
                 f"{self.t_end:g} (t = {self.t:.10g}; a fixed-step method never shortens a step)")
 

@@ -11,14 +11,23 @@ where the state leaves M_k,
     boundary of M_k in finite time): s_k <= max(m, n) eps s_1, the numerical-rank tolerance by
     which a start of rank k is accepted, after s_k fell to below half its peak, or
 (c) only if ``collapse_tol`` is given: s_k < collapse_tol max_{tau <= t} s_k(tau), i.e. s_k
-    fell by that factor from its own peak.
+    fell by that factor from its own peak, or
+(d) the factored engine: det S of W = u S v^T changed sign between accepted steps. On M_k it
+    cannot (u, v move continuously, the re-orthonormalization keeps their orientation): a step
+    whose error tolerance exceeds s_k carried it across 0, through a matrix of rank < k (e.g.
+    N = 2, where s_k decays exponentially to the tolerance level). The projected engine's
+    points carry no orientation: there such a crossing is stepped over.
 
-No run whose s_k did not fall is stopped: (a) needs s_k to reach 0, (b) and (c) compare s_k with
-its own past. For N >= 2 nothing is divided by s_k (:mod:`linrank.flows.factored`), so a flow
-that approaches a critical point of lower rank (s_k -> 0 like a power of t for N >= 3,
-exponentially for N = 2) is integrated to t_end and says so: when s_k fell by 1e3 from its peak
-and still falls at the end (by 2 over the last half of the fall), the message and ``FlowResult.rank_decay`` give
-the decay law fitted on the last half of the fall (:func:`decay_law`).
+No run whose s_k did not fall is stopped: (a) and (d) need s_k to reach 0 (or the error
+tolerance), (b) and (c) compare s_k with its own past. For N >= 2 nothing is divided by s_k
+(:mod:`linrank.flows.factored`), so a flow that approaches a critical point of lower rank (s_k ->
+0 like a power of t for N >= 3, exponentially for N = 2) is integrated to t_end and says so:
+when s_k fell by 1e3 from its peak and still falls at the end (by 2 over the last half of the fall), the message and
+``FlowResult.rank_decay`` give the decay law fitted on the last half of the fall
+(:func:`decay_law`). When s_k / s_1 falls below :data:`RESOLUTION` (1e-12), the message also
+says that from there the k-th singular pair is resolved only to rounding (both engines hold it
+in a k x k core with absolute rounding eps s_1): what follows from it, e.g. the time of an escape
+from a critical point of lower rank, is not accurate (measured in docs/theory.rst).
 """
 
 from __future__ import annotations
@@ -36,6 +45,10 @@ from .targets import distance_to_target, real_array, real_point
 __all__ = ["ManifoldFlowSystem", "decay_law", "parse_start"]
 
 _TINY = float(np.finfo(float).tiny)
+
+#: below this s_k / s_1 the k-th singular pair of a state is resolved only to rounding: the
+#: message says so (the k x k core is held to an absolute eps s_1; docs/theory.rst, family B)
+RESOLUTION = 1e-12
 
 
 def decay_law(t: np.ndarray, s: np.ndarray) -> dict | None:
@@ -168,8 +181,16 @@ class ManifoldFlowSystem(FlowSystem):
         st = self.run_state
         peak = max(st.get("s_peak", self.s_min0), sk)
         st["s_peak"] = peak
+        if s1 > 0 and sk / s1 < st.get("ratio_min", np.inf):
+            st["ratio_min"], st["t_ratio_min"] = sk / s1, float(t)
         info = {"index": i, "value": sk, "peak": peak, "t": t}
-        if not sk >= _TINY:
+        sign = self._orientation(y)
+        if sign is not None and sign != st.setdefault("orientation", sign):
+            why = ("det S changed sign: the computed trajectory passed through a matrix of rank "
+                   f"< k within the last step (s_{i + 1} = {sk:.3e} was below the step's error "
+                   "tolerance and the step carried it across 0), which the exact flow on M_k, "
+                   "keeping the sign, never does; smaller rtol/atol follow it further")
+        elif not sk >= _TINY:
             why = (f"s_{i + 1} = {sk:.3e} underflowed (below the smallest normal float): W(t) has "
                    "rank < k in floating point and leaves M_k")
         elif (self.depth == 1 and sk <= max(self.m, self.n) * np.finfo(float).eps * s1
@@ -184,23 +205,41 @@ class ManifoldFlowSystem(FlowSystem):
             return None
         return "collapsed", f"{why} at t = {t:.6g} (Remark 33)", info
 
+    def _orientation(self, y: Any) -> float | None:
+        """sign det S of a factored state u S v^T (u, v move continuously and the
+        re-orthonormalization keeps their orientation, so on M_k the sign never changes), or
+        None for states without a core (the projected engine's points (u, s, vt))."""
+        views = getattr(self, "views", None)
+        if views is None:
+            return None
+        return float(np.linalg.slogdet(views(y)[1])[0])
+
     def summary(self, result: Any) -> tuple[str, dict] | None:
-        """The note on a smallest singular value that decays (module docstring)."""
+        """The notes on a smallest singular value that decays and on one that fell below the
+        resolution of the state (module docstring)."""
+        note, info = "", {}
         S = result.singular_values
-        if S is None or S.shape[0] < 5 or result.status == "collapsed":
-            return None
-        smin = S.min(axis=1)
-        law = decay_law(result.t, smin)
-        if law is None:
-            return None
-        k = S.shape[1]
-        fit = (f"like t^-{law['exponent']:.3g}" if law["law"] == "power"
-               else f"like exp(-{law['rate']:.3g} t)")
-        a, b = law["t_window"]
-        note = (f"; s_{k} fell from {law['peak']:.3e} (t = {law['t_peak']:.6g}) to "
-                f"{law['value']:.3e} and decays {fit} (fitted on [{a:.6g}, {b:.6g}]): W(t) "
-                f"approaches a critical point of rank < {k}")
-        return note, law
+        law = None
+        if S is not None and S.shape[0] >= 5 and result.status != "collapsed":
+            law = decay_law(result.t, S.min(axis=1))
+        k = self.k
+        if law is not None:
+            fit = (f"like t^-{law['exponent']:.3g}" if law["law"] == "power"
+                   else f"like exp(-{law['rate']:.3g} t)")
+            a, b = law["t_window"]
+            note = (f"; s_{k} fell from {law['peak']:.3e} (t = {law['t_peak']:.6g}) to "
+                    f"{law['value']:.3e} and decays {fit} (fitted on [{a:.6g}, {b:.6g}]): W(t) "
+                    f"approaches a critical point of rank < {k}")
+            info.update(law)
+        ratio = self.run_state.get("ratio_min", np.inf)
+        if k > 1 and ratio < RESOLUTION:
+            t_r = self.run_state["t_ratio_min"]
+            note += (f"; s_{k} / s_1 fell to {ratio:.1e} (t = {t_r:.6g}): below ~{RESOLUTION:g} "
+                     f"the state resolves the {k}-th singular pair only to rounding (absolute "
+                     "eps s_1 in the k x k core), so what follows from it (e.g. an escape from "
+                     "a critical point of lower rank, and its time) is not accurate")
+            info.update({"ratio_min": ratio, "t_ratio_min": t_r})
+        return (note, info) if note else None
 
     def callback_name(self) -> str:
         problem = getattr(self.data, "problem", None)

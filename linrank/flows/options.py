@@ -156,10 +156,10 @@ def _parse_events(events: object) -> tuple:
         term = getattr(ev, "terminal", False)
         if isinstance(term, (bool, np.bool_)):
             pass
-        elif isinstance(term, (int, np.integer)) and term >= 1:
-            pass
+        elif isinstance(term, (int, np.integer)) and term >= 0:
+            pass  # a count of occurrences (0: not terminal), as in scipy
         else:
-            raise ValueError(f"events[{i}].terminal must be True, False or a positive count of "
+            raise ValueError(f"events[{i}].terminal must be True, False or a count >= 0 of "
                              f"occurrences, got {term!r}")
         direction = getattr(ev, "direction", 0)
         if isinstance(direction, bool) or not isinstance(
