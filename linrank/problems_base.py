@@ -136,10 +136,18 @@ class FactorizationProblem(pymanopt.Problem):
     def _point(self, point: Any) -> FixedRankPoint:
         """Shape and finiteness check of a point (O(k); orthonormality is the caller's)."""
         man = self.manifold
+        m, n, k = man.m, man.n, man.k
+        if type(point) is FixedRankPoint:  # the flows' hot path: float arrays, no conversion
+            u, s, vt = point
+            if (type(u) is np.ndarray and type(s) is np.ndarray and type(vt) is np.ndarray
+                    and u.dtype == s.dtype == vt.dtype == np.float64 and u.shape == (m, k)
+                    and s.shape == (k,) and vt.shape == (k, n)):
+                if not np.isfinite(s).all():
+                    raise ValueError(f"singular values s must be finite, got {s}")
+                return point
         if not isinstance(point, (tuple, list)) or len(point) != 3:
             raise TypeError(f"a point must be (u, s, vt), got {type(point).__name__}")
         u, s, vt = (np.asarray(x, dtype=float) for x in point)
-        m, n, k = man.m, man.n, man.k
         if u.shape != (m, k) or s.shape != (k,) or vt.shape != (k, n):
             raise ValueError(
                 f"point (u, s, vt) must have shapes ({m}, {k}), ({k},), ({k}, {n}); got "
