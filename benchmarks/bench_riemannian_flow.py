@@ -236,7 +236,7 @@ def bench_full_width(repeats: int, quick: bool, old_path: str | None) -> None:
           "W(T) vs reference | W(T) vs layers |\n|---|---|---:|---:|---:|---:|---:|")
     cases = [("example: 30 x 30, k = 30, 258 observed", example_instance(), 50.0, 1.5)]
     if not quick:
-        cases.append(("100 x 100, k = 100, 30% observed", full_width_instance(100), 20.0, 2.0))
+        cases.append(("100 x 100, k = 100, 30% observed", full_width_instance(100), 80.0, 2.0))
     for name, inst, T, target in cases:
         _full_width_case(name, inst, T, target, repeats, old)
     print()
