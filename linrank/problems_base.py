@@ -18,8 +18,12 @@ import pymanopt
 
 from .manifold import DeepLinearFixedRank, FixedRankPoint, TangentVector
 
-__all__ = ["FactorizationProblem", "REDUCTIONS", "check_manifold", "check_reduction",
-           "half_sum_of_squares", "tangent"]
+__all__ = ["FactorizationProblem", "LossOverflowError", "REDUCTIONS", "check_manifold",
+           "check_reduction", "half_sum_of_squares", "tangent"]
+
+
+class LossOverflowError(ValueError):
+    """The loss exceeds the largest float (raised instead of returning inf)."""
 
 
 
@@ -40,8 +44,9 @@ def half_sum_of_squares(r: np.ndarray, weight: float, what: str) -> float:
     r"""The loss :math:`\tfrac{w}{2}\sum_i r_i^2` of the residuals r, never a silent inf.
 
     Plain einsum for ordinary scales (no BLAS thread wait); when that overflows, the sum is
-    recomputed scaled by :math:`\max_i |r_i|` and returned if it is representable. Raises ValueError naming
-    ``what`` if r is not finite or the loss exceeds the largest float (residuals beyond about
+    recomputed scaled by :math:`\max_i |r_i|` and returned if it is representable. Raises
+    ValueError naming ``what`` if r is not finite, :class:`LossOverflowError` (a ValueError) if the loss exceeds
+    the largest float (residuals beyond about
     1e154 / sqrt(p)): rescale the data (the flow of c A at time t is the flow of A at c^2 t for
     these homogeneous quadratic losses, with W scaled by c).
     """
@@ -55,7 +60,7 @@ def half_sum_of_squares(r: np.ndarray, weight: float, what: str) -> float:
         val = ((0.5 * weight * float(np.sum((r / top) ** 2))) * top) * top
     if not val < np.inf:
         log10 = (np.log(0.5 * weight * float(np.sum((r / top) ** 2))) + 2 * np.log(top)) / np.log(10)
-        raise ValueError(
+        raise LossOverflowError(
             f"the loss overflows: {what} reaches {top:.3e}, so the loss is ~1e{log10:.0f}, "
             "beyond the largest float (1.8e308); rescale the data (divide the values by their "
             "largest magnitude)"
@@ -197,11 +202,17 @@ class FactorizationProblem(pymanopt.Problem):
 
         For the flows, whose every evaluation is at a new point: the residual is computed
         directly, without the cache (its comparison and copies cost a third of a right-hand side
-        of a small flow)."""
+        of a small flow). A loss that overflows is returned as inf here (the flows treat a
+        non-finite loss as a rejected step at a Runge-Kutta stage and as divergence, status
+        "failed", at an accepted point), not raised as by :meth:`loss`."""
         p = self._point(point)
         res = self._residual(p)
         Gv, Gtu = self._products(res, p.u, p.vt.T)
-        return Gv, Gtu, self._loss(res)
+        try:
+            loss = self._loss(res)
+        except LossOverflowError:
+            loss = np.inf
+        return Gv, Gtu, loss
 
     def _products(self, res: Any, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         G = self._gradient(res)

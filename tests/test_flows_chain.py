@@ -168,3 +168,20 @@ def test_small_start_full_width_incremental_learning():
     np.testing.assert_allclose(ch.singular_values, ref.singular_values, rtol=1e-5,
                                atol=1e-7 * ref.singular_values[-1, 0])
     assert np.linalg.norm(ch.W - ref.W) <= 1e-6 * np.linalg.norm(ref.W)
+
+
+@pytest.mark.parametrize("engine", ["chain", "factored"])
+def test_overflowing_stages_end_the_run_cleanly(engine):
+    """Data at 1e-150 run to t = 1e200: stages whose loss overflows are rejected steps, and the
+    run ends with status "failed" and its trajectory, not with an exception."""
+    m, n, k = 8, 6, 3
+    rng = np.random.default_rng(0)
+    M = rng.standard_normal((m, 2)) @ rng.standard_normal((2, n))
+    rows, cols = np.nonzero(rng.random((m, n)) < 0.6)
+    sc = 1e-150
+    P = matrix_completion_problem(DeepLinearFixedRank(m, n, k, 3), rows, cols,
+                                  sc * M[rows, cols])
+    u = np.linalg.qr(rng.standard_normal((m, k)))[0]
+    v = np.linalg.qr(rng.standard_normal((n, k)))[0]
+    r = riemannian_flow(P, (u, sc * np.array([1.0, 0.5, 0.1]), v.T), 1e200, engine=engine)
+    assert r.status == "failed" and len(r.t) > 1 and np.all(np.isfinite(r.loss))
