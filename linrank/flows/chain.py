@@ -54,17 +54,17 @@ __all__ = ["ChainSystem", "chain_is_cheaper"]
 def chain_is_cheaper(m: int, n: int, k: int, depth: int) -> bool:
     r"""Whether the chain engine's right-hand side is expected to cost less than the factored
     engine's, from a cost model fitted to measurements (matrix completion, RK45, one BLAS
-    thread; BENCHMARKS.md, "Riemannian flow of any loss", section 5): each square layer beyond
+    thread; BENCHMARKS.md, "Riemannian flow of any loss", section 6): each square layer beyond
     two adds about :math:`8.4 + 1.1\cdot 10^{-4}\, k^2 (m + n)` microseconds per evaluation
     to the chain, and the factored engine costs about :math:`83 + 0.018\, k^{2.5}` microseconds
     more than a chain of depth 2 (its k x k SVD, weights and re-orthonormalization). The chain
-    is taken when its extra cost is below 0.8 times the factored engine's. Measured crossovers:
-    N ~ 15 at m = n = k = 30, ~ 11 at m = n = k = 100, ~ 8 at 120 x 120, k = 10; the rule
-    gives N <= 11, 8 and 8. Both engines compute the same flow; the rule only affects speed."""
+    is taken when its extra cost is below 0.6 times the factored engine's. Measured crossovers:
+    N ~ 14 at m = n = k = 30, ~ 11 at m = n = k = 100, ~ 6-8 at 120 x 120, k = 10; the rule
+    gives N <= 9, 6 and 6. Both engines compute the same flow; the rule only affects speed."""
     if depth < 2:
         return False
     per_layer = 8.4 + 1.1e-4 * k * k * (m + n)
-    return (depth - 2) * per_layer <= 0.8 * (83.0 + 0.018 * k**2.5)
+    return (depth - 2) * per_layer <= 0.6 * (83.0 + 0.018 * k**2.5)
 
 
 def _r_factor(A: np.ndarray) -> np.ndarray:

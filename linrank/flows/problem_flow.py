@@ -53,8 +53,8 @@ def riemannian_flow(
         factors of width k (:mod:`linrank.flows.chain`), the same flow by Corollary 8, without a
         k x k SVD per evaluation but with a cost growing with N; for completion and sensing
         problems only. "auto" (default) takes it with RK45 where it is expected to be cheaper
-        (:func:`linrank.flows.chain.chain_is_cheaper`: small N against k; N <= 11 at
-        m = n = k = 30, N <= 8 at 120 x 120, k = 10), else the factored engine (N >= 2) or the
+        (:func:`linrank.flows.chain.chain_is_cheaper`: small N against k; N <= 9 at
+        m = n = k = 30, N <= 6 at 120 x 120, k = 10), else the factored engine (N >= 2) or the
         projected one (N = 1). The engines agree to within the integration tolerance.
 
     Returns
