@@ -18,8 +18,12 @@ import pymanopt
 
 from .manifold import DeepLinearFixedRank, FixedRankPoint, TangentVector
 
-__all__ = ["FactorizationProblem", "REDUCTIONS", "check_manifold", "check_reduction",
-           "half_sum_of_squares", "tangent"]
+__all__ = ["FactorizationProblem", "LossOverflowError", "REDUCTIONS", "check_manifold",
+           "check_reduction", "half_sum_of_squares", "tangent"]
+
+
+class LossOverflowError(ValueError):
+    """The loss exceeds the largest float (raised instead of returning inf)."""
 
 
 
@@ -40,8 +44,9 @@ def half_sum_of_squares(r: np.ndarray, weight: float, what: str) -> float:
     r"""The loss :math:`\tfrac{w}{2}\sum_i r_i^2` of the residuals r, never a silent inf.
 
     Plain einsum for ordinary scales (no BLAS thread wait); when that overflows, the sum is
-    recomputed scaled by :math:`\max_i |r_i|` and returned if it is representable. Raises ValueError naming
-    ``what`` if r is not finite or the loss exceeds the largest float (residuals beyond about
+    recomputed scaled by :math:`\max_i |r_i|` and returned if it is representable. Raises
+    ValueError naming ``what`` if r is not finite, :class:`LossOverflowError` (a ValueError) if the loss exceeds
+    the largest float (residuals beyond about
     1e154 / sqrt(p)): rescale the data (the flow of c A at time t is the flow of A at c^2 t for
     these homogeneous quadratic losses, with W scaled by c).
     """
@@ -55,7 +60,7 @@ def half_sum_of_squares(r: np.ndarray, weight: float, what: str) -> float:
         val = ((0.5 * weight * float(np.sum((r / top) ** 2))) * top) * top
     if not val < np.inf:
         log10 = (np.log(0.5 * weight * float(np.sum((r / top) ** 2))) + 2 * np.log(top)) / np.log(10)
-        raise ValueError(
+        raise LossOverflowError(
             f"the loss overflows: {what} reaches {top:.3e}, so the loss is ~1e{log10:.0f}, "
             "beyond the largest float (1.8e308); rescale the data (divide the values by their "
             "largest magnitude)"
@@ -136,10 +141,18 @@ class FactorizationProblem(pymanopt.Problem):
     def _point(self, point: Any) -> FixedRankPoint:
         """Shape and finiteness check of a point (O(k); orthonormality is the caller's)."""
         man = self.manifold
+        m, n, k = man.m, man.n, man.k
+        if type(point) is FixedRankPoint:  # the flows' hot path: float arrays, no conversion
+            u, s, vt = point
+            if (type(u) is np.ndarray and type(s) is np.ndarray and type(vt) is np.ndarray
+                    and u.dtype == s.dtype == vt.dtype == np.float64 and u.shape == (m, k)
+                    and s.shape == (k,) and vt.shape == (k, n)):
+                if not np.isfinite(s).all():
+                    raise ValueError(f"singular values s must be finite, got {s}")
+                return point
         if not isinstance(point, (tuple, list)) or len(point) != 3:
             raise TypeError(f"a point must be (u, s, vt), got {type(point).__name__}")
         u, s, vt = (np.asarray(x, dtype=float) for x in point)
-        m, n, k = man.m, man.n, man.k
         if u.shape != (m, k) or s.shape != (k,) or vt.shape != (k, n):
             raise ValueError(
                 f"point (u, s, vt) must have shapes ({m}, {k}), ({k},), ({k}, {n}); got "
@@ -189,11 +202,17 @@ class FactorizationProblem(pymanopt.Problem):
 
         For the flows, whose every evaluation is at a new point: the residual is computed
         directly, without the cache (its comparison and copies cost a third of a right-hand side
-        of a small flow)."""
+        of a small flow). A loss that overflows is returned as inf here (the flows treat a
+        non-finite loss as a rejected step at a Runge-Kutta stage and as divergence, status
+        "failed", at an accepted point), not raised as by :meth:`loss`."""
         p = self._point(point)
         res = self._residual(p)
         Gv, Gtu = self._products(res, p.u, p.vt.T)
-        return Gv, Gtu, self._loss(res)
+        try:
+            loss = self._loss(res)
+        except LossOverflowError:
+            loss = np.inf
+        return Gv, Gtu, loss
 
     def _products(self, res: Any, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         G = self._gradient(res)

@@ -144,6 +144,8 @@ class MatrixCompletionProblem(FactorizationProblem):
         return self._sample(*self._point(point))
 
     def _sample(self, u, s, vt):
+        if self._lin is not None:  # small m n k: one BLAS product, then a gather (faster)
+            return np.take(((u * s) @ vt).ravel(), self._lin)
         return _gather_dot(u * s, vt.T, self.rows, self.cols)
 
     def _residual(self, p):
@@ -153,8 +155,9 @@ class MatrixCompletionProblem(FactorizationProblem):
         return W[self.rows, self.cols] - self.values
 
     def fingerprint_arrays(self) -> list[np.ndarray]:
-        """rows, cols (sorted) and values: the arrays that define the loss."""
-        return [self.rows.astype(float), self.cols.astype(float), self.values]
+        """rows, cols (sorted), values and the reduction's weight: what defines the loss."""
+        return [self.rows.astype(float), self.cols.astype(float), self.values,
+                np.array([self.weight])]
 
     def _loss(self, r):
         # einsum, not BLAS ddot: a threaded BLAS call waits for its threads (tens of ms on a

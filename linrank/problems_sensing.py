@@ -152,14 +152,16 @@ class MatrixSensingProblem(FactorizationProblem):
         return W, r
 
     def fingerprint_arrays(self) -> list[np.ndarray]:
-        """y and, for a matrix A, A (for callables: their values at a fixed random W)."""
+        """y, the reduction's weight and, for a matrix A, A (for callables: their values at a
+        fixed random W)."""
         if self.matrix is None:
             W = np.random.default_rng(20190102).standard_normal(self._shape)
-            return [self.y, self.forward(W)]
+            return [self.y, self.forward(W), np.array([self.weight])]
         A = self.matrix
         if sp.issparse(A):
-            return [self.y, A.data, A.indices.astype(float), A.indptr.astype(float)]
-        return [self.y, A]
+            return [self.y, A.data, A.indices.astype(float), A.indptr.astype(float),
+                    np.array([self.weight])]
+        return [self.y, A, np.array([self.weight])]
 
     def _loss(self, res):
         return half_sum_of_squares(res[1], self.weight, "the residual A(W) - y")

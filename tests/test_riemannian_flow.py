@@ -23,6 +23,7 @@ from linrank import (
     matrix_sensing_problem,
     riemannian_flow,
 )
+from linrank.flows.chain import ChainSystem
 from linrank.flows.factored import FactoredSystem
 from linrank.problem_data import ProblemData
 
@@ -180,16 +181,18 @@ def test_collapse_is_reported():
                                rtol=1e-5)
 
 
-def test_checkpoint_resume_is_bit_identical(tmp_path, monkeypatch):
+@pytest.mark.parametrize("engine", ["factored", "chain"])
+def test_checkpoint_resume_is_bit_identical(tmp_path, monkeypatch, engine):
     P = completion(6, 5, 2, 3, seed=9)
     W0 = _low_rank(np.random.default_rng(9), 6, 5, 2, [0.8, 0.5])
+    cls = {"factored": FactoredSystem, "chain": ChainSystem}[engine]
 
     def call(**kw):
-        return riemannian_flow(P, W0, 5.0, trajectory=True, **kw)
+        return riemannian_flow(P, W0, 5.0, trajectory=True, engine=engine, **kw)
 
     full = call()
     path = tmp_path / "ck.npz"
-    orig = FactoredSystem.rhs
+    orig = cls.rhs
     count = {"n": 0}
 
     def rhs(self, y):
@@ -199,7 +202,7 @@ def test_checkpoint_resume_is_bit_identical(tmp_path, monkeypatch):
         return orig(self, y)
 
     with monkeypatch.context() as mp:
-        mp.setattr(FactoredSystem, "rhs", rhs)
+        mp.setattr(cls, "rhs", rhs)
         with pytest.warns(UserWarning, match="interrupted"):
             part = call(checkpoint=path, checkpoint_steps=3)
     assert part.status == "interrupted" and 0 < part.t_final < 5.0
@@ -211,7 +214,7 @@ def test_checkpoint_resume_is_bit_identical(tmp_path, monkeypatch):
     # another loss (other observed values) is another run: refused
     Q = matrix_completion_problem(P.manifold, P.rows, P.cols, P.values + 1.0)
     with pytest.raises(ValueError, match="different run"):
-        riemannian_flow(Q, W0, 5.0, trajectory=True, checkpoint=path)
+        riemannian_flow(Q, W0, 5.0, trajectory=True, checkpoint=path, engine=engine)
 
 
 def test_riemannian_flow_bad_input():

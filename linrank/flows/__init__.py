@@ -24,7 +24,9 @@ API summary
 ``riemannian_flow(problem, x0, t_end, **options) -> FlowResult``
     The same flow for the loss f of any pymanopt Problem on a DeepLinearFixedRank (its depth and
     rank): :math:`\dot W = -\mathcal{A}_W(P_T \nabla f(W))`, e.g. matrix completion or sensing;
-    same engines and options as manifold_flow. ``factor_flow(problem, None, factors, t_end)`` is
+    same engines and options as manifold_flow, plus "chain" (:mod:`linrank.flows.chain`: a
+    balanced chain of N factors of width k, no k x k SVD per evaluation; "auto" takes it for
+    completion and sensing with RK45 at small depths). ``factor_flow(problem, None, factors, t_end)`` is
     the layer-wise flow of :math:`f(W_N \cdots W_1)` (Corollary 8's other side).
 
 ``adaptive_rank_flow(make_problem, shape=(m, n), depth=N, t_end=T, init_scale=alpha, **options)``
@@ -132,6 +134,7 @@ Modelled on scipy.integrate: one integrator, many systems, one result type.
 ``manifold_base``              flow (31), shared by both engines: start, the collapse rule, the
                                decay-law note, records
 ``factored``, ``projected``    the two engines of flow (31)
+``chain``                      the third engine of :func:`riemannian_flow`: a balanced chain
 ``riemannian``                 :func:`manifold_flow` (engine choice)
 ``problem_flow``               :func:`riemannian_flow`: the same engines for the loss of any
                                pymanopt Problem on DeepLinearFixedRank

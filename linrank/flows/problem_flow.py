@@ -9,6 +9,8 @@ from typing import Any
 import pymanopt
 
 from ..problem_data import ProblemData
+from ..problems_base import FactorizationProblem
+from .chain import ChainSystem, chain_is_cheaper
 from .integrator import integrate
 from .manifold_base import parse_start
 from .options import check_option_names, check_t_end, parse_options
@@ -45,7 +47,14 @@ def riemannian_flow(
         :math:`P_T\nabla f = \mathcal{A}_W^{-1}\operatorname{grad} f` is recovered from it).
     x0 : the start, a point (u, s, vt) of rank k or a dense m x n array of numerical rank k.
     t_end : final time >= 0.
-    collapse_tol, target, engine, **options : as in :func:`~linrank.flows.manifold_flow`.
+    collapse_tol, target, **options : as in :func:`~linrank.flows.manifold_flow`.
+    engine : as in :func:`~linrank.flows.manifold_flow`, plus "chain": a balanced chain of N
+        factors of width k (:mod:`linrank.flows.chain`), the same flow by Corollary 8, without a
+        k x k SVD per evaluation but with a cost growing with N; for completion and sensing
+        problems only. "auto" (default) takes it with RK45 where it is expected to be cheaper
+        (:func:`linrank.flows.chain.chain_is_cheaper`: small N against k; N <= 9 at
+        m = n = k = 30, N <= 6 at 120 x 120, k = 10), else the factored engine (N >= 2) or the
+        projected one (N = 1). The engines agree to within the integration tolerance.
 
     Returns
     -------
@@ -71,7 +80,7 @@ def riemannian_flow(
     t_end = check_t_end(t_end)
     opts = parse_options(t_end, **check_option_names("riemannian_flow", options,
                                                      ("collapse_tol", "target", "engine")))
-    engine_cls = choose_engine(engine, N)
+    engine_cls = _problem_engine(engine, data, N, opts.method)
     ct = check_collapse_tol(collapse_tol)
     p = parse_start(x0, data.d_y, data.d_x, N, None)
     if p.s.size != k:
@@ -80,4 +89,25 @@ def riemannian_flow(
     data.start = p
     tgt = parse_target(target, data.d_y, data.d_x, as_point=True)
     system = engine_cls(data, N, k, tgt, ct, p.s.copy())
+    if isinstance(system, ChainSystem):
+        system.balance_tol = float(opts.rtol)
     return integrate(system, system.initial_state(p), t_end, opts)
+
+
+def _problem_engine(engine: object, data: ProblemData, depth: int, method: str) -> type:
+    """The engine of riemannian_flow: choose_engine's, plus "chain" (explicit request, or
+    "auto" with RK45 on a FactorizationProblem where :func:`chain_is_cheaper`)."""
+    if engine == "chain":
+        if depth < 2:
+            raise ValueError("engine='chain' needs depth N >= 2 (a chain of N factors)")
+        if not isinstance(data.problem, FactorizationProblem):
+            raise ValueError("engine='chain' needs a matrix_completion_problem or "
+                             "matrix_sensing_problem (products with the full gradient at any "
+                             f"factors), got {type(data.problem).__name__}")
+        return ChainSystem
+    cls = choose_engine(engine, depth)
+    man = data.manifold
+    if (engine == "auto" and method == "RK45" and isinstance(data.problem, FactorizationProblem)
+            and chain_is_cheaper(man.m, man.n, man.k, depth)):
+        return ChainSystem
+    return cls
