@@ -59,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
                     "final_loss_gap", "n_saddles", "saddle_sets", "condition_47", "margin_47")
             for k in keys:
                 print(f"  {k:>15}: stored {res.stored[k]:<24} rerun {res.new[k]}")
+            if not res.intact:
+                print(f"row {row_id}: the stored row was changed after linrank wrote it "
+                      "(its checksum does not match)")
             if res.same:
                 print(f"row {row_id}: rerun gives the same numbers (every non-timing column)")
                 return 0
