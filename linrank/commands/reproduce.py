@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import argparse
 
-from . import non_negative_int, positive_int
+from . import jobs_count, non_negative_int
 
 HELP = "redo Section 7 (Figures 1-4) over several seeds: figures, summary.json, report.md"
 
 
 def seed_list(text: str) -> list[int]:
     """Parse ``"0-4"``, ``"0,2,7"`` or ``"3"`` into a list of non-negative seeds."""
-    out: list[int] = []
+    from ..experiments.reproduce import MAX_SEEDS
+
+    parts: list[range] = []
     try:
         for part in text.split(","):
             part = part.strip()
@@ -30,15 +32,17 @@ def seed_list(text: str) -> list[int]:
                 lo, hi = int(a), int(b)
                 if hi < lo:
                     raise ValueError
-                out += range(lo, hi + 1)
+                parts.append(range(lo, hi + 1))
             else:
-                out.append(int(part))
+                parts.append(range(int(part), int(part) + 1))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected seeds like 0-4 or 0,2,7 (non-negative integers), got {text!r}") from None
-    if not out or min(out) < 0 or len(out) > 1000:
-        raise argparse.ArgumentTypeError(f"expected 1 to 1000 non-negative seeds, got {text!r}")
-    return list(dict.fromkeys(out))
+    count = sum(len(r) for r in parts)  # counted before any list is built
+    if not count or min(r.start for r in parts) < 0 or count > MAX_SEEDS:
+        raise argparse.ArgumentTypeError(
+            f"expected 1 to {MAX_SEEDS} non-negative seeds, got {text!r} ({count:,} seeds)")
+    return list(dict.fromkeys(s for r in parts for s in r))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a single seed (same as --seeds S)")
     parser.add_argument("--quick", action="store_true",
                         help="a reduced set of runs (for tests; the report says so)")
-    parser.add_argument("--jobs", type=positive_int, default=2,
+    parser.add_argument("--jobs", type=jobs_count, default=2,
                         help="worker processes (2)")
     parser.add_argument("--no-cache", action="store_true",
                         help="recompute every run instead of reusing those in OUT/.runs")

@@ -68,27 +68,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _physical_memory() -> int | None:
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def check_size(d: int, m: int, k: int) -> None:
+def check_size(d: int, m: int, k: int, points: int = 0) -> None:
     """Refuse sizes whose data and critical-point work do not fit in this machine's memory.
 
     Needs about 8 (d m + 4 d^2 + ((2d - k) k)^2) bytes (X, X X^T and its eigenvectors, a dense
-    Hessian of the largest size computed densely); refused above half the physical memory.
+    Hessian of the largest size computed densely) and about 1000 + 64 k bytes per row of the
+    table (``points`` rows are kept: the sample of index sets and the rows); refused above half
+    the physical memory.
     """
+    from ..experiments.resources import check_memory
+
     dim = (2 * d - k) * k
-    need = 8 * (d * m + 4 * d * d + (dim * dim if dim <= 1500 else 0))
-    mem = _physical_memory()
-    if mem is not None and need > mem // 2:
-        raise ValueError(
-            f"--d {d} with --m {m} needs about {need / 2**30:.3g} GiB, more than half of this "
-            f"machine's {mem / 2**30:.3g} GiB"
-        )
+    check_memory(8 * (d * m + 4 * d * d + (dim * dim if dim <= 1500 else 0))
+                 + points * (1000 + 64 * k),
+                 f"--d {d} with --m {m}" + (f" and {points:,} critical points" if points else ""))
 
 
 def _row(cp) -> dict:
@@ -114,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--k must be at most --d = {d}, got {k}")
     if args.max_points < 3:
         raise ValueError("--max-points must be at least 3")
-    check_size(d, m, k)
+    check_size(d, m, k, min(math.comb(d, k), args.max_points))
     target = None
     if args.output:
         from ..experiments.outputs import check_new_file

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import non_negative_int, positive_int
+from . import jobs_count, non_negative_int, positive_int
 
 HELP = "run a grid of flow runs into DIR (resumable), report on it, or rerun one row"
 
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--rerun", nargs=2, metavar=("DIR", "ROW_ID"),
                       help="recompute one row of DIR alone and compare")
     parser.add_argument("--out", metavar="DIR", help="output directory of --grid")
-    parser.add_argument("--jobs", type=positive_int, default=2,
+    parser.add_argument("--jobs", type=jobs_count, default=2,
                         help="local worker processes (2)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="run on the Dask cluster of this scheduler (tcp://host:port)")
@@ -33,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="redo runs recorded with status 'error'")
     parser.add_argument("--max-runs", type=non_negative_int, default=None,
                         help="run at most this many missing runs, then stop (resumable)")
+    from ..experiments.sweep_grid import MAX_GRID_RUNS
+
+    parser.add_argument("--grid-limit", type=positive_int, default=MAX_GRID_RUNS, metavar="N",
+                        help="refuse grids of more than N runs, counted before expanding "
+                             f"({MAX_GRID_RUNS})")
     parser.add_argument("--then-report", action="store_true",
                         help="write the report when the sweep is complete")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -79,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             res = sweep(args.grid, args.out, n_jobs=args.jobs, scheduler=args.scheduler,
                         progress=not args.quiet, retry_failed=args.retry_failed,
-                        max_runs=args.max_runs)
+                        max_runs=args.max_runs, grid_limit=args.grid_limit)
         except KeyboardInterrupt:
             print("linrank sweep: interrupted; finished runs are in "
                   f"{args.out}/runs.csv: run the same command to resume", file=sys.stderr)

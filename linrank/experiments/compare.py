@@ -115,6 +115,28 @@ def _check_lists(solvers, depths, seeds) -> tuple[list[str], list[int], list[int
             [int(s) for s in dict.fromkeys(seeds)])
 
 
+def _check_sizes(problems: list[tuple[str, str]], solvers: list[str], depths: list[int]) -> None:
+    """Refuse, before any work, depths whose layers do not fit in memory.
+
+    Only layer-gd holds the layers: depth - 2 k x k matrices and two end layers, each with its
+    gradient and two trial copies in the step search (4 copies, ~200 bytes of overhead each).
+    The manifold solvers and the flow take the depth as a number (any depth works).
+    """
+    if "layer-gd" not in solvers:
+        return
+    from .resources import check_memory
+
+    for name, size in problems:
+        d, k = SIZES[size]
+        for N in depths:
+            try:
+                check_memory(4 * (N * (8 * k * k + 200) + 16 * d * k),
+                             f"layer-gd at depth {N} on {name}:{size} ({N:,} layers)")
+            except ValueError as exc:
+                raise ValueError(f"--depths: {exc}; use smaller depths or leave layer-gd out "
+                                 "(--solvers)") from None
+
+
 # ---------------------------------------------------------------------- output directory
 def _own_name(name: str) -> bool:
     return name in _OWN or (name.startswith("fig-") and name.endswith(".png")) or (
@@ -324,6 +346,7 @@ def compare(
 
     problems = parse_problems(problem_spec)
     solvers, depths, seeds = _check_lists(solvers, depths, seeds)
+    _check_sizes(problems, solvers, depths)
     lseeds = [seeds[0]] if large_seeds is None else _check_lists(None, [1], large_seeds)[2]
     budgets = {}
     for _, size in problems:

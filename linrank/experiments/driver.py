@@ -111,8 +111,11 @@ def _cost(task: Task) -> float:
     return float(spec.d ** 2 * spec.depth * spec.rank)
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int) -> None:
+    from .resources import watch_parent
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    watch_parent(parent)  # ends with the parent, also when it was SIGKILLed
 
 
 def _work(args: tuple[int, Task, Settings]) -> tuple[int, Any]:
@@ -171,7 +174,8 @@ def run_tasks(tasks: Sequence[Task], settings: Settings, cache_dir: str | None =
                                               "MKL_NUM_THREADS")}
     os.environ.update({k: "1" for k in saved})  # one BLAS thread per worker (inherited)
     try:
-        pool = ctx.Pool(min(jobs, len(todo)), initializer=_init_worker)
+        pool = ctx.Pool(min(jobs, len(todo)), initializer=_init_worker,
+                        initargs=(os.getpid(),))
     finally:
         for k, v in saved.items():
             if v is None:

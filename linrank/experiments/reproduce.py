@@ -15,7 +15,7 @@ from .paper import RunRecord, Settings
 from .plan import default_specs, perturbation_specs
 from .verdicts import Verdict, verdicts
 
-__all__ = ["ReproductionResult", "reproduce", "OUTPUT_FILES"]
+__all__ = ["ReproductionResult", "reproduce", "OUTPUT_FILES", "MAX_SEEDS"]
 
 OUTPUT_FILES = ["fig1.png", "fig2.png", "fig3.png", "fig4.png", "fig5.png", "summary.json",
                 "details.json", "report.md"]
@@ -46,7 +46,15 @@ def _cpu() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+#: the most seeds one reproduction takes (each seed is about 70 runs)
+MAX_SEEDS = 1000
+
+
 def _seeds(seeds: Sequence[int]) -> list[int]:
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__len__"):
+        raise TypeError(f"seeds must be a sequence of non-negative integers, got {seeds!r}")
+    if len(seeds) > MAX_SEEDS:
+        raise ValueError(f"at most {MAX_SEEDS} seeds, got {len(seeds):,}")
     out = []
     for s in seeds:
         if isinstance(s, bool) or not isinstance(s, int) or s < 0:

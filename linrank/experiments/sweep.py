@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .sweep_grid import Grid, GridError, RunSpec, load_grid
+from .sweep_grid import MAX_GRID_RUNS, Grid, GridError, RunSpec, load_grid
 from .sweep_run import COLUMNS, TIMING_COLUMNS, run
 
 __all__ = ["SweepError", "SweepResult", "RerunResult", "sweep", "rerun", "read_rows",
@@ -259,7 +259,14 @@ def _executor(n_jobs: int, scheduler: object):
     from joblib import parallel_config
 
     if scheduler is None:
-        return parallel_config(backend="loky" if n_jobs != 1 else "sequential"), None
+        if n_jobs == 1:
+            return parallel_config(backend="sequential"), None
+        from .resources import watch_parent
+
+        # each worker ends with this process, also when it is SIGKILLed (a watchdog thread
+        # started as the worker starts, before any task)
+        return parallel_config(backend="loky", initializer=watch_parent,
+                               initargs=(os.getpid(),)), None
     try:
         from distributed import Client
     except ImportError:
@@ -278,7 +285,8 @@ def _executor(n_jobs: int, scheduler: object):
 def sweep(grid: object, out: str | os.PathLike, *, n_jobs: int = 2, scheduler: object = None,
           progress: bool = True, retry_failed: bool = False,
           max_runs: int | None = None,
-          notice: Callable[[str], None] | None = None) -> SweepResult:
+          notice: Callable[[str], None] | None = None,
+          grid_limit: int | None = MAX_GRID_RUNS) -> SweepResult:
     """Run a grid into ``out``, resuming whatever ``out`` already holds.
 
     Parameters
@@ -294,6 +302,8 @@ def sweep(grid: object, out: str | os.PathLike, *, n_jobs: int = 2, scheduler: o
     max_runs : run at most this many of the missing runs, then stop: the sweep is then
         incomplete and a later call resumes it. Runs are started seed by seed (every cell's
         first seed, then every cell's second, ...), so a partial sweep covers all cells.
+    grid_limit : the most runs the grid may have (counted before it is expanded; None: no
+        limit); a larger grid is refused with a GridError before any work.
     notice : called with one line per row of ``out/runs.csv`` that is cut off, incomplete or
         changed (it is dropped and its run redone); default: printed to stderr.
 
@@ -310,7 +320,7 @@ def sweep(grid: object, out: str | os.PathLike, *, n_jobs: int = 2, scheduler: o
         Passed on after the finished rows are on disk (resume with the same call).
     """
     t0 = time.perf_counter()
-    g = grid if isinstance(grid, Grid) else load_grid(grid)
+    g = grid if isinstance(grid, Grid) else load_grid(grid, max_runs=grid_limit)
     if not g.runs:
         raise GridError("the grid has no runs")
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
