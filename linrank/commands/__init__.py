@@ -46,3 +46,19 @@ def jobs_count(text: str) -> int:
 
 
 jobs_count.__name__ = "jobs"
+
+
+def same_command(args: argparse.Namespace) -> str:
+    """The command line that started this command (for "resume with: ..." messages)."""
+    import shlex
+
+    return shlex.join(["linrank", *getattr(args, "_argv", [args.command])])
+
+
+def resume_note(args: argparse.Namespace, kept: str) -> str:
+    """What an interrupted long command tells: where finished work is and the exact command
+    that resumes it (or that nothing was kept with --no-cache)."""
+    if getattr(args, "no_cache", False):
+        return "nothing was kept (--no-cache); run it again without --no-cache to keep " \
+               "finished runs"
+    return f"finished runs are kept in {kept}; resume with: {same_command(args)}"

@@ -46,7 +46,9 @@ def seed_list(text: str) -> list[int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="results", help="output directory (results)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="output directory (results; with --quick: results-quick); its "
+                             "parent must exist")
     parser.add_argument("--seeds", type=seed_list, default=None,
                         help="seeds of data and starts, e.g. 0-4 or 0,3 (default 0-4; "
                              "with --quick: 0)")
@@ -54,13 +56,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a single seed (same as --seeds S)")
     parser.add_argument("--quick", action="store_true",
                         help="a reduced set of runs (for tests; the report says so)")
-    parser.add_argument("--jobs", type=jobs_count, default=2,
-                        help="worker processes (2)")
+    parser.add_argument("--jobs", type=jobs_count, default=2, metavar="J",
+                        help="worker processes (2; at most 4 per CPU)")
     parser.add_argument("--no-cache", action="store_true",
-                        help="recompute every run instead of reusing those in OUT/.runs")
+                        help="recompute every run and cache none (an interrupt then keeps "
+                             "nothing)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace files in OUT that linrank did not write")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _out(args: argparse.Namespace) -> str:
+    return args.out if args.out is not None else ("results-quick" if args.quick else "results")
+
+
+def interrupted_note(args: argparse.Namespace) -> str:
+    """Where the finished runs are and the command that resumes (see linrank.cli)."""
+    from . import resume_note
+
+    return resume_note(args, f"{_out(args)}/.runs")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,11 +84,12 @@ def run(args: argparse.Namespace) -> int:
         raise argparse.ArgumentTypeError("give --seeds or --seed, not both")
     seeds = args.seeds if args.seeds is not None else (
         [args.seed] if args.seed is not None else ([0] if args.quick else [0, 1, 2, 3, 4]))
-    res = reproduce(args.out, seeds=seeds, quick=args.quick, progress=not args.quiet,
+    out = _out(args)
+    res = reproduce(out, seeds=seeds, quick=args.quick, progress=not args.quiet,
                     use_cache=not args.no_cache, jobs=args.jobs, overwrite=args.overwrite)
     print(f"linrank reproduce: {len(res.records)} runs (+{len(res.perturbed)} perturbed), seeds "
           f"{','.join(map(str, seeds))}, in {res.elapsed:.1f} s ({res.cpu:.1f} s CPU); wrote "
-          f"{', '.join(res.figures)}, summary.json, details.json, report.md to {args.out}")
+          f"{', '.join(res.figures)}, summary.json, details.json, report.md to {out}")
     for v in res.verdicts:
         print(f"  [{v.status}] {v.claim} ({v.n_completed} completed, {v.n_unfinished} "
               "unfinished)")

@@ -1,7 +1,8 @@
 """Tabulate the critical points of the autoencoder loss and their Hessian spectra (Props. 29, 30).
 
-Data set: X = d x m standard Gaussian samples (numpy default_rng(seed)), loss 1/2 ||X - W X||^2
-on rank-k d x d matrices with the deep-linear metric of the given depth. For every critical point
+Data set: Section 7's, X = d x m with i.i.d. N(0, 1/d) entries (m = 3d by default; numpy
+default_rng(seed)), loss 1/2 ||X - W X||^2 on rank-k d x d matrices with the deep-linear
+metric of the given depth. For every critical point
 W_J = sum_{j in J} u_j u_j^T (all of them when C(d, k) <= --max-points, else a sample that
 contains the global minimizer) the table lists J (1 = largest eigenvalue of X X^T), the loss, the
 Morse index predicted by the closed form and computed from the Riemannian Hessian, the smallest
@@ -114,10 +115,11 @@ def run(args: argparse.Namespace) -> int:
 
         target = check_new_file(args.output, overwrite=args.overwrite)
     rng = np.random.default_rng(args.seed)
-    X = rng.standard_normal((d, m))
+    X = rng.standard_normal((d, m)) / math.sqrt(d)  # Section 7: N(0, 1/d) entries
     total = math.comb(d, k)
     print(
-        f"autoencoder, X: {d} x {m} standard Gaussian (seed {args.seed}), rank k = {k}, "
+        f"autoencoder, Section 7 data X: {d} x {m}, N(0, 1/d) entries (seed {args.seed}), "
+        f"rank k = {k}, "
         f"depth N = {args.depth}; {total} critical points"
         + ("" if total <= args.max_points else f", showing a sample of {args.max_points}")
     )

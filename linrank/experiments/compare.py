@@ -146,11 +146,19 @@ def _own_name(name: str) -> bool:
 def claim_output_dir(out_dir: str) -> str:
     """Create or reuse ``out_dir`` for a comparison and take its lock; returns the lock path.
 
+    Its parent must exist (linrank creates the output directory, not its parents).
+
     Refused (OutputDirError) when the directory holds a file linrank compare did not write or
     another live process holds the lock.
     """
+    from .outputs import OutputError, check_out_parent
+
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise OutputDirError(f"--out {out_dir!r} exists and is not a directory")
+    try:
+        check_out_parent(out_dir)
+    except OutputError as exc:
+        raise OutputDirError(str(exc)) from None
     os.makedirs(out_dir, exist_ok=True)
     entries = os.listdir(out_dir)
     foreign = sorted(e for e in entries if not _own_name(e))

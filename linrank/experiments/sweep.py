@@ -292,7 +292,8 @@ def sweep(grid: object, out: str | os.PathLike, *, n_jobs: int = 2, scheduler: o
     Parameters
     ----------
     grid : a grid file path, TOML text, a mapping, or a :class:`~.sweep_grid.Grid`.
-    out : the output directory (created; see the module docstring for what it accepts).
+    out : the output directory (created; its parent must exist; see the module docstring for
+        what it accepts).
     n_jobs : local worker processes (joblib/loky; 1 runs in this process). Ignored with a
         scheduler, where the cluster's workers run the runs.
     scheduler : None (local) or the address of a Dask scheduler ("tcp://host:8786") or a
@@ -330,6 +331,12 @@ def sweep(grid: object, out: str | os.PathLike, *, n_jobs: int = 2, scheduler: o
     if man is not None and man["grid_hash"] != g.hash:
         raise SweepError(f"{out} holds a sweep of another grid (hash {man['grid_hash']}, this "
                          f"grid {g.hash}): choose another --out")
+    from .outputs import OutputError, check_out_parent
+
+    try:
+        check_out_parent(out)
+    except OutputError as exc:
+        raise SweepError(str(exc)) from None
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, RESULTS)
     with _Lock(out):
