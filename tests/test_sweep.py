@@ -439,3 +439,13 @@ def test_report_refuses_a_changed_row(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "changed after it was written" in err
     assert not (out / "report.md").exists()
+
+
+def test_sweep_of_another_linrank_version_is_not_resumed(tmp_path, monkeypatch):
+    import linrank
+
+    grid = SMALL.replace("seeds = 2", "seeds = 1")
+    sweep(grid, tmp_path / "o", n_jobs=1, progress=False, max_runs=1)
+    monkeypatch.setattr(linrank, "__version__", linrank.__version__ + ".post1")
+    with pytest.raises(SweepError, match=r"by linrank 0\.1\.0, this is linrank 0\.1\.0\.post1"):
+        sweep(grid, tmp_path / "o", n_jobs=1, progress=False)

@@ -393,6 +393,8 @@ def compare(
                     if os.path.exists(path):
                         try:
                             res = _load_run(path, ident)
+                        except IsADirectoryError:
+                            raise
                         except (OSError, ValueError) as exc:
                             _notice(f"{exc}; recomputing it", bar)
                 cached = res is not None

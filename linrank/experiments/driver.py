@@ -148,6 +148,8 @@ def run_tasks(tasks: Sequence[Task], settings: Settings, cache_dir: str | None =
             try:
                 results[i] = _load(paths[i], task, settings)
                 done[i] = True
+            except IsADirectoryError:
+                raise
             except (OSError, ValueError) as exc:
                 if notice is not None:
                     notice(f"{exc}; recomputing it")

@@ -117,9 +117,13 @@ def read_sealed(path: str, identity: dict, stale_keys: tuple[str, ...] = ("versi
     """The payload of ``path`` if it is complete, unchanged and sealed with ``identity``.
 
     ``stale_keys``: identity keys whose difference means "written by another version" (stale)
-    rather than "another run's file" (foreign). Raises :class:`CacheMismatch` (or OSError if the
-    file cannot be opened).
+    rather than "another run's file" (foreign). Raises :class:`CacheMismatch`, IsADirectoryError
+    for a directory in the file's place (callers refuse it: it cannot be replaced), or OSError if
+    the file cannot be opened.
     """
+    if os.path.isdir(path):
+        raise IsADirectoryError(21, "a directory is where a cache file belongs (move it away)",
+                                path)
     with open(path, "rb") as fh:
         line = fh.readline(_MAX_HEADER)
         rest = fh.read()
@@ -139,8 +143,11 @@ def read_sealed(path: str, identity: dict, stale_keys: tuple[str, ...] = ("versi
         raise CacheMismatch(path, "stale" if stale else "foreign",
                             ("written by another version: " if stale else
                              "it belongs to another run: ") + "; ".join(diffs[:3]))
-    if len(rest) != size:
+    if len(rest) < size:
         raise CacheMismatch(path, "cut off", f"{len(rest)} of {size} payload bytes")
+    if len(rest) > size:
+        raise CacheMismatch(path, "changed", f"{len(rest)} payload bytes where its header says "
+                            f"{size}")
     if _digest(canonical(found), rest) != digest:
         raise CacheMismatch(path, "changed", "its checksum does not match its content "
                             "(edited or damaged)")

@@ -24,7 +24,8 @@ Guarantees
   inside a run), so the same grid gives the same numbers row for row locally and on a cluster,
   and :func:`rerun` recomputes any row alone.
 * OUT is linrank's: a lock (``OUT/.lock``, flock) stops a second sweep from writing it; a
-  directory holding files that linrank did not write, or a sweep of another grid, is refused.
+  directory holding files that linrank did not write, a sweep of another grid or one written by
+  another version of linrank (``sweep.json`` records it) is refused.
 """
 
 from __future__ import annotations
@@ -189,7 +190,8 @@ def _scan(path: str, keep_changed: bool = False) -> tuple[dict[int, dict], list[
         old = list(reader.fieldnames) == COLUMNS
         raise SweepError(f"{path} has other columns than this version of linrank writes"
                          + (" (no row checksums: written by an older version; run the grid "
-                            "into a new --out)" if old else ""))
+                            "into a new --out)" if old else " (its header line is missing or "
+                            "changed)"))
     rows: dict[int, dict] = {}
     for row in reader:
         where = f"{path} line {reader.line_num}"
@@ -198,7 +200,9 @@ def _scan(path: str, keep_changed: bool = False) -> tuple[dict[int, dict], list[
         if None in row or any(v is None for v in row.values()):
             n = sum(1 for k, v in row.items() if k is not None and v is not None)
             extra = len(row[None]) if None in row else 0
-            bad.append(f"{what}: incomplete ({n + extra} of {len(FILE_COLUMNS)} columns)")
+            bad.append(f"{what}: " + (f"incomplete ({n} of {len(FILE_COLUMNS)} columns)"
+                                      if not extra else f"malformed ({n + extra} columns, "
+                                      f"expected {len(FILE_COLUMNS)})"))
             continue
         if row_check(row) != row["check"]:
             bad.append(f"{what}: changed after it was written (checksum does not match)")
@@ -328,6 +332,11 @@ def sweep(grid: object, out: str | os.PathLike, *, n_jobs: int = 2, scheduler: o
         raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}")
     out = os.fspath(out)
     man = _check_dir(out)
+    from .. import __version__
+
+    if man is not None and man.get("linrank") != __version__:
+        raise SweepError(f"{out} holds a sweep by linrank {man.get('linrank')}, this is linrank "
+                         f"{__version__} (rows of two versions may differ): choose another --out")
     if man is not None and man["grid_hash"] != g.hash:
         raise SweepError(f"{out} holds a sweep of another grid (hash {man['grid_hash']}, this "
                          f"grid {g.hash}): choose another --out")
@@ -343,7 +352,8 @@ def sweep(grid: object, out: str | os.PathLike, *, n_jobs: int = 2, scheduler: o
         if man is None:
             _write_atomic(os.path.join(out, "grid.toml"), g.source)
             _write_atomic(os.path.join(out, MANIFEST), json.dumps(
-                {"format": _FORMAT, "grid_hash": g.hash, "runs": len(g.runs),
+                {"format": _FORMAT, "linrank": __version__, "grid_hash": g.hash,
+                 "runs": len(g.runs),
                  "grid": g.blocks, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
                 indent=1, default=str))
         rows = _drop_bad_rows(path, notice or _print_notice)
