@@ -3,9 +3,11 @@
 Writes into --out: fig1.png ... fig5.png, summary.json (one entry per run with its start's
 condition (47), hidden widths and status, and per verdict the runs it rests on), details.json
 and report.md (a verdict per claim over all seeds and per seed, the set-up and where it differs
-from the paper, every run). Finished runs are cached in OUT/.runs, so an interrupted
-reproduction resumes; Ctrl-C stops at once. OUT is locked while the command runs, and a file
-in it is replaced only if linrank wrote it (--overwrite to take over a directory).
+from the paper, every run). Finished runs are cached in OUT/.runs (each file sealed with its
+run's identity and a checksum), so an interrupted reproduction resumes; Ctrl-C stops at once and
+prints the command that resumes. OUT (default results, with --quick results-quick; its parent
+must exist) is locked while the command runs, a file in it is replaced only if linrank wrote it
+(--overwrite to take over a directory), and --quick refuses an OUT holding a full reproduction.
 Exit status 1 if a claim that the project expects to hold is not confirmed, 2 on bad arguments
 or unusable output paths, 130 when interrupted.
 """
