@@ -5,7 +5,10 @@ Each subcommand lives in ``linrank/commands/<name>.py`` and defines ``add_argume
 
 Errors a user can cause (bad values, unusable output paths, sizes that do not fit in memory)
 end with one line ``linrank COMMAND: error: ...`` on stderr and exit status 2, never a
-traceback; Ctrl-C ends with exit status 130.
+traceback; Ctrl-C ends with exit status 130 and, for the long commands, where the finished
+work is and the exact command that resumes it (a command module's ``interrupted_note(args)``).
+Output paths follow one rule: the parent of --out (or --output) must exist; linrank creates
+the directory or file itself, never its parents.
 """
 
 from __future__ import annotations
@@ -44,7 +47,9 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args._argv = argv
     try:
         return int(args._run(args) or 0)
     except BrokenPipeError:  # output piped into `head` and the like: not an error
@@ -53,7 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
-        print(f"linrank {args.command}: interrupted", file=sys.stderr)
+        mod = importlib.import_module(f"linrank.commands.{args.command}")
+        note = getattr(mod, "interrupted_note", None)
+        text = note(args) if note is not None else ""
+        print(f"linrank {args.command}: interrupted" + (f"; {text}" if text else ""),
+              file=sys.stderr)
         return 130
     except (ValueError, OSError, MemoryError, argparse.ArgumentTypeError) as exc:
         print(f"linrank {args.command}: error: {_one_line(exc)}", file=sys.stderr)

@@ -292,3 +292,72 @@ def test_factorization_problems_plug_in(name):
     assert res.hvp > 0 and res.final_cost < 1e-3 * res.info["f0"]
     if name == "sensing":  # 3x oversampled Gaussian sensing: the planted matrix is found
         assert res.status == "reached"
+
+
+# ---------------------------------------------------------------------- cache that cannot lie
+def _cache_files(out):
+    runs = os.path.join(out, ".runs")
+    return {f.split("-N")[0].split("-")[-1] + "-" + f.split("-s")[-1][:1]: os.path.join(runs, f)
+            for f in sorted(os.listdir(runs))}
+
+
+def test_cache_rejects_foreign_cut_changed_and_stale_files(tmp_path, capsys, monkeypatch):
+    """A run file copied over another's, cut off (BadZipFile before), edited or of another
+    version is named on stderr and recomputed; the reported numbers are this run's."""
+    out = str(tmp_path / "cmp")
+    kw = dict(solvers=["direct", "cg"], depths=[2], seeds=[0, 1], budget=BUDGET, out_dir=out,
+              progress=False)
+    first = compare("autoencoder:quick", **kw)
+    truth = [(r["solver"], r["seed"], r["final_cost"], r["iterations"]) for r in first.rows]
+    files = _cache_files(out)
+    assert set(files) == {"direct-0", "direct-1", "cg-0", "cg-1"}
+    capsys.readouterr()
+    # foreign: seed 1's cg file copied over seed 0's; cut off: half a file; changed: one byte
+    with open(files["cg-1"], "rb") as fh:
+        other = fh.read()
+    with open(files["cg-0"], "wb") as fh:
+        fh.write(other)
+    with open(files["direct-1"], "r+b") as fh:
+        fh.truncate(os.path.getsize(files["direct-1"]) // 2)
+    data = bytearray(open(files["direct-0"], "rb").read())
+    data[-40] ^= 0x01
+    open(files["direct-0"], "wb").write(bytes(data))
+    again = compare("autoencoder:quick", **kw)
+    err = capsys.readouterr().err
+    assert "is foreign: it belongs to another run: seed=1 (expected 0)" in err
+    assert "is cut off" in err and "is changed" in err
+    assert [r.cached for r in again.runs] == [False, False, False, True]
+    assert [(r["solver"], r["seed"], r["final_cost"], r["iterations"])
+            for r in again.rows] == truth
+    # stale: written by another version of the numbers
+    capsys.readouterr()
+    import linrank
+
+    monkeypatch.setattr(linrank, "__version__", linrank.__version__ + ".post1")
+    third = compare("autoencoder:quick", **kw)
+    assert not any(r.cached for r in third.runs)
+    assert capsys.readouterr().err.count("is stale: written by another version") == 4
+
+
+def test_cache_stale_when_problem_data_change(tmp_path, capsys):
+    """A cached run of a problem whose data changed (same name and size) is not reused."""
+    state = {"scale": 1.0}
+
+    def builder(size, seed):
+        inst = build_problem("autoencoder", "quick")
+        s = state["scale"]
+        cost = inst.cost
+        return dataclasses.replace(inst, name="test-datachange",
+                                   cost=lambda A, Bt: s * cost(A, Bt))
+
+    _register_once("test-datachange", builder)
+    out = str(tmp_path / "cmp")
+    kw = dict(solvers=["direct"], depths=[1], seeds=[0], budget=BUDGET, out_dir=out,
+              progress=False)
+    compare("test-datachange:quick", **kw)
+    assert compare("test-datachange:quick", **kw).runs[0].cached
+    capsys.readouterr()
+    state["scale"] = 2.0
+    res = compare("test-datachange:quick", **kw)
+    assert not res.runs[0].cached
+    assert "belongs to another run: data=" in capsys.readouterr().err

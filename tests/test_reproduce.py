@@ -195,7 +195,7 @@ def test_interrupted_run_is_never_cached(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         driver.run_tasks(tasks, settings, str(tmp_path), jobs=1)
     cached = sorted(p.name for p in tmp_path.iterdir())
-    assert len(cached) == 1 and cached[0].endswith(".npz")
+    assert len(cached) == 1 and cached[0].endswith(".cache")
     monkeypatch.setattr(paper, "factor_flow", real)
     computed = []
     orig = driver._compute
@@ -226,7 +226,38 @@ def test_damaged_cache_file_is_named_and_recomputed(tmp_path):
     again = driver.run_tasks(tasks, settings, str(tmp_path), jobs=1, notice=notes.append)[0]
     assert len(notes) == 1 and path.name in notes[0] and "recomputing" in notes[0]
     assert again.summary() == first.summary()
-    assert paper.RunRecord.from_npz(str(path)).summary() == first.summary()
+    assert driver._load(str(path), tasks[0], settings).summary() == first.summary()
+
+
+def test_foreign_stale_cut_and_edited_cache_files_are_recomputed(tmp_path, monkeypatch):
+    """Before: a run file copied over another run's name was loaded and reported as that run;
+    a cut-off file gave a traceback. Now each is named and recomputed."""
+    import linrank
+
+    settings = Settings.quick_settings()
+    tasks = _small_tasks()[:2] + [("manifold", None, 0), ("manifold", None, 1)]
+    first = driver.run_tasks(tasks, settings, str(tmp_path), jobs=1)
+    paths = [driver._path(str(tmp_path), t, settings) for t in tasks]
+    (tmp_path / paths[0]).write_bytes(open(paths[1], "rb").read())  # N = 3's run as N = 2's
+    (tmp_path / paths[2]).write_bytes(open(paths[3], "rb").read())  # seed 1's study as seed 0's
+    notes = []
+    again = driver.run_tasks(tasks, settings, str(tmp_path), jobs=1, notice=notes.append)
+    assert len(notes) == 2 and all("is foreign: it belongs to another run" in n for n in notes)
+    assert again[0].summary() == first[0].summary() and again[2] == first[2]
+    raw = open(paths[1], "rb").read()
+    open(paths[1], "wb").write(raw[: len(raw) - 100])  # cut off
+    side = open(paths[3], "rb").read()
+    assert b'"seed": 1' in side
+    open(paths[3], "wb").write(side.replace(b'"seed": 1', b'"seed": 7'))  # edited by hand
+    notes.clear()
+    again = driver.run_tasks(tasks, settings, str(tmp_path), jobs=1, notice=notes.append)
+    assert sorted(n.split(" is ")[1].split(":")[0] for n in notes) == ["changed", "cut off"], \
+        notes
+    assert again[1].summary() == first[1].summary() and again[3] == first[3]
+    monkeypatch.setattr(linrank, "__version__", linrank.__version__ + ".post1")
+    notes.clear()
+    driver.run_tasks(tasks[:1], settings, str(tmp_path), jobs=1, notice=notes.append)
+    assert len(notes) == 1 and "is stale: written by another version" in notes[0]
 
 
 def test_worker_processes_give_the_same_results(tmp_path):

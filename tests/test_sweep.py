@@ -41,7 +41,8 @@ t_rank = 3
 def _table(path):
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    return [{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in rows]
+    # the checksum covers the timing columns too
+    return [{k: v for k, v in r.items() if k not in TIMING_COLUMNS + ["check"]} for r in rows]
 
 
 # ---------------------------------------------------------------------- grid
@@ -280,7 +281,8 @@ def test_rerun_one_row_gives_the_same_numbers(tmp_path, capsys):
     cells[i] = "0.5"
     rows[4] = ",".join(cells)
     (out / "runs.csv").write_text("\n".join(rows) + "\n")
-    assert rerun(out, 3).differences == ["final_distance"]
+    res = rerun(out, 3)
+    assert res.differences == ["final_distance"] and not res.intact and not res.same
 
 
 def test_dask_localcluster_gives_the_same_rows_as_local_processes(tmp_path):
@@ -399,3 +401,51 @@ def test_flow_interrupted_inside_leaves_no_row(tmp_path, monkeypatch):
         sweep(SMALL, tmp_path / "o", n_jobs=1, progress=False)
     assert read_rows(tmp_path / "o") == []  # the first run is balanced: manifold flow
     assert "status" in (tmp_path / "o" / "runs.csv").read_text()  # header only
+
+
+# ---------------------------------------------------------------------- rows that cannot lie
+def test_cut_resaved_and_edited_rows_are_named_and_redone(tmp_path):
+    """Before: a last line cut and re-saved by an editor (so it ends with a newline) was kept as
+    a finished run with empty results, and the sweep said "complete"."""
+    grid = SMALL.replace("seeds = 2", "seeds = 1")
+    out = tmp_path / "o"
+    sweep(grid, out, n_jobs=1, progress=False)
+    ref = _table(out / "runs.csv")
+    lines = (out / "runs.csv").read_text().splitlines()
+    head = lines[0].split(",")
+    i = head.index("final_distance")
+    cells = lines[2].split(",")
+    cells[i] = repr(float(cells[i]) / 2)  # a plausible hand edit of run 1
+    lines[2] = ",".join(cells)
+    lines[-1] = lines[-1][: len(lines[-1]) // 2]  # run 6 cut, then saved with a newline
+    (out / "runs.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(SweepError, match=r"line 3 \(run_id 1\): changed after it was written"):
+        read_rows(out)  # the report refuses it
+    assert len(read_rows(out, strict=False)) == 5
+    notes = []
+    res = sweep(grid, out, n_jobs=1, progress=False, notice=notes.append)
+    assert len(notes) == 2 and "run_id 1): changed" in notes[0] and "incomplete" in notes[1]
+    assert res.ran == 2 and res.done_before == 5 and res.complete
+    assert _table(out / "runs.csv") == ref
+
+
+def test_report_refuses_a_changed_row(tmp_path, capsys):
+    grid = SMALL.replace("seeds = 2", "seeds = 1")
+    out = tmp_path / "o"
+    sweep(grid, out, n_jobs=1, progress=False)
+    text = (out / "runs.csv").read_text()
+    (out / "runs.csv").write_text(text.replace(",converged,", ",budget,", 1))
+    assert main(["sweep", "--report", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "changed after it was written" in err
+    assert not (out / "report.md").exists()
+
+
+def test_sweep_of_another_linrank_version_is_not_resumed(tmp_path, monkeypatch):
+    import linrank
+
+    grid = SMALL.replace("seeds = 2", "seeds = 1")
+    sweep(grid, tmp_path / "o", n_jobs=1, progress=False, max_runs=1)
+    monkeypatch.setattr(linrank, "__version__", linrank.__version__ + ".post1")
+    with pytest.raises(SweepError, match=r"by linrank 0\.1\.0, this is linrank 0\.1\.0\.post1"):
+        sweep(grid, tmp_path / "o", n_jobs=1, progress=False)

@@ -32,17 +32,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
-    rows = []
+    # one line per (size, depth, check) with the worst error over the repeats (kept as they
+    # come: memory does not grow with --repeats)
+    worst: dict[tuple, object] = {}
     for m, n, k in _SIZES:
         for depth in _DEPTHS:
             for _ in range(args.repeats):
-                rows.extend(check_instance(m, n, k, depth, rng))
-    # one line per (size, depth, check) with the worst error over the repeats
-    worst: dict[tuple, object] = {}
-    for r in rows:
-        key = (r.m, r.n, r.k, r.depth, r.check)
-        if key not in worst or not (r.error <= worst[key].error):
-            worst[key] = r
+                for r in check_instance(m, n, k, depth, rng):
+                    key = (r.m, r.n, r.k, r.depth, r.check)
+                    if key not in worst or not (r.error <= worst[key].error):
+                        worst[key] = r
     print(
         f"{'m':>3} {'n':>3} {'k':>2} {'depth':>6}  {'check':<28} {'rel. error':>10} {'bound':>8}  ok"
     )

@@ -20,21 +20,25 @@ HELP = "compare manifold optimizers and depths on least-squares problems: table,
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="compare-results",
-                        help="output directory (compare-results); must be new, empty or "
-                             "written by linrank compare")
+    parser.add_argument("--out", default="compare-results", metavar="DIR",
+                        help="output directory (compare-results); its parent must exist; new, "
+                             "empty or written by linrank compare")
     parser.add_argument("--quick", action="store_true",
                         help="small problems only (d = 20), seeds 0 and 1, 0.5 s CPU per run")
     parser.add_argument("--problems", default=None,
                         help="comma-separated name or name:size (default: all problems, sizes "
                              "small and large; with --quick size quick)")
     parser.add_argument("--solvers", default=None, help="comma-separated solver names (all)")
-    parser.add_argument("--depths", default="1,2,3,4,100", help="comma-separated depths N >= 1")
+    parser.add_argument("--depths", default="1,2,3,4,100",
+                        help="comma-separated depths N >= 1 (1,2,3,4,100); depths whose layers "
+                             "do not fit in memory for layer-gd are refused")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds (0,1,2; quick: 0,1)")
     parser.add_argument("--large-seeds", default="0", help="seeds of the large size (0)")
-    parser.add_argument("--max-time", default=None,
+    parser.add_argument("--max-time", default=None, metavar="T",
                         help="seconds of CPU time per run (default: quick 0.5, small 2, large 4)")
-    parser.add_argument("--no-cache", action="store_true", help="recompute cached runs")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="recompute every run and cache none (an interrupt then keeps "
+                             "nothing)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -43,6 +47,13 @@ def _ints(text: str, what: str) -> list[int]:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise ValueError(f"{what} must be comma-separated integers, got {text!r}") from None
+
+
+def interrupted_note(args: argparse.Namespace) -> str:
+    """Where the finished runs are and the command that resumes (see linrank.cli)."""
+    from . import resume_note
+
+    return resume_note(args, f"{args.out}/.runs")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,10 +82,6 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, TypeError, OutputDirError) as exc:
         print(f"linrank compare: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"linrank compare: interrupted; finished runs are cached in {args.out}/.runs, "
-              "rerun the same command to resume", file=sys.stderr)
-        return 130
     counts: dict[str, int] = {}
     for row in res.rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1

@@ -1,7 +1,8 @@
 """Tabulate the critical points of the autoencoder loss and their Hessian spectra (Props. 29, 30).
 
-Data set: X = d x m standard Gaussian samples (numpy default_rng(seed)), loss 1/2 ||X - W X||^2
-on rank-k d x d matrices with the deep-linear metric of the given depth. For every critical point
+Data set: Section 7's, X = d x m with i.i.d. N(0, 1/d) entries (m = 3d by default; numpy
+default_rng(seed)), loss 1/2 ||X - W X||^2 on rank-k d x d matrices with the deep-linear
+metric of the given depth. For every critical point
 W_J = sum_{j in J} u_j u_j^T (all of them when C(d, k) <= --max-points, else a sample that
 contains the global minimizer) the table lists J (1 = largest eigenvalue of X X^T), the loss, the
 Morse index predicted by the closed form and computed from the Riemannian Hessian, the smallest
@@ -68,27 +69,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _physical_memory() -> int | None:
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def check_size(d: int, m: int, k: int) -> None:
+def check_size(d: int, m: int, k: int, points: int = 0) -> None:
     """Refuse sizes whose data and critical-point work do not fit in this machine's memory.
 
     Needs about 8 (d m + 4 d^2 + ((2d - k) k)^2) bytes (X, X X^T and its eigenvectors, a dense
-    Hessian of the largest size computed densely); refused above half the physical memory.
+    Hessian of the largest size computed densely) and about 1000 + 64 k bytes per row of the
+    table (``points`` rows are kept: the sample of index sets and the rows); refused above half
+    the physical memory.
     """
+    from ..experiments.resources import check_memory
+
     dim = (2 * d - k) * k
-    need = 8 * (d * m + 4 * d * d + (dim * dim if dim <= 1500 else 0))
-    mem = _physical_memory()
-    if mem is not None and need > mem // 2:
-        raise ValueError(
-            f"--d {d} with --m {m} needs about {need / 2**30:.3g} GiB, more than half of this "
-            f"machine's {mem / 2**30:.3g} GiB"
-        )
+    check_memory(8 * (d * m + 4 * d * d + (dim * dim if dim <= 1500 else 0))
+                 + points * (1000 + 64 * k),
+                 f"--d {d} with --m {m}" + (f" and {points:,} critical points" if points else ""))
 
 
 def _row(cp) -> dict:
@@ -114,17 +108,18 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--k must be at most --d = {d}, got {k}")
     if args.max_points < 3:
         raise ValueError("--max-points must be at least 3")
-    check_size(d, m, k)
+    check_size(d, m, k, min(math.comb(d, k), args.max_points))
     target = None
     if args.output:
         from ..experiments.outputs import check_new_file
 
         target = check_new_file(args.output, overwrite=args.overwrite)
     rng = np.random.default_rng(args.seed)
-    X = rng.standard_normal((d, m))
+    X = rng.standard_normal((d, m)) / math.sqrt(d)  # Section 7: N(0, 1/d) entries
     total = math.comb(d, k)
     print(
-        f"autoencoder, X: {d} x {m} standard Gaussian (seed {args.seed}), rank k = {k}, "
+        f"autoencoder, Section 7 data X: {d} x {m}, N(0, 1/d) entries (seed {args.seed}), "
+        f"rank k = {k}, "
         f"depth N = {args.depth}; {total} critical points"
         + ("" if total <= args.max_points else f", showing a sample of {args.max_points}")
     )

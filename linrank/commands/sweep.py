@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import non_negative_int, positive_int
+from . import jobs_count, non_negative_int, positive_int
 
 HELP = "run a grid of flow runs into DIR (resumable), report on it, or rerun one row"
 
@@ -24,18 +24,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--report", metavar="DIR", help="write report.md and figures for DIR")
     mode.add_argument("--rerun", nargs=2, metavar=("DIR", "ROW_ID"),
                       help="recompute one row of DIR alone and compare")
-    parser.add_argument("--out", metavar="DIR", help="output directory of --grid")
-    parser.add_argument("--jobs", type=positive_int, default=2,
-                        help="local worker processes (2)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="output directory of --grid (its parent must exist)")
+    parser.add_argument("--jobs", type=jobs_count, default=2, metavar="J",
+                        help="local worker processes (2; at most 4 per CPU)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="run on the Dask cluster of this scheduler (tcp://host:port)")
     parser.add_argument("--retry-failed", action="store_true",
                         help="redo runs recorded with status 'error'")
-    parser.add_argument("--max-runs", type=non_negative_int, default=None,
+    parser.add_argument("--max-runs", type=non_negative_int, default=None, metavar="N",
                         help="run at most this many missing runs, then stop (resumable)")
+    from ..experiments.sweep_grid import MAX_GRID_RUNS
+
+    parser.add_argument("--grid-limit", type=positive_int, default=MAX_GRID_RUNS, metavar="N",
+                        help="refuse grids of more than N runs, counted before expanding "
+                             f"({MAX_GRID_RUNS})")
     parser.add_argument("--then-report", action="store_true",
                         help="write the report when the sweep is complete")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def interrupted_note(args: argparse.Namespace) -> str:
+    """Where the finished runs are and the command that resumes (see linrank.cli)."""
+    if args.grid is None:
+        return ""
+    from . import resume_note
+
+    return resume_note(args, f"{args.out}/runs.csv")
 
 
 def _fail(msg: str) -> int:
@@ -59,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
                     "final_loss_gap", "n_saddles", "saddle_sets", "condition_47", "margin_47")
             for k in keys:
                 print(f"  {k:>15}: stored {res.stored[k]:<24} rerun {res.new[k]}")
+            if not res.intact:
+                print(f"row {row_id}: the stored row was changed after linrank wrote it "
+                      "(its checksum does not match)")
             if res.same:
                 print(f"row {row_id}: rerun gives the same numbers (every non-timing column)")
                 return 0
@@ -73,14 +91,9 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if not args.out:
             return _fail("--grid needs --out DIR")
-        try:
-            res = sweep(args.grid, args.out, n_jobs=args.jobs, scheduler=args.scheduler,
-                        progress=not args.quiet, retry_failed=args.retry_failed,
-                        max_runs=args.max_runs)
-        except KeyboardInterrupt:
-            print("linrank sweep: interrupted; finished runs are in "
-                  f"{args.out}/runs.csv: run the same command to resume", file=sys.stderr)
-            return 130
+        res = sweep(args.grid, args.out, n_jobs=args.jobs, scheduler=args.scheduler,
+                    progress=not args.quiet, retry_failed=args.retry_failed,
+                    max_runs=args.max_runs, grid_limit=args.grid_limit)
         counts = ", ".join(f"{v} {k}" for k, v in sorted(res.counts.items()))
         state = "complete" if res.complete else f"incomplete ({res.total - sum(res.counts.values())} to go)"
         print(f"linrank sweep: {res.ran} runs now, {res.done_before} before; {res.total} in the "

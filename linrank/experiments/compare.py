@@ -30,7 +30,7 @@ import numpy as np
 
 from .compare_problems import SIZES, ProblemInstance, build_problem, problem_names
 from .compare_record import HISTORY_KEYS, Budget, RunResult
-from .compare_report import atomic_write, relative_gap, write_outputs
+from .compare_report import relative_gap, write_outputs
 from .compare_solvers import DEPTH_FREE, SOLVERS, run_solver
 
 __all__ = ["compare", "CompareResult", "DEFAULT_DEPTHS", "default_budget", "parse_problems",
@@ -115,6 +115,28 @@ def _check_lists(solvers, depths, seeds) -> tuple[list[str], list[int], list[int
             [int(s) for s in dict.fromkeys(seeds)])
 
 
+def _check_sizes(problems: list[tuple[str, str]], solvers: list[str], depths: list[int]) -> None:
+    """Refuse, before any work, depths whose layers do not fit in memory.
+
+    Only layer-gd holds the layers: depth - 2 k x k matrices and two end layers, each with its
+    gradient and two trial copies in the step search (4 copies, ~200 bytes of overhead each).
+    The manifold solvers and the flow take the depth as a number (any depth works).
+    """
+    if "layer-gd" not in solvers:
+        return
+    from .resources import check_memory
+
+    for name, size in problems:
+        d, k = SIZES[size]
+        for N in depths:
+            try:
+                check_memory(4 * (N * (8 * k * k + 200) + 16 * d * k),
+                             f"layer-gd at depth {N} on {name}:{size} ({N:,} layers)")
+            except ValueError as exc:
+                raise ValueError(f"--depths: {exc}; use smaller depths or leave layer-gd out "
+                                 "(--solvers)") from None
+
+
 # ---------------------------------------------------------------------- output directory
 def _own_name(name: str) -> bool:
     return name in _OWN or (name.startswith("fig-") and name.endswith(".png")) or (
@@ -124,11 +146,19 @@ def _own_name(name: str) -> bool:
 def claim_output_dir(out_dir: str) -> str:
     """Create or reuse ``out_dir`` for a comparison and take its lock; returns the lock path.
 
+    Its parent must exist (linrank creates the output directory, not its parents).
+
     Refused (OutputDirError) when the directory holds a file linrank compare did not write or
     another live process holds the lock.
     """
+    from .outputs import OutputError, check_out_parent
+
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise OutputDirError(f"--out {out_dir!r} exists and is not a directory")
+    try:
+        check_out_parent(out_dir)
+    except OutputError as exc:
+        raise OutputDirError(str(exc)) from None
     os.makedirs(out_dir, exist_ok=True)
     entries = os.listdir(out_dir)
     foreign = sorted(e for e in entries if not _own_name(e))
@@ -176,24 +206,62 @@ def _key(problem: str, size: str, solver: str, depth: int, seed: int, budget: Bu
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 
-def _save_run(path: str, res: RunResult) -> None:
+def instance_fingerprint(inst: ProblemInstance) -> str:
+    """What a cached run's numbers depend on in its problem: sizes, optimum, f*, the data.
+
+    The data enter through the cost at a fixed probe point (drawn from seed 20190101), which
+    every problem has, and the least-squares data where the problem has them.
+    """
+    from .sealed import fingerprint
+
+    rng = np.random.default_rng(20190101)
+    A = rng.standard_normal((inst.m, inst.k))
+    Bt = rng.standard_normal((inst.k, inst.n))
+    probe = float(inst.cost(A, Bt))
+    opt = inst.optimum if inst.optimum is not None else (None,)
+    data = inst.data
+    arrays = ([getattr(data, a, None) for a in ("X", "Y", "Cxx", "Cyx")] if data is not None
+              else [None])
+    return fingerprint(np.array([inst.m, inst.n, inst.k], dtype=np.int64),
+                       np.array([probe, np.nan if inst.f_star is None else inst.f_star,
+                                 inst.scale], dtype=float), *opt, *arrays)
+
+
+def _identity(problem: str, size: str, solver: str, depth: int, seed: int, budget: Budget,
+              data: str) -> dict:
+    from .. import __version__
+
+    return {"kind": "linrank compare run", "problem": problem, "size": size, "solver": solver,
+            "depth": int(depth), "seed": int(seed), "budget": asdict(budget), "data": data,
+            "version": [_CACHE_VERSION, __version__]}
+
+
+def _save_run(path: str, res: RunResult, identity: dict) -> None:
+    import io
+
+    from .sealed import write_sealed
+
     meta = json.dumps({"scalars": res.scalars(), "info": res.info}, default=float)
-
-    def write(tmp):
-        with open(tmp, "wb") as fh:
-            np.savez(fh, meta=np.array(meta), **{f"h_{k}": v for k, v in res.history.items()})
-
-    atomic_write(path, write)
+    buf = io.BytesIO()
+    np.savez(buf, meta=np.array(meta), **{f"h_{k}": v for k, v in res.history.items()})
+    write_sealed(path, identity, buf.getvalue())
 
 
-def _load_run(path: str) -> RunResult | None:
+def _load_run(path: str, identity: dict) -> RunResult:
+    """The cached run at ``path``; CacheMismatch (a ValueError naming the file) if it is not
+    exactly the run of ``identity``, complete and unchanged."""
+    import io
+
+    from .sealed import CacheMismatch, read_sealed
+
+    payload = read_sealed(path, identity)
     try:
-        with np.load(path) as z:
+        with np.load(io.BytesIO(payload), allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
             hist = {k: np.array(z[f"h_{k}"]) for k in HISTORY_KEYS}
-    except (OSError, ValueError, KeyError):
-        return None
-    return RunResult(**meta["scalars"], history=hist, info=meta["info"])
+        return RunResult(**meta["scalars"], history=hist, info=meta["info"])
+    except Exception as exc:  # noqa: BLE001 - any damage of a sealed payload is one message
+        raise CacheMismatch(path, "unreadable", f"{type(exc).__name__}: {exc}") from None
 
 
 # ---------------------------------------------------------------------- driver
@@ -224,6 +292,16 @@ class CompareResult:
     cpu: float
     files: list[str] = field(default_factory=list)
     analysis: dict = field(default_factory=dict)
+
+
+def _notice(message: str, bar: object = None) -> None:
+    import sys
+
+    text = f"linrank compare: {message}"
+    if bar is not None and hasattr(bar, "write"):
+        bar.write(text, file=sys.stderr)
+    else:
+        print(text, file=sys.stderr)
 
 
 def _planned(problems, solvers, depths, seeds):
@@ -276,6 +354,7 @@ def compare(
 
     problems = parse_problems(problem_spec)
     solvers, depths, seeds = _check_lists(solvers, depths, seeds)
+    _check_sizes(problems, solvers, depths)
     lseeds = [seeds[0]] if large_seeds is None else _check_lists(None, [1], large_seeds)[2]
     budgets = {}
     for _, size in problems:
@@ -296,22 +375,33 @@ def compare(
             plan += list(_planned([(name, size)], solvers, depths, sd))
         runs: list[Run] = []
         instances: dict[tuple[str, str], ProblemInstance] = {}
+        prints: dict[tuple[str, str], str] = {}
         bar = tqdm(total=len(plan), desc="compare", unit="run", disable=not progress)
         try:
             for name, size, solver, depth, seed in plan:
                 bar.set_postfix_str(f"{name}:{size} {solver} N={depth} seed {seed}")
-                path = None
+                path = res = None
+                if (name, size) not in instances:
+                    instances[(name, size)] = build_problem(name, size)
                 if cache is not None:
+                    if (name, size) not in prints:
+                        prints[(name, size)] = instance_fingerprint(instances[(name, size)])
+                    ident = _identity(name, size, solver, depth, seed, budgets[size],
+                                      prints[(name, size)])
                     key = _key(name, size, solver, depth, seed, budgets[size])
-                    path = os.path.join(cache, f"{name}-{size}-{solver}-N{depth}-s{seed}-{key}.npz")
-                res = _load_run(path) if path is not None and os.path.exists(path) else None
+                    path = os.path.join(cache, f"{name}-{size}-{solver}-N{depth}-s{seed}-{key}.run")
+                    if os.path.exists(path):
+                        try:
+                            res = _load_run(path, ident)
+                        except IsADirectoryError:
+                            raise
+                        except (OSError, ValueError) as exc:
+                            _notice(f"{exc}; recomputing it", bar)
                 cached = res is not None
                 if res is None:
-                    if (name, size) not in instances:
-                        instances[(name, size)] = build_problem(name, size)
                     res = run_solver(solver, instances[(name, size)], depth, seed, budgets[size])
                     if path is not None:
-                        _save_run(path, res)
+                        _save_run(path, res, ident)
                 runs.append(Run(name, size, solver, depth, seed, res, cached))
                 bar.update(1)
         finally:

@@ -3,8 +3,10 @@
 A task is a run (:class:`~linrank.experiments.paper.RunSpec` and a seed) or a side study
 (``"manifold"``: Corollary 8, ``"saddles"``: Proposition 30) for a seed. :func:`run_tasks`
 
-* loads finished tasks from the cache directory; a damaged or foreign cache file is reported by
-  name (``notice``) and recomputed;
+* loads finished tasks from the cache directory; each cache file is sealed with the identity
+  of its task (kind, run spec, seed, settings, code version) and a checksum
+  (:mod:`.sealed`), so a foreign (another task's file under this name), stale, cut-off or
+  edited file is reported by name (``notice``) and recomputed, never used;
 * computes the others, in ``jobs`` worker processes (spawned; each ignores SIGINT, so Ctrl-C
   reaches only the parent, which terminates the workers at once and re-raises
   KeyboardInterrupt) or in this process for ``jobs == 1``;
@@ -45,8 +47,7 @@ def _path(cache_dir: str, task: Task, settings: Settings) -> str:
     kind, spec, seed = task
     name = (f"s{seed}-fig{spec.figure}-N{spec.depth}-d{spec.d}-{spec.init}" if kind == "run"
             else f"s{seed}-{kind}")
-    ext = "npz" if kind == "run" else "json"
-    return os.path.join(cache_dir, f"{name}-{_key(task, settings)}.{ext}")
+    return os.path.join(cache_dir, f"{name}-{_key(task, settings)}.cache")
 
 
 def _compute(task: Task, settings: Settings) -> Any:
@@ -60,31 +61,47 @@ def _compute(task: Task, settings: Settings) -> Any:
     raise ValueError(f"unknown task kind {kind!r}")
 
 
-def _load(path: str, kind: str) -> Any:
-    if kind == "run":
-        return RunRecord.from_npz(path)
-    try:
-        with open(path) as fh:
-            data = json.load(fh)
-        if data.get("version") != CACHE_VERSION:
-            raise ValueError("written by another version")
-        return data["result"]
-    except Exception as exc:
-        raise ValueError(f"damaged cache file {path}: {type(exc).__name__}: {exc}") from exc
+def _identity(task: Task, settings: Settings) -> dict:
+    """What a cached task stands for: its kind, run spec, seed, settings and the code version
+    (the data and starts are functions of these)."""
+    from .. import __version__
+
+    kind, spec, seed = task
+    return {"kind": f"linrank reproduce {kind}", "spec": spec.to_json() if spec is not None
+            else None, "seed": int(seed), "settings": asdict(settings),
+            "version": [CACHE_VERSION, __version__]}
 
 
-def _store(path: str, kind: str, result: Any) -> None:
-    if kind == "run":
-        result.to_npz(path)
-        return
-    tmp = f"{path}.tmp-{os.getpid()}"
+def _load(path: str, task: Task, settings: Settings) -> Any:
+    """The cached result at ``path``; ValueError naming the file if it is not exactly this
+    task's (foreign, stale, cut off, changed or unreadable: see :mod:`.sealed`)."""
+    import io
+
+    from .sealed import CacheMismatch, read_sealed
+
+    payload = read_sealed(path, _identity(task, settings))
     try:
-        with open(tmp, "w") as fh:
-            json.dump({"version": CACHE_VERSION, "result": result}, fh)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        if task[0] == "run":
+            return RunRecord.from_npz(io.BytesIO(payload))
+        return json.loads(payload)["result"]
+    except Exception as exc:  # noqa: BLE001 - any damage of a sealed payload is one message
+        raise CacheMismatch(path, "unreadable", f"{type(exc).__name__}: {exc}") from None
+
+
+def _store(path: str, task: Task, settings: Settings, result: Any) -> None:
+    import tempfile
+
+    from .sealed import write_sealed
+
+    if task[0] == "run":
+        with tempfile.TemporaryDirectory(dir=os.path.dirname(path)) as tmp:
+            name = os.path.join(tmp, "run.npz")
+            result.to_npz(name)
+            with open(name, "rb") as fh:
+                payload = fh.read()
+    else:
+        payload = json.dumps({"version": CACHE_VERSION, "result": result}).encode()
+    write_sealed(path, _identity(task, settings), payload)
 
 
 def _cost(task: Task) -> float:
@@ -94,8 +111,11 @@ def _cost(task: Task) -> float:
     return float(spec.d ** 2 * spec.depth * spec.rank)
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int) -> None:
+    from .resources import watch_parent
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    watch_parent(parent)  # ends with the parent, also when it was SIGKILLed
 
 
 def _work(args: tuple[int, Task, Settings]) -> tuple[int, Any]:
@@ -126,9 +146,11 @@ def run_tasks(tasks: Sequence[Task], settings: Settings, cache_dir: str | None =
         paths[i] = _path(cache_dir, task, settings)
         if os.path.exists(paths[i]):
             try:
-                results[i] = _load(paths[i], task[0])
+                results[i] = _load(paths[i], task, settings)
                 done[i] = True
-            except ValueError as exc:
+            except IsADirectoryError:
+                raise
+            except (OSError, ValueError) as exc:
                 if notice is not None:
                     notice(f"{exc}; recomputing it")
                 os.remove(paths[i])
@@ -141,7 +163,7 @@ def run_tasks(tasks: Sequence[Task], settings: Settings, cache_dir: str | None =
     def finish(i: int, result: Any) -> None:
         results[i] = result
         if paths[i] is not None:
-            _store(paths[i], tasks[i][0], result)
+            _store(paths[i], tasks[i], settings, result)
         if progress is not None:
             progress(_label(tasks[i]))
 
@@ -154,7 +176,8 @@ def run_tasks(tasks: Sequence[Task], settings: Settings, cache_dir: str | None =
                                               "MKL_NUM_THREADS")}
     os.environ.update({k: "1" for k in saved})  # one BLAS thread per worker (inherited)
     try:
-        pool = ctx.Pool(min(jobs, len(todo)), initializer=_init_worker)
+        pool = ctx.Pool(min(jobs, len(todo)), initializer=_init_worker,
+                        initargs=(os.getpid(),))
     finally:
         for k, v in saved.items():
             if v is None:

@@ -20,7 +20,8 @@ import os
 import tempfile
 from collections.abc import Callable
 
-__all__ = ["OutputError", "atomic_write_text", "atomic_replace", "check_new_file", "OutputDir"]
+__all__ = ["OutputError", "atomic_write_text", "atomic_replace", "check_new_file", "OutputDir",
+           "check_out_parent"]
 
 LOCK = ".linrank-lock"
 MANIFEST = ".linrank-manifest.json"
@@ -69,10 +70,24 @@ def check_new_file(path: str, overwrite: bool = False) -> str:
     if os.path.exists(full) and not overwrite:
         raise OutputError(f"{path} exists and linrank did not create it in this run; choose "
                           "another name or pass --overwrite")
-    if not os.path.isdir(parent):
-        raise OutputError(f"directory {parent} does not exist")
+    check_out_parent(path, "--output")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"directory {parent} is not writable")
+    return full
+
+
+def check_out_parent(path: str, option: str = "--out") -> str:
+    """The one rule for output paths of every command: the parent directory must exist.
+
+    linrank creates the output directory (or file) itself, never its parents, so a misspelt
+    path does not silently create a tree somewhere. Returns the absolute path; raises
+    :class:`OutputError` naming the option and the missing parent.
+    """
+    full = os.path.abspath(path)
+    parent = os.path.dirname(full)
+    if not os.path.isdir(parent):
+        raise OutputError(f"the parent directory {parent} of {option} {path} does not exist "
+                          "(linrank creates the output directory, not its parents)")
     return full
 
 
@@ -106,9 +121,7 @@ class OutputDir:
         p, shown = self.path, self.shown
         if os.path.exists(p) and not os.path.isdir(p):
             raise OutputError(f"--out {shown} is an existing file, expected a directory")
-        parent = os.path.dirname(p)
-        if not os.path.isdir(parent):
-            raise OutputError(f"the parent directory {parent} of --out {shown} does not exist")
+        parent = os.path.dirname(check_out_parent(shown))
         if not os.path.exists(p):
             if not os.access(parent, os.W_OK | os.X_OK):
                 raise OutputError(f"cannot create {shown}: {parent} is not writable")

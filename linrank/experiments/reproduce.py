@@ -10,12 +10,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .driver import run_tasks
-from .outputs import CACHE, OutputDir
+from .outputs import CACHE, OutputDir, OutputError
 from .paper import RunRecord, Settings
 from .plan import default_specs, perturbation_specs
 from .verdicts import Verdict, verdicts
 
-__all__ = ["ReproductionResult", "reproduce", "OUTPUT_FILES"]
+__all__ = ["ReproductionResult", "reproduce", "OUTPUT_FILES", "MAX_SEEDS"]
 
 OUTPUT_FILES = ["fig1.png", "fig2.png", "fig3.png", "fig4.png", "fig5.png", "summary.json",
                 "details.json", "report.md"]
@@ -46,7 +46,15 @@ def _cpu() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+#: the most seeds one reproduction takes (each seed is about 70 runs)
+MAX_SEEDS = 1000
+
+
 def _seeds(seeds: Sequence[int]) -> list[int]:
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__len__"):
+        raise TypeError(f"seeds must be a sequence of non-negative integers, got {seeds!r}")
+    if len(seeds) > MAX_SEEDS:
+        raise ValueError(f"at most {MAX_SEEDS} seeds, got {len(seeds):,}")
     out = []
     for s in seeds:
         if isinstance(s, bool) or not isinstance(s, int) or s < 0:
@@ -58,6 +66,22 @@ def _seeds(seeds: Sequence[int]) -> list[int]:
     return out
 
 
+def _refuse_quick_over_full(out: OutputDir) -> None:
+    """A --quick run never replaces a full reproduction (its summary.json says quick: false)."""
+    import json
+
+    path = os.path.join(out.path, "summary.json")
+    try:
+        with open(path) as fh:
+            full = json.load(fh).get("quick") is False
+    except (OSError, ValueError, AttributeError):
+        return
+    if full:
+        raise OutputError(f"{out.shown} holds a full reproduction; --quick would replace it: "
+                          "choose another --out (the default for --quick is results-quick) or "
+                          "pass --overwrite")
+
+
 def reproduce(out_dir: str, seeds: Sequence[int] = (0, 1, 2, 3, 4), quick: bool = False,
               progress: bool = True, use_cache: bool = True, jobs: int = 2,
               overwrite: bool = False,
@@ -67,7 +91,8 @@ def reproduce(out_dir: str, seeds: Sequence[int] = (0, 1, 2, 3, 4), quick: bool 
     Parameters
     ----------
     out_dir : output directory (created; its parent must exist). It is locked while this runs,
-        and a file in it is replaced only if linrank wrote it (``overwrite=True`` overrides).
+        and a file in it is replaced only if linrank wrote it (``overwrite=True`` overrides);
+        a ``quick`` run refuses a directory holding a full reproduction (unless ``overwrite``).
         Finished runs are kept in ``out_dir/.runs`` and reused by a later call with the same
         seed and settings (an interrupted reproduction resumes; a damaged cache file is
         reported by name through ``notice`` and recomputed); ``use_cache=False`` recomputes.
@@ -91,6 +116,8 @@ def reproduce(out_dir: str, seeds: Sequence[int] = (0, 1, 2, 3, 4), quick: bool 
     note = notice or (lambda msg: print(f"linrank reproduce: {msg}", file=sys.stderr))
     with OutputDir(out_dir, overwrite=overwrite) as out:
         out.check_all(OUTPUT_FILES)
+        if quick and not overwrite:
+            _refuse_quick_over_full(out)
         cache = os.path.join(out.path, CACHE) if use_cache else None
         specs = default_specs(settings)
         pspecs = perturbation_specs(settings)

@@ -11,8 +11,11 @@ Guarantees
 ----------
 * A row is written only for a run that finished (status converged, budget or collapsed) or
   failed (status "error", with the exception's type and message); an interrupted run (Ctrl-C,
-  a killed worker or parent) leaves no row and is redone on resume. A last line cut by a kill is
-  dropped on resume.
+  a killed worker or parent) leaves no row and is redone on resume.
+* A row counts as finished only if it is complete and its ``check`` column (the last; sha256
+  of the format and every other value as written) matches: a line cut by a kill, cut and
+  re-saved by an editor, or changed by hand is named on resume, dropped from the file and its
+  run is redone; :func:`read_rows` (the report) refuses a file holding such a row.
 * Resume: rerunning the same grid into the same OUT skips the runs it holds (failed ones too,
   unless ``retry_failed``). When every run is done, runs.csv is rewritten sorted by run_id
   (atomically), so an interrupted-and-resumed sweep ends with the same file as an uninterrupted
@@ -21,7 +24,8 @@ Guarantees
   inside a run), so the same grid gives the same numbers row for row locally and on a cluster,
   and :func:`rerun` recomputes any row alone.
 * OUT is linrank's: a lock (``OUT/.lock``, flock) stops a second sweep from writing it; a
-  directory holding files that linrank did not write, or a sweep of another grid, is refused.
+  directory holding files that linrank did not write, a sweep of another grid or one written by
+  another version of linrank (``sweep.json`` records it) is refused.
 """
 
 from __future__ import annotations
@@ -32,14 +36,15 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .sweep_grid import Grid, GridError, RunSpec, load_grid
+from .sweep_grid import MAX_GRID_RUNS, Grid, GridError, RunSpec, load_grid
 from .sweep_run import COLUMNS, TIMING_COLUMNS, run
 
 __all__ = ["SweepError", "SweepResult", "RerunResult", "sweep", "rerun", "read_rows",
-           "OUT_FILES"]
+           "OUT_FILES", "FILE_COLUMNS", "row_check"]
 
 MANIFEST = "sweep.json"
 RESULTS = "runs.csv"
@@ -47,7 +52,9 @@ LOCK = ".lock"
 #: every name linrank writes into a sweep directory (the report's figures are in figures/)
 OUT_FILES = frozenset({MANIFEST, RESULTS, LOCK, "grid.toml", "report.md", "cells.csv",
                        "figures", RESULTS + ".tmp"})
-_FORMAT = 1
+_FORMAT = 2  # 2: rows end with a checksum column
+#: the columns of runs.csv: a run's row (sweep_run.COLUMNS), then its checksum
+FILE_COLUMNS = COLUMNS + ["check"]
 
 
 class SweepError(RuntimeError):
@@ -74,10 +81,11 @@ class RerunResult:
     stored: dict
     new: dict
     differences: list
+    intact: bool = True  #: the stored row's checksum matches (it was not changed since)
 
     @property
     def same(self) -> bool:
-        return not self.differences
+        return not self.differences and self.intact
 
 
 # ---------------------------------------------------------------------- files
@@ -106,8 +114,12 @@ def _check_dir(out: str) -> dict | None:
             man = json.load(fh)
     except (OSError, ValueError) as exc:
         raise SweepError(f"{out}/{MANIFEST} is unreadable ({exc})") from None
-    if not isinstance(man, dict) or man.get("format") != _FORMAT or "grid_hash" not in man:
+    if not isinstance(man, dict) or "grid_hash" not in man or "format" not in man:
         raise SweepError(f"{out}/{MANIFEST} is not a linrank sweep manifest")
+    if man["format"] != _FORMAT:
+        raise SweepError(f"{out} was written by another version of linrank sweep (format "
+                         f"{man['format']!r}, this one writes {_FORMAT}: rows without "
+                         "checksums); run the grid into a new --out")
     return man
 
 
@@ -146,35 +158,98 @@ def _write_atomic(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def read_rows(out: str) -> list[dict]:
+def row_check(values: dict) -> str:
+    """The checksum of a row: sha256 over the format and every column as written (16 hex)."""
+    import hashlib
+
+    text = "\x1f".join([f"linrank sweep row {_FORMAT}"] + [values[c] for c in COLUMNS])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _file_row(row: dict) -> dict:
+    """A run's row as written to runs.csv: every value formatted, then its checksum."""
+    out = {c: _fmt(row.get(c, "")) for c in COLUMNS}
+    out["check"] = row_check(out)
+    return out
+
+
+def _scan(path: str, keep_changed: bool = False) -> tuple[dict[int, dict], list[str]]:
+    """(rows by run_id that are complete and checked, one message per rejected line).
+
+    ``keep_changed``: complete rows whose checksum fails are kept too (for :func:`rerun`).
+    """
+    with open(path, newline="") as fh:
+        text = fh.read()
+    bad: list[str] = []
+    lines = text.split("\n")
+    if text and not text.endswith("\n"):
+        bad.append(f"{path} line {len(lines)}: cut off (no end of line)")
+        text = text[: text.rfind("\n") + 1]
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is not None and list(reader.fieldnames) != FILE_COLUMNS:
+        old = list(reader.fieldnames) == COLUMNS
+        raise SweepError(f"{path} has other columns than this version of linrank writes"
+                         + (" (no row checksums: written by an older version; run the grid "
+                            "into a new --out)" if old else " (its header line is missing or "
+                            "changed)"))
+    rows: dict[int, dict] = {}
+    for row in reader:
+        where = f"{path} line {reader.line_num}"
+        rid = row.get("run_id")
+        what = f"{where} (run_id {rid})" if rid else where
+        if None in row or any(v is None for v in row.values()):
+            n = sum(1 for k, v in row.items() if k is not None and v is not None)
+            extra = len(row[None]) if None in row else 0
+            bad.append(f"{what}: " + (f"incomplete ({n} of {len(FILE_COLUMNS)} columns)"
+                                      if not extra else f"malformed ({n + extra} columns, "
+                                      f"expected {len(FILE_COLUMNS)})"))
+            continue
+        if row_check(row) != row["check"]:
+            bad.append(f"{what}: changed after it was written (checksum does not match)")
+            if not keep_changed:
+                continue
+        rows[int(row["run_id"])] = row
+    return rows, bad
+
+
+def read_rows(out: str, strict: bool = True) -> list[dict]:
     """The rows of OUT/runs.csv as dicts of strings (the last row of each run_id wins).
 
-    A last line without its newline (a write cut by a kill) is ignored.
+    Only complete rows whose checksum matches are rows. ``strict`` (default): a file holding
+    any other line (cut off, incomplete, changed) is refused with a SweepError naming the first
+    one (resuming the sweep drops them and redoes their runs); ``strict=False``: they are
+    skipped.
     """
     path = os.path.join(out, RESULTS)
     if not os.path.exists(path):
         return []
-    with open(path, newline="") as fh:
-        text = fh.read()
-    if text and not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-    reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is not None and list(reader.fieldnames) != COLUMNS:
-        raise SweepError(f"{path} has other columns than this version of linrank writes")
-    rows: dict[int, dict] = {}
-    for row in reader:
-        rows[int(row["run_id"])] = row
+    rows, bad = _scan(path)
+    if bad and strict:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise SweepError(f"{bad[0]}{more}; resume the sweep (the same linrank sweep --grid "
+                         "command) to redo these runs")
     return [rows[k] for k in sorted(rows)]
 
 
-def _repair(path: str) -> None:
-    """Drop a last line cut by a kill, so that appended rows start on a line of their own."""
-    if not os.path.exists(path):
-        return
-    with open(path, "rb+") as fh:
-        data = fh.read()
-        if data and not data.endswith(b"\n"):
-            fh.truncate(data.rfind(b"\n") + 1)
+def _drop_bad_rows(path: str, notice: Callable[[str], None]) -> dict[int, dict]:
+    """Checked rows of ``path``; lines that are not are named and removed from the file."""
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return {}
+    rows, bad = _scan(path)
+    if bad:
+        for msg in bad:
+            notice(f"{msg}; its run is redone")
+        _write_rows(path, rows, sort=False)
+    return rows
+
+
+def _write_rows(path: str, rows: dict[int, dict], sort: bool = True) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=FILE_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for rid in (sorted(rows) if sort else rows):
+        w.writerow(rows[rid])
+    _write_atomic(path, buf.getvalue())
 
 
 def _same_spec(row: dict, spec: RunSpec) -> bool:
@@ -188,7 +263,14 @@ def _executor(n_jobs: int, scheduler: object):
     from joblib import parallel_config
 
     if scheduler is None:
-        return parallel_config(backend="loky" if n_jobs != 1 else "sequential"), None
+        if n_jobs == 1:
+            return parallel_config(backend="sequential"), None
+        from .resources import watch_parent
+
+        # each worker ends with this process, also when it is SIGKILLed (a watchdog thread
+        # started as the worker starts, before any task)
+        return parallel_config(backend="loky", initializer=watch_parent,
+                               initargs=(os.getpid(),)), None
     try:
         from distributed import Client
     except ImportError:
@@ -206,13 +288,16 @@ def _executor(n_jobs: int, scheduler: object):
 
 def sweep(grid: object, out: str | os.PathLike, *, n_jobs: int = 2, scheduler: object = None,
           progress: bool = True, retry_failed: bool = False,
-          max_runs: int | None = None) -> SweepResult:
+          max_runs: int | None = None,
+          notice: Callable[[str], None] | None = None,
+          grid_limit: int | None = MAX_GRID_RUNS) -> SweepResult:
     """Run a grid into ``out``, resuming whatever ``out`` already holds.
 
     Parameters
     ----------
     grid : a grid file path, TOML text, a mapping, or a :class:`~.sweep_grid.Grid`.
-    out : the output directory (created; see the module docstring for what it accepts).
+    out : the output directory (created; its parent must exist; see the module docstring for
+        what it accepts).
     n_jobs : local worker processes (joblib/loky; 1 runs in this process). Ignored with a
         scheduler, where the cluster's workers run the runs.
     scheduler : None (local) or the address of a Dask scheduler ("tcp://host:8786") or a
@@ -222,6 +307,10 @@ def sweep(grid: object, out: str | os.PathLike, *, n_jobs: int = 2, scheduler: o
     max_runs : run at most this many of the missing runs, then stop: the sweep is then
         incomplete and a later call resumes it. Runs are started seed by seed (every cell's
         first seed, then every cell's second, ...), so a partial sweep covers all cells.
+    grid_limit : the most runs the grid may have (counted before it is expanded; None: no
+        limit); a larger grid is refused with a GridError before any work.
+    notice : called with one line per row of ``out/runs.csv`` that is cut off, incomplete or
+        changed (it is dropped and its run redone); default: printed to stderr.
 
     Returns
     -------
@@ -236,27 +325,38 @@ def sweep(grid: object, out: str | os.PathLike, *, n_jobs: int = 2, scheduler: o
         Passed on after the finished rows are on disk (resume with the same call).
     """
     t0 = time.perf_counter()
-    g = grid if isinstance(grid, Grid) else load_grid(grid)
+    g = grid if isinstance(grid, Grid) else load_grid(grid, max_runs=grid_limit)
     if not g.runs:
         raise GridError("the grid has no runs")
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
         raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}")
     out = os.fspath(out)
     man = _check_dir(out)
+    from .. import __version__
+
+    if man is not None and man.get("linrank") != __version__:
+        raise SweepError(f"{out} holds a sweep by linrank {man.get('linrank')}, this is linrank "
+                         f"{__version__} (rows of two versions may differ): choose another --out")
     if man is not None and man["grid_hash"] != g.hash:
         raise SweepError(f"{out} holds a sweep of another grid (hash {man['grid_hash']}, this "
                          f"grid {g.hash}): choose another --out")
+    from .outputs import OutputError, check_out_parent
+
+    try:
+        check_out_parent(out)
+    except OutputError as exc:
+        raise SweepError(str(exc)) from None
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, RESULTS)
     with _Lock(out):
         if man is None:
             _write_atomic(os.path.join(out, "grid.toml"), g.source)
             _write_atomic(os.path.join(out, MANIFEST), json.dumps(
-                {"format": _FORMAT, "grid_hash": g.hash, "runs": len(g.runs),
+                {"format": _FORMAT, "linrank": __version__, "grid_hash": g.hash,
+                 "runs": len(g.runs),
                  "grid": g.blocks, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
                 indent=1, default=str))
-        _repair(path)
-        rows = {int(r["run_id"]): r for r in read_rows(out)}
+        rows = _drop_bad_rows(path, notice or _print_notice)
         by_id = {s.run_id: s for s in g.runs}
         for rid, row in rows.items():
             if rid not in by_id or not _same_spec(row, by_id[rid]):
@@ -279,7 +379,7 @@ def sweep(grid: object, out: str | os.PathLike, *, n_jobs: int = 2, scheduler: o
         ran = 0
         try:
             with open(path, "a", newline="") as fh:
-                writer = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
+                writer = csv.DictWriter(fh, fieldnames=FILE_COLUMNS, lineterminator="\n")
                 if new_file:
                     writer.writeheader()
                     fh.flush()
@@ -312,7 +412,7 @@ def _execute(todo: list[RunSpec], n_jobs: int, scheduler: object, writer: csv.Di
             results = Parallel(n_jobs=jobs, return_as="generator_unordered", batch_size=1)(
                 delayed(run_safe)(s) for s in todo)
             for row in results:
-                writer.writerow({c: _fmt(row.get(c, "")) for c in COLUMNS})
+                writer.writerow(_file_row(row))
                 fh.flush()
                 os.fsync(fh.fileno())
                 ran += 1
@@ -328,7 +428,7 @@ def _execute(todo: list[RunSpec], n_jobs: int, scheduler: object, writer: csv.Di
 
 def _canonicalize(path: str, rows: dict[int, dict]) -> None:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=FILE_COLUMNS, lineterminator="\n")
     w.writeheader()
     for rid in sorted(rows):
         w.writerow(rows[rid])
@@ -339,10 +439,17 @@ def _canonicalize(path: str, rows: dict[int, dict]) -> None:
     _write_atomic(path, text)
 
 
+def _print_notice(message: str) -> None:
+    import sys
+
+    print(f"linrank sweep: {message}", file=sys.stderr)
+
+
 def rerun(out: str | os.PathLike, run_id: int) -> RerunResult:
     """Recompute row ``run_id`` of a sweep alone and compare it with the stored row.
 
-    Every column but the timing ones must agree exactly (as written to the CSV).
+    Every column but the timing ones must agree exactly (as written to the CSV), and the stored
+    row must pass its checksum (``intact``).
 
     Raises
     ------
@@ -352,9 +459,11 @@ def rerun(out: str | os.PathLike, run_id: int) -> RerunResult:
     out = os.fspath(out)
     if _check_dir(out) is None:
         raise SweepError(f"{out} holds no linrank sweep")
-    rows = {int(r["run_id"]): r for r in read_rows(out)}
+    path = os.path.join(out, RESULTS)
+    rows = _scan(path, keep_changed=True)[0] if os.path.exists(path) else {}
     if run_id not in rows:
-        raise SweepError(f"{out} has no row with run_id {run_id} (it has {len(rows)} rows)")
+        raise SweepError(f"{out} has no row with run_id {run_id} (it has {len(rows)} complete "
+                         "rows)")
     stored = rows[run_id]
     spec = RunSpec.from_dict(stored)
     try:
@@ -365,4 +474,5 @@ def rerun(out: str | os.PathLike, run_id: int) -> RerunResult:
         new = error_row(spec, exc)
     new_s = {c: _fmt(new.get(c, "")) for c in COLUMNS}
     diffs = [c for c in COLUMNS if c not in TIMING_COLUMNS and new_s[c] != stored[c]]
-    return RerunResult(stored=stored, new=new_s, differences=diffs)
+    return RerunResult(stored=stored, new=new_s, differences=diffs,
+                       intact=row_check(stored) == stored["check"])

@@ -39,18 +39,22 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import os
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from .resources import check_memory
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["GridError", "RunSpec", "Grid", "load_grid", "START_KINDS", "CELL_KEYS", "DEFAULTS"]
+__all__ = ["GridError", "RunSpec", "Grid", "load_grid", "START_KINDS", "CELL_KEYS", "DEFAULTS",
+           "MAX_GRID_RUNS", "run_memory"]
 
 #: kinds of start: balanced (manifold flow) or not (layer-wise flow)
 START_KINDS = {
@@ -183,6 +187,8 @@ def _check_value(where: str, key: str, v: Any) -> Any:
             what = "finite and >= 0" if key == "noise" else "finite and > 0"
             raise _fail(where, f"{key} must be {what}, got {v!r}")
         return v
+    if key in ("data", "start") and not isinstance(v, str):
+        raise _fail(where, f"{key} must be a string or a list of strings, got {v!r}")
     if key == "data":
         if v not in ("autoencoder", "regression"):
             raise _fail(where, f"data must be 'autoencoder' or 'regression', got {v!r}")
@@ -234,16 +240,33 @@ def _resolve(where: str, cell: dict) -> dict:
                            "product's rank is the smallest width, not r)")
     if c["rtol"] < 1e-13:
         raise _fail(where, f"rtol must be >= 1e-13, got {c['rtol']}")
+    try:
+        check_memory(run_memory(c), f"a run with d = {d}, samples = {c['samples']}, depth = "
+                                    f"{c['depth']}, hidden = {c['hidden']}")
+    except ValueError as exc:
+        raise _fail(where, str(exc)) from None
     return c
 
 
-def _seeds(where: str, raw: Any) -> list[int]:
+def run_memory(cell: Mapping[str, Any]) -> int:
+    """Bytes one run of ``cell`` needs at least (a lower bound, checked before any work).
+
+    The data X, Y and a noise draw (d x samples each), about eight d x d matrices (covariances,
+    the landscape's factors, W*), and the layers: depth - 2 hidden x hidden matrices and two
+    d x hidden ones, each with about 200 bytes of array overhead.
+    """
+    d, n, N, h = (int(cell[k]) for k in ("d", "samples", "depth", "hidden"))
+    return 8 * (3 * d * n + 8 * d * d + max(N - 2, 0) * h * h + 2 * d * h) + 200 * N
+
+
+
+def _seeds(where: str, raw: Any) -> range | list[int]:
     if isinstance(raw, bool):
         raise _fail(where, f"seeds must be a count >= 1 or a list of integers >= 0, got {raw!r}")
     if isinstance(raw, int):
         if raw < 1:
             raise _fail(where, f"seeds must be a count >= 1 or a list of integers, got {raw}")
-        return list(range(raw))
+        return range(raw)  # not expanded: counted before the grid is
     if isinstance(raw, list) and raw and all(
         isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in raw
     ):
@@ -253,8 +276,17 @@ def _seeds(where: str, raw: Any) -> list[int]:
     raise _fail(where, f"seeds must be a count >= 1 or a list of integers >= 0, got {raw!r}")
 
 
-def load_grid(source: object, name: str | None = None) -> Grid:
+#: the most runs a grid may have unless the caller raises the limit (``max_runs``)
+MAX_GRID_RUNS = 1_000_000
+
+
+def load_grid(source: object, name: str | None = None,
+              max_runs: int | None = MAX_GRID_RUNS) -> Grid:
     """Parse and expand a grid: a path to a TOML file, TOML text, or the parsed mapping.
+
+    The runs are counted before the grid is expanded: a grid of more than ``max_runs`` runs
+    (default :data:`MAX_GRID_RUNS`; None: no limit) is refused before any work, and so is a cell
+    whose run needs more than half of this machine's memory (:func:`run_memory`).
 
     Raises
     ------
@@ -262,8 +294,12 @@ def load_grid(source: object, name: str | None = None) -> Grid:
         (a ValueError) with one line naming the file, the block and the key: unreadable file,
         TOML syntax, unknown keys, values of the wrong type or range, inconsistent cells
         (rank above d, hidden below rank, a start kind that needs Y = X on regression data,
-        ...), no runs, or a run listed twice.
+        ...), no runs, a run listed twice, more runs than ``max_runs`` or a run too large
+        for this machine.
     """
+    if max_runs is not None and (isinstance(max_runs, bool) or not isinstance(max_runs, int)
+                                 or max_runs < 1):
+        raise ValueError(f"max_runs must be a positive integer or None, got {max_runs!r}")
     if isinstance(source, Mapping):
         doc, label, text = dict(source), name or "grid", json.dumps(source, sort_keys=True,
                                                                     default=str)
@@ -307,9 +343,8 @@ def load_grid(source: object, name: str | None = None) -> Grid:
     if bad:
         raise GridError(f"{label}: [sweep]: unknown key(s) {sorted(bad)}; allowed: "
                         f"{', '.join(sorted(allowed))}")
-    runs: list[RunSpec] = []
-    norm_blocks: list[dict] = []
-    seen: set[tuple] = set()
+    parsed = []
+    total = 0
     for b_i, block in enumerate(blocks, start=1):
         where = f"{label}: [[grid]] {b_i}"
         bad = set(block) - allowed
@@ -320,6 +355,19 @@ def load_grid(source: object, name: str | None = None) -> Grid:
         seeds = _seeds(where, merged.get("seeds", 1))
         lists = {k: _values(where, k, merged[k]) if merged[k] is not None else [None]
                  for k in CELL_KEYS}
+        n_cells = math.prod(len(v) for v in lists.values())
+        total += n_cells * len(seeds)
+        if max_runs is not None and total > max_runs:
+            raise _fail(where, f"the grid has at least {total:,} runs ({n_cells:,} cells x "
+                               f"{len(seeds):,} seeds in this block), more than the limit of "
+                               f"{max_runs:,}; split the grid or raise the limit "
+                               "(linrank sweep --grid-limit N)")
+        parsed.append((where, seeds, lists))
+    runs: list[RunSpec] = []
+    norm_blocks: list[dict] = []
+    seen: set[tuple] = set()
+    for where, seeds, lists in parsed:
+        seeds = list(seeds)
         norm_blocks.append({**{k: lists[k] for k in CELL_KEYS}, "seeds": seeds})
         for combo in itertools.product(*(lists[k] for k in CELL_KEYS)):
             cell = _resolve(where, dict(zip(CELL_KEYS, combo)))
