@@ -17,6 +17,9 @@ version = release
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.mathjax",
+    # MathJax 3 shipped with the build (a PyPI package): the pages render their formulas offline,
+    # without a CDN; it sets mathjax_path to the copy in _static/mathjax
+    "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
     "numpydoc",
 ]

@@ -95,8 +95,11 @@ def main() -> None:
     print(f"{m} x {m} matrix of rank {r}, {rows.size} of {m * m} entries observed "
           f"({100 * rows.size / m / m:.0f}%), W(0) = {alpha:g} x orthogonal, k = {m}, "
           f"t_end = {t_end:g}, rtol {tol['rtol']:g}\n")
+    print("manifold: riemannian_flow's time on [0, t_end]; layers: factor_flow's; ratio: "
+          "layers / manifold on the same interval\n(> 1: the manifold flow is faster, < 1: the "
+          "layer-wise flow is faster; times from one run, they vary with the load)\n")
     print(f"{'depth':>5} {'recovery err':>12} {'eff. rank':>9} {'loss':>9} {'manifold':>9} "
-          f"{'layers':>18} {'speed-up':>8} {'|W_l - W_m|/|W|':>16}")
+          f"{'layers':>18} {'ratio':>6} {'|W_l - W_m|/|W|':>16}")
     curves = {}
     for N in depths:
         problem = matrix_completion_problem(DeepLinearFixedRank(m, m, m, N), rows, cols,
@@ -118,14 +121,14 @@ def main() -> None:
             tms = time.perf_counter() - t0
             diff = np.linalg.norm(rl.W - rs.W) / np.linalg.norm(rs.W)
             layer_txt = f"{tl:.2f} s (t<={t_layer:g})"
-            speed = tl / tms
+            ratio = tl / tms
         else:
             diff = np.linalg.norm(rl.W - rm.W) / np.linalg.norm(rm.W)
             layer_txt = f"{tl:.2f} s"
-            speed = tl / tm
+            ratio = tl / tm
         status = "" if rm.status == "completed" else f"  [{rm.status}: {rm.message}]"
         print(f"{N:>5} {errs[-1]:>12.3e} {curves[N][2][-1]:>9.2f} {rm.loss[-1]:>9.2e} "
-              f"{tm:>8.2f}s {layer_txt:>18} {speed:>7.1f}x {diff:>16.2e}{status}")
+              f"{tm:>8.2f}s {layer_txt:>18} {ratio:>6.2f} {diff:>16.2e}{status}")
     plot(curves, [N for N in (1, 2, 3, 8) if N in curves] or depths[:3], out, m, r)
     print(f"\nfigure: {out}")
 
@@ -136,23 +139,29 @@ def plot(curves, sv_depths, out: pathlib.Path, m: int, r: int) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ncol = 2 + len(sv_depths)
-    fig, axes = plt.subplots(1, ncol, figsize=(3.6 * ncol, 3.4))
+    # small multiples in a grid: recovery and effective rank on top, the singular values of
+    # W(t) by depth below (at most three panels a row); legends outside the data
+    ncol = max(2, min(3, len(sv_depths)))
+    nsv = -(-len(sv_depths) // ncol)
+    fig = plt.figure(figsize=(4.2 * ncol, 3.6 * (1 + nsv)), layout="constrained")
+    grid = fig.add_gridspec(1 + nsv, ncol)
+    top = fig.add_subfigure(grid[0, :])
+    ax_err, ax_rank = top.subplots(1, 2)
     cmap = plt.get_cmap("viridis")
     for i, (N, (t, err, er, _)) in enumerate(curves.items()):
         c = cmap(i / max(len(curves) - 1, 1))
-        axes[0].semilogx(t[1:], err[1:], color=c, label=f"N = {N}")
-        axes[1].semilogx(t[1:], er[1:], color=c)
-    axes[0].set(xlabel="t", ylabel="error on unobserved entries (relative)",
-                title="recovery")
-    axes[0].legend(fontsize=7)
-    axes[1].set(xlabel="t", ylabel="effective rank", title=f"effective rank (true rank {r})")
-    for ax, N in zip(axes[2:], sv_depths):
+        ax_err.semilogx(t[1:], err[1:], color=c, label=f"N = {N}")
+        ax_rank.semilogx(t[1:], er[1:], color=c)
+    ax_err.set(xlabel="t", ylabel="error on unobserved entries (relative)", title="recovery")
+    ax_rank.set(xlabel="t", ylabel="effective rank", title=f"effective rank (true rank {r})")
+    top.legend(*ax_err.get_legend_handles_labels(), loc="outside right upper", fontsize=8,
+               title="depth", title_fontsize=8, frameon=False)
+    for j, N in enumerate(sv_depths):
+        ax = fig.add_subplot(grid[1 + j // ncol, j % ncol])
         t, _, _, sv = curves[N]
         ax.loglog(t[1:], sv[1:, : min(6, m)])
         ax.set(xlabel="t", ylabel="singular values of W(t)", title=f"depth {N}")
         ax.set_ylim(1e-4, 3)
-    fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)

@@ -82,6 +82,7 @@ from .fixedrank import (
     all_finite,
     ambient_products,
     check_tangent,
+    check_tangent_at,
     is_factor_gradient,
     parse_point,
     parse_tangent,
@@ -318,7 +319,9 @@ def christoffel(manifold, point: Any, X: Any, Y: Any):
 
         \Gamma(X, Y) = -\tfrac12 P_T[(D_X B)(B^+Y) + (D_Y B)(B^+X)] + \tfrac12 B\,r(B^+X, B^+Y).
 
-    Symmetric in X, Y (torsion-free); a tangent vector. O((m + n) k^2 + k^3). Evaluated at the
+    X and Y must be tangent at the point (Up orthogonal to u, Vp to v, to rounding: tolerance in
+    :func:`linrank.fixedrank.check_tangent_at`); a non-tangent one is refused with a ValueError
+    naming it. Symmetric in X, Y (torsion-free); a tangent vector. O((m + n) k^2 + k^3). Evaluated at the
     normalized singular values and scaled by 1/c (see ``_normalized``): finite whenever the
     result is representable; otherwise ValueError saying so.
     """
@@ -326,8 +329,8 @@ def christoffel(manifold, point: Any, X: Any, Y: Any):
     pt = parse_point(point, shape)
     sn, e = _normalized(pt.s, depth)
     W = divided_difference_weights(sn, depth)
-    X = check_tangent(X, shape, "X")
-    Y = check_tangent(Y, shape, "Y")
+    X = check_tangent_at(pt, X, shape, "X")
+    Y = check_tangent_at(pt, Y, shape, "Y")
     aX, aY = _Ainv(W, X), _Ainv(W, Y)
     out = -0.5 * (_dB_tangent(pt, W, X, aY) + _dB_tangent(pt, W, Y, aX))
     out = out + 0.5 * _A(W, _r(W, aX, aY))
@@ -339,7 +342,8 @@ def levi_civita(manifold, point: Any, X: Any, Y: Any, DXY: Any):
 
     Parameters
     ----------
-    X, Y : tangent vectors at ``point`` (X the direction, Y the value of the field at the point).
+    X, Y : tangent vectors at ``point`` (X the direction, Y the value of the field at the point);
+        refused with a ValueError naming them if not tangent (see :func:`christoffel`).
     DXY : the ambient (Euclidean) derivative of the field Y along X, in any ambient form
         (dense, (U, S, V), LinearOperator) or as a TangentVector for its tangent part; only
         :math:`P_T(D_X Y)` is used.

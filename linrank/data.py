@@ -398,13 +398,15 @@ def rank_constrained_minimizer(X: object, Y: object | None, k: int) -> tuple[np.
     :math:`W^* = [T]_k L^{-1}` and :math:`L^1(W^*) = \tfrac12(\|Y\|_F^2 - \sum_{i \le k}\sigma_i(T)^2)`.
     For Y = X (``Y=None``) this is :func:`top_projector` (Proposition 29). The minimizer is unique
     when :math:`\sigma_k(T) > \sigma_{k+1}(T)`. Accuracy: backward stable up to cond(XX^T); the loss
-    to ~eps ||Y||^2 absolutely.
+    to ~eps ||Y||^2 absolutely. Any scale of X and Y: they are scaled by powers of two first (exact),
+    so that XX^T neither overflows nor underflows; a W* or loss beyond the floating point range is
+    refused with a ValueError (the loss may be subnormal, with fewer digits, below ~1e-308).
 
     Raises
     ------
     TypeError, ValueError
-        Non-finite or non-2-d data, sample counts that differ, k outside [1, min(d_x, d_y)], or
-        XX^T not positive definite.
+        Non-finite or non-2-d data, sample counts that differ, k outside [1, min(d_x, d_y)],
+        XX^T not positive definite, or a result that overflows.
     """
     Xa = finite_real_matrix("X", X)
     Ya = Xa if Y is None else finite_real_matrix("Y", Y)
@@ -415,13 +417,31 @@ def rank_constrained_minimizer(X: object, Y: object | None, k: int) -> tuple[np.
     kmax = min(Xa.shape[0], Ya.shape[0])
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= kmax:
         raise ValueError(f"k must be an integer in [1, {kmax}], got {k!r}")
+    # scaled by powers of two (exact) to max |entry| in [1/2, 1): X X^T cannot overflow or
+    # underflow at any scale of the data; W* = (cy / cx) W*(X/cx, Y/cy), L = cy^2 L(X/cx, Y/cy)
+    ex, ey = _exponent(Xa), _exponent(Ya)
+    Xs = np.ldexp(Xa, -ex)
+    Ys = Xs if Y is None else np.ldexp(Ya, -ey)
     try:
-        L = np.linalg.cholesky(Xa @ Xa.T)
+        L = np.linalg.cholesky(Xs @ Xs.T)
     except np.linalg.LinAlgError:
         raise ValueError("X X^T must be positive definite (X of full row rank)") from None
-    T = np.linalg.solve(L, Xa @ Ya.T).T  # Y X^T L^{-T}
+    T = np.linalg.solve(L, Xs @ Ys.T).T  # Y X^T L^{-T}
     U, sv, Vt = np.linalg.svd(T, full_matrices=False)
     Tk = (U[:, :k] * sv[:k]) @ Vt[:k]
-    W = np.linalg.solve(L.T, Tk.T).T  # [T]_k L^{-1}
-    loss = 0.5 * (float(np.sum(Ya**2)) - float(np.sum(sv[:k] ** 2)))
+    with np.errstate(over="ignore"):
+        W = np.ldexp(np.linalg.solve(L.T, Tk.T).T, ey - ex)  # [T]_k L^{-1}
+        loss = float(np.ldexp(0.5 * (float(np.sum(Ys**2)) - float(np.sum(sv[:k] ** 2))), 2 * ey))
+    if not (all_finite(W) and math.isfinite(loss)):
+        raise ValueError(
+            "the minimizer W* or its loss overflows the floating point range at this scale of X "
+            f"(max |X| ~ 2^{ex}) and Y (max |Y| ~ 2^{ey}): W* scales as |Y| / |X|, the loss as "
+            "|Y|^2; rescale the data"
+        )
     return W, loss
+
+
+def _exponent(A: np.ndarray) -> int:
+    """e with max |A| in [2^(e-1), 2^e) (0 for a zero matrix): A / 2^e is exact and O(1)."""
+    top = float(np.max(np.abs(A))) if A.size else 0.0
+    return math.frexp(top)[1] if top > 0 else 0

@@ -64,6 +64,7 @@ __all__ = [
     "parse_point",
     "parse_tangent",
     "check_tangent",
+    "check_tangent_at",
     "check_point_factors",
     "validate_point",
     "point_from_matrix",
@@ -279,6 +280,36 @@ def check_tangent(vector: Any, shape: Shape, name: str = "tangent_vector") -> Ta
     return t
 
 
+def check_tangent_at(point: FixedRankPoint, vector: Any, shape: Shape, name: str) -> TangentVector:
+    r""":func:`check_tangent` and tangency at ``point``: :math:`u^T U_p = 0` and
+    :math:`v^T V_p = 0` to rounding; else a ValueError naming ``name``. O((m + n) k^2).
+
+    Tolerance (from the conditioning of how a tangent vector is computed): projecting an ambient
+    Z leaves :math:`\|u^T U_p\|_F \lesssim (m + n)\,\epsilon\,\|Z\|_F + \delta \|Z\|_F`, with
+    :math:`\delta` the orthonormality defect :math:`\max(\|u^Tu - I\|_F, \|v^Tv - I\|_F)` of the
+    point. The check allows :math:`\|Z\|` up to 100 times the tangent vector's norm
+    :math:`\|X\| = (\|U_p\|^2 + \|M\|^2 + \|V_p\|^2)^{1/2}`:
+    :math:`\max(\|u^T U_p\|_F, \|v^T V_p\|_F) \le 100\,((m + n)\,\epsilon + \delta)\,\|X\|`.
+    A normal component that passes changes results built on X by at most that relative amount.
+    """
+    t = check_tangent(vector, shape, name)
+    u, _, vt = check_point_factors(point)
+    m, n, k = shape
+    eye = np.eye(k)
+    defect = max(np.linalg.norm(u.T @ u - eye), np.linalg.norm(vt @ vt.T - eye))
+    size = np.sqrt(sum(float(np.sum(b * b)) for b in t))
+    off = max(np.linalg.norm(u.T @ t.Up), np.linalg.norm(vt @ t.Vp))
+    tol = 100.0 * ((m + n) * np.finfo(float).eps + defect) * size
+    if not off <= tol:
+        raise ValueError(
+            f"{name} is not tangent at the point: its Up must be orthogonal to u and its Vp to v "
+            f"(max(|u^T Up|, |v^T Vp|) = {off:.3g} > {tol:.3g}, 100 (m + n) eps |{name}| plus the "
+            "point's orthonormality defect); project it first (manifold.to_tangent_space or "
+            "manifold.projection)"
+        )
+    return t
+
+
 def check_point_factors(point: FixedRankPoint, name: str = "point") -> FixedRankPoint:
     """Finite u and vt of a parsed point (O((m + n) k) sums); errors name ``name``."""
     if not all_finite(point.u, point.vt):
@@ -455,11 +486,26 @@ def tangent_to_dense(point: Any, vector: TangentVector) -> np.ndarray:
     return U @ S @ V.T
 
 
-def to_dense(point: Any) -> np.ndarray:
-    """The point as a dense matrix u diag(s) vt (ValueError if it has NaN or inf entries)."""
+def to_dense(point: Any, shape: Shape | None = None) -> np.ndarray:
+    """The point as a dense matrix u diag(s) vt (ValueError if it has NaN or inf entries).
+
+    With ``shape = (m, n, k)`` the factors must have shapes (m, k), (k,), (k, n) (ValueError
+    naming them otherwise); without it, any consistent shapes (m, j), (j,), (j, n).
+    """
     if not isinstance(point, (tuple, list)) or len(point) != 3:
         raise TypeError(f"point must be a thin SVD (u, s, vt), got {type(point).__name__}")
     u, s, vt = (real_array(f"point: {f}", x) for f, x in zip(FixedRankPoint._fields, point))
+    if shape is not None:
+        m, n, k = shape
+        want = ((m, k), (k,), (k, n))
+    else:
+        j = s.shape[0] if s.ndim == 1 else -1
+        want = ((u.shape[0] if u.ndim == 2 else -1, j), (j,), (j, vt.shape[-1] if vt.ndim else -1))
+    if (u.shape, s.shape, vt.shape) != want:
+        raise ValueError(
+            f"point (u, s, vt) must have shapes {want[0]}, {want[1]}, {want[2]}; got {u.shape}, "
+            f"{s.shape}, {vt.shape}"
+        )
     W = (u * s) @ vt
     if not all_finite(W):
         raise ValueError("point contains NaN or inf (or u diag(s) vt overflows)")

@@ -38,6 +38,8 @@ Every operation costs O((m + n) k^2) beyond the products with an ambient vector,
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from typing import Any
 
@@ -60,6 +62,27 @@ _ZERO_NORM_SQ = float(np.finfo(float).tiny)
 
 def _is_zero(t: TangentVector) -> bool:
     return not (np.any(t.Up) or np.any(t.M) or np.any(t.Vp))
+
+
+class _InstanceOrClassMethod:
+    """A method that receives the instance, or None when called on the class (kept for calls
+    such as ``DeepLinearFixedRank.to_dense(point)`` written when it was a staticmethod)."""
+
+    def __init__(self, fn):
+        self._fn = fn
+        functools.update_wrapper(self, fn)
+
+    def __get__(self, obj, cls=None):
+        fn = self._fn
+
+        @functools.wraps(fn)
+        def method(*args, **kwargs):
+            return fn(obj, *args, **kwargs)
+
+        del method.__wrapped__
+        sig = inspect.signature(fn)  # (point), without self
+        method.__signature__ = sig.replace(parameters=list(sig.parameters.values())[1:])
+        return method
 
 
 class DeepLinearFixedRank(Manifold):
@@ -306,10 +329,15 @@ class DeepLinearFixedRank(Manifold):
             self._name_non_finite(p, t)
         return out
 
-    @staticmethod
-    def to_dense(point: Any) -> np.ndarray:
-        """The point as a dense matrix u diag(s) vt."""
-        return fr.to_dense(point)
+    @_InstanceOrClassMethod
+    def to_dense(self, point: Any) -> np.ndarray:
+        """The point as a dense matrix u diag(s) vt.
+
+        On a manifold, the factors must have its shapes (m, k), (k,), (k, n) (ValueError naming
+        them otherwise). Called on the class, ``DeepLinearFixedRank.to_dense(point)``, there is
+        no manifold: any consistent shapes. Non-finite entries: ValueError.
+        """
+        return fr.to_dense(point, None if self is None else self._shape)
 
     def euclidean_to_riemannian_gradient(
         self, point: Any, euclidean_gradient: Any

@@ -58,10 +58,7 @@ class AmbientProblem(pymanopt.Problem):
 
         @pymanopt.function.numpy(manifold)
         def _cost(u, s, vt):
-            val = cost(to_dense((u, s, vt)))
-            if np.iscomplexobj(val) or np.isnan(val):
-                raise ValueError(f"the cost callback returned {val!r}: expected a real number")
-            return val
+            return _real_cost(cost(to_dense((u, s, vt))))
 
         super().__init__(manifold, _cost, preconditioner=preconditioner)
         self._dense_cost = cost
@@ -77,7 +74,7 @@ class AmbientProblem(pymanopt.Problem):
     def dense_loss_and_gradient(self, W: np.ndarray) -> tuple[float, Any]:
         """(cost(W), euclidean_gradient(W)) for a dense m x n matrix W of any rank (the callbacks
         as given; used by :func:`linrank.factor_flow` for a loss of the product)."""
-        return float(self._dense_cost(W)), self._checked_gradient(W)
+        return _real_cost(self._dense_cost(W)), self._checked_gradient(W)
 
     def gradient_products(self, point: Any) -> tuple[np.ndarray, np.ndarray, float]:
         """(G v, G^T u, f(W)) at the point (u, s, vt), G the Euclidean gradient at W = u diag(s) vt
@@ -85,7 +82,7 @@ class AmbientProblem(pymanopt.Problem):
         u, _, vt = point
         W = self.manifold.to_dense(point)
         t = self.manifold.projection(point, self._checked_gradient(W))
-        return t.Up + u @ t.M, t.Vp + vt.T @ t.M.T, float(self._dense_cost(W))
+        return t.Up + u @ t.M, t.Vp + vt.T @ t.M.T, _real_cost(self._dense_cost(W))
 
     @property
     def euclidean_gradient(self):
@@ -140,6 +137,28 @@ class AmbientProblem(pymanopt.Problem):
         return hessian
 
 
+def _real_cost(value: Any) -> float:
+    """The cost callback's value as a float: a real number (Python or numpy scalar, or a 0-d
+    array), not NaN; anything else is refused naming the callback and what it returned."""
+    what = f"{type(value).__name__} {value!r}" if np.ndim(value) == 0 else (
+        f"an array of shape {np.shape(value)}"
+    )
+    if np.ndim(value) != 0 or isinstance(value, (bool, np.bool_, str, bytes)) or value is None:
+        raise TypeError(f"the cost callback must return a real number, got {what}"[:300])
+    if np.iscomplexobj(value):
+        raise TypeError(
+            f"the cost callback must return a real number, got the complex {value!r} (complex "
+            "values are refused, not cut to their real part)"
+        )
+    try:
+        val = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"the cost callback must return a real number, got {what}"[:300]) from None
+    if np.isnan(val):
+        raise ValueError(f"the cost callback returned {value!r}: expected a real number")
+    return val
+
+
 def _check_callback_value(name: str, value: Any) -> None:
     """A dense callback value must be real and finite (other forms are checked by the manifold,
     which names the same callback)."""
@@ -192,7 +211,17 @@ def autograd_problem(
     """
     if not callable(cost):
         raise TypeError("cost must be callable taking the dense m x n matrix W")
-    grad = autograd.grad(cost)
+    raw_grad = autograd.grad(cost)
+
+    def grad(W):
+        try:
+            return raw_grad(W)
+        except TypeError as exc:
+            if "real scalar-output" not in str(exc):
+                raise
+            # autograd differentiates only real scalars: name the callback and what it returned
+            _real_cost(cost(np.asarray(W, dtype=float)))
+            raise  # pragma: no cover - a real scalar value does not reach here
 
     def hvp(W, Z):
         return autograd.grad(lambda X: anp.sum(grad(X) * Z))(W)

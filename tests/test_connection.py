@@ -363,6 +363,35 @@ def test_levi_civita_matches_chart_christoffel_symbols(N):
     assert worst <= 1e-6, worst
 
 
+@pytest.mark.parametrize("scale", [1e-150, 1.0, 1e150])
+def test_christoffel_and_levi_civita_refuse_a_non_tangent_vector(scale):
+    """A non-tangent X or Y (Up not orthogonal to u, or Vp to v) used to give numbers; now a
+    ValueError naming it. Tangent vectors computed by projection pass at any scale, also with a
+    normal part 100 times their size removed (rounding of the projection, within the tolerance)."""
+    m, n, k = 7, 5, 2
+    rng = np.random.default_rng(11)
+    man = DeepLinearFixedRank(m, n, k, 3)
+    pt = _frames(rng, m, n, k, [2.0, 0.5])
+    X, Y = _tangent(man, pt, rng), _tangent(man, pt, rng)
+    X, Y = (TangentVector(*(scale * b for b in t)) for t in (X, Y))
+    Z = X.Up @ pt.vt + rng.standard_normal((m, n)) * 100 * np.linalg.norm(X.Up)  # mostly normal
+    Xp = man.projection(pt, Z)
+    for a, b in ((X, Y), (Xp, Y), (Y, Xp)):
+        christoffel(man, pt, a, b)
+        levi_civita(man, pt, a, b, np.zeros((m, n)))
+    bad_u = TangentVector(X.Up + 1e-6 * np.linalg.norm(X.Up) * pt.u[:, :1] @ np.ones((1, k)), X.M, X.Vp)
+    bad_v = TangentVector(X.Up, X.M, X.Vp + 1e-6 * scale * pt.vt.T)
+    for bad in (bad_u, bad_v):
+        with pytest.raises(ValueError, match="X is not tangent"):
+            christoffel(man, pt, bad, Y)
+        with pytest.raises(ValueError, match="Y is not tangent"):
+            christoffel(man, pt, X, bad)
+        with pytest.raises(ValueError, match="Y is not tangent"):
+            levi_civita(man, pt, X, bad, np.zeros((m, n)))
+        with pytest.raises(ValueError, match="X is not tangent"):
+            levi_civita(man, pt, bad, Y, np.zeros((m, n)))
+
+
 # ------------------------------------------------------------------ structure
 @settings(max_examples=25, deadline=None)
 @given(

@@ -266,6 +266,8 @@ def _interrupt_after(monkeypatch, cls, name, n_calls):
 @pytest.mark.parametrize("flow", ["factor", "manifold", "manifold-projected"])
 @pytest.mark.parametrize("method", ["RK45", "Euler"])
 def test_checkpoint_resume_is_bit_identical(tmp_path, monkeypatch, flow, method):
+    """Bit-identity is promised for a run resumed in the same environment (machine, BLAS kernel,
+    thread count) and tested here within one process, where it holds on every kernel."""
     X = gaussian_data(6, seed=9)
     rng = np.random.default_rng(9)
     W0 = _low_rank(rng, 6, 6, 2)

@@ -450,3 +450,19 @@ def test_inner_product_at_extreme_scales(rng, scale, N):
     factor = np.exp(2.0 / N * np.log(scale))
     assert np.isfinite(got)
     assert got == pytest.approx(ref * factor, rel=1e-12)
+
+
+def test_to_dense_checks_the_manifolds_shapes():
+    """to_dense(([[1]], [1], [[1]])) on a 20 x 20 manifold returned a 1 x 1 matrix."""
+    man = DeepLinearFixedRank(20, 20, 2, 3)
+    with pytest.raises(ValueError, match=r"shapes \(20, 2\), \(2,\), \(2, 20\)"):
+        man.to_dense(([[1.0]], [1.0], [[1.0]]))
+    np.random.seed(0)
+    x = man.random_point()
+    assert np.allclose(man.to_dense(x), (x[0] * x[1]) @ x[2], rtol=0, atol=1e-14 * x[1].max())
+    # on the class (no manifold): consistent shapes only
+    assert DeepLinearFixedRank.to_dense(([[1.0]], [2.0], [[3.0]])).tolist() == [[6.0]]
+    with pytest.raises(ValueError, match="shapes"):
+        DeepLinearFixedRank.to_dense((np.ones((3, 2)), np.ones(2), np.ones((1, 4))))
+    with pytest.raises(ValueError, match="shapes"):
+        DeepLinearFixedRank.to_dense((np.ones((3, 2)), np.ones(3), np.ones((2, 4))))

@@ -289,3 +289,38 @@ def test_gaussian_factors_refuses_bad_input():
         gaussian_factors((2, 2.5), 1.0)
     with pytest.raises(ValueError, match="refused before drawing"):
         gaussian_factors((10**6, 10**6), 1.0)
+
+
+@pytest.mark.parametrize("a", [1e-160, 1e-100, 1.0, 1e100, 1e160])
+@pytest.mark.parametrize("b", [1e-150, 1.0, 1e150])
+def test_rank_constrained_minimizer_at_extreme_scales(a, b):
+    """X ~ 1e160 raised LinAlgError (X X^T overflowed). The closed form scales exactly:
+    W*(aX, bY) = (b/a) W*(X, Y), L(aX, bY) = b^2 L(X, Y); a result beyond the range is refused."""
+    from linrank import rank_constrained_minimizer
+
+    rs = np.random.default_rng(4)
+    X, Y = rs.standard_normal((4, 9)), rs.standard_normal((3, 9))
+    W1, L1 = rank_constrained_minimizer(X, Y, 2)
+    c = b / a
+    if c > 1e300:
+        with pytest.raises(ValueError, match="overflows"):
+            rank_constrained_minimizer(a * X, b * Y, 2)
+        return
+    W, L = rank_constrained_minimizer(a * X, b * Y, 2)
+    # a * X and b * Y are rounded (relative eps); the problem's condition number here is O(10)
+    if c > 1e-290:  # W* normal, not subnormal; compared unscaled (its squares may overflow)
+        assert np.linalg.norm(W / c - W1) <= 1e-13 * np.linalg.norm(W1)
+    assert L == pytest.approx(b * b * L1, rel=1e-13)
+    if a == b:  # the autoencoder Y = X, at scales where its loss is representable
+        Wa, La = rank_constrained_minimizer(a * X, None, 2)
+        Wr, Lr = rank_constrained_minimizer(X, None, 2)
+        assert np.linalg.norm(Wa - Wr) <= 1e-13 * np.linalg.norm(Wr)
+        assert La == pytest.approx(a * a * Lr, rel=1e-13)
+
+
+def test_rank_constrained_minimizer_refuses_an_overflowing_loss():
+    from linrank import rank_constrained_minimizer
+
+    X = np.random.default_rng(4).standard_normal((4, 9))
+    with pytest.raises(ValueError, match="overflows"):
+        rank_constrained_minimizer(1e160 * X, None, 2)  # the loss ~ 1e320

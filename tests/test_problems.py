@@ -107,3 +107,57 @@ def test_preconditioner_is_passed_to_trust_regions():
     assert np.allclose(man.to_dense(runs[0].point), man.to_dense(runs[1].point), atol=1e-12)
     with pytest.raises(TypeError, match="preconditioner"):
         ambient_problem(man, cost, egrad_dense, preconditioner="none")
+
+
+@pytest.mark.parametrize(
+    "value, kind, what",
+    [
+        (1 + 2j, TypeError, "complex"),
+        (np.complex128(3.0), TypeError, "complex"),
+        (np.ones((d, d)), TypeError, r"array of shape \(8, 8\)"),
+        (np.ones(1), TypeError, r"array of shape \(1,\)"),
+        ("1.0", TypeError, "str"),
+        (None, TypeError, "None"),
+        (float("nan"), ValueError, "nan"),
+    ],
+)
+def test_cost_callback_values_are_named(value, kind, what):
+    """A cost callback returning a complex number, an array, a string or None is refused with a
+    message naming the callback (it gave numpy's "truth value of an array is ambiguous" or
+    autograd's "Grad only applies to real scalar-output functions")."""
+    man = DeepLinearFixedRank(d, d, k, 2)
+    np.random.seed(0)
+    x = man.random_point()
+    problem = ambient_problem(man, lambda W: value, egrad_dense)
+    with pytest.raises(kind, match="the cost callback") as info:
+        problem.cost(x)
+    assert info.match(what)
+    with pytest.raises(kind, match="the cost callback"):
+        problem.dense_loss_and_gradient(man.to_dense(x))
+
+
+@pytest.mark.parametrize(
+    "f, what",
+    [
+        (lambda W: anp.sum(W) * (1 + 2j), "complex"),
+        (lambda W: 2 * W, r"array of shape \(8, 8\)"),
+        (lambda W: anp.sum(W, axis=0), r"array of shape \(8,\)"),
+    ],
+)
+def test_autograd_cost_callback_values_are_named(f, what):
+    man = DeepLinearFixedRank(d, d, k, 2)
+    np.random.seed(0)
+    x = man.random_point()
+    problem = autograd_problem(man, f)
+    for call in (problem.cost, problem.riemannian_gradient, problem.euclidean_gradient):
+        with pytest.raises(TypeError, match="the cost callback must return a real number") as info:
+            call(x)
+        assert info.match(what)
+
+
+def test_real_cost_values_of_any_kind_are_accepted():
+    man = DeepLinearFixedRank(d, d, k, 2)
+    np.random.seed(0)
+    x = man.random_point()
+    for value in (1, 2.5, np.float32(3.0), np.array(4.0), np.int64(5)):
+        assert ambient_problem(man, lambda W, v=value: v, egrad_dense).cost(x) == float(value)

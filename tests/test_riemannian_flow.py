@@ -183,6 +183,8 @@ def test_collapse_is_reported():
 
 @pytest.mark.parametrize("engine", ["factored", "chain"])
 def test_checkpoint_resume_is_bit_identical(tmp_path, monkeypatch, engine):
+    """Bit-identity is promised for a run resumed in the same environment (machine, BLAS kernel,
+    thread count) and tested here within one process, where it holds on every kernel."""
     P = completion(6, 5, 2, 3, seed=9)
     W0 = _low_rank(np.random.default_rng(9), 6, 5, 2, [0.8, 0.5])
     cls = {"factored": FactoredSystem, "chain": ChainSystem}[engine]

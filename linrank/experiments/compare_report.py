@@ -270,8 +270,9 @@ def figure(result, problem: str, size: str, path: str) -> str:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 6), layout="constrained")
     solvers = list(dict.fromkeys(r.solver for r in result.runs))
     colors = {s: plt.cm.tab10(i % 10) for i, s in enumerate(solvers)}
     depths = sorted({r.depth for r in result.runs})
@@ -286,12 +287,11 @@ def figure(result, problem: str, size: str, path: str) -> str:
         rel = relative_gap(h["cost"], row["f_ref"], row["initial_cost"])
         y = np.maximum(rel, 1e-17)
         ls = styles[depths.index(run.depth) % len(styles)]
-        label = f"{run.solver} N={run.depth}"
-        if run.result.status in ("failed", "diverged"):
-            label += f" ({run.result.status})"
         marker = "o" if len(y) == 1 else None
+        if run.result.status in ("failed", "diverged"):
+            marker = "x"  # the last point of a failed or diverged run (named in the report)
         axes[0].plot(np.maximum(h["time"], 1e-5), y, ls=ls, color=colors[run.solver],
-                     label=label, marker=marker, lw=1.2)
+                     marker=marker, markevery=[-1] if marker == "x" else None, lw=1.2)
         axes[1].plot(np.maximum(h["iteration"], 0.5), y, ls=ls, color=colors[run.solver],
                      marker=marker, lw=1.2)
     tg = result.budgets[size].target_gap
@@ -303,11 +303,19 @@ def figure(result, problem: str, size: str, path: str) -> str:
         ax.set_xlabel(xl)
         ax.set_ylabel("(f - f*) / (f(W0) - f*)")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=6, ncol=2, loc="lower left")
+    # two legends below the panels instead of one entry per (solver, depth): colour = solver,
+    # line style = depth; "x" ends a failed or diverged run
+    solver_handles = [Line2D([], [], color=colors[s], lw=2, label=s) for s in solvers]
+    depth_handles = [Line2D([], [], color="k", lw=1.2, ls=styles[i % len(styles)], label=f"N = {N}")
+                     for i, N in enumerate(depths)]
+    depth_handles.append(Line2D([], [], color="k", marker="x", ls="", label="failed / diverged"))
+    fig.legend(handles=solver_handles, loc="outside lower left", ncol=min(5, len(solvers)),
+               fontsize=8, title="solver (colour)", title_fontsize=8, frameon=False)
+    fig.legend(handles=depth_handles, loc="outside lower right", ncol=min(4, len(depth_handles)),
+               fontsize=8, title="depth (line style)", title_fontsize=8, frameon=False)
     inst = result.instances[(problem, size)]
     fig.suptitle(f"{problem} ({size}: {inst.m} x {inst.n}, k = {inst.k}), seed {seed0}; "
                  f"grey line: target gap {tg:g}", fontsize=10)
-    fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     plt.close(fig)
     return path

@@ -3,7 +3,9 @@
 Each function writes one PNG (matplotlib's Agg backend, 120 dpi) through ``out`` (an
 :class:`linrank.experiments.outputs.OutputDir`: atomic, owned files) and returns its name. Quantities
 that decay are on logarithmic axes; the time axis ends shortly after the slowest run has reached
-the plotted floor (the runs themselves go on to their stopping rule).
+the plotted floor (the runs themselves go on to their stopping rule). Legends sit below their
+panel, never over the curves (constrained layout makes room for them); panels of one quantity
+by depth form a grid of at most three columns.
 """
 
 from __future__ import annotations
@@ -35,6 +37,21 @@ def _xmax(pairs, floor: float = _FLOOR) -> float:
     return 1.1 * max(_tail(r, y, floor) for r, y in pairs)
 
 
+def _legend_below(ax, ncol: int = 1, fontsize: float = 7.5, **kw) -> None:
+    """The panel's legend under its x label, outside the data area."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=ncol, fontsize=fontsize,
+                  frameon=False, **kw)
+
+
+def _grid(n: int, width: float, height: float):
+    """A figure with n panels in a grid of at most three columns (axes of shape (rows, cols))."""
+    cols = min(3, max(1, n))
+    rows = -(-max(1, n) // cols)
+    return plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False,
+                        layout="constrained")
+
+
 def _positive(y: np.ndarray) -> np.ndarray:
     return np.where(y > 0, y, np.nan)
 
@@ -51,9 +68,11 @@ def figure1(records: Sequence[RunRecord], out) -> str:
     """||W(t) - U_r U_r^T||_F for balanced starts, one panel per depth N, one curve per d."""
     recs = [r for r in records if r.spec.figure == 1]
     depths = sorted({r.spec.depth for r in recs})
-    fig, axes = plt.subplots(1, len(depths), figsize=(4.6 * len(depths), 4.0), squeeze=False)
+    fig, axes = _grid(len(depths), 4.6, 4.6)
+    for ax in axes.flat[len(depths):]:
+        ax.set_axis_off()
     xmax = _xmax([(r, r.error) for r in recs])
-    for ax, N in zip(axes[0], depths):
+    for ax, N in zip(axes.flat, depths):
         for r in sorted((r for r in recs if r.spec.depth == N), key=lambda r: r.spec.d):
             ax.semilogy(r.t, _positive(r.error), label=f"d={r.spec.d}, r={r.spec.rank}")
         ax.set_xlim(0, xmax)
@@ -62,10 +81,9 @@ def figure1(records: Sequence[RunRecord], out) -> str:
         ax.set_xlabel("t")
         ax.set_ylabel(r"$\|W(t) - U_rU_r^T\|_F$")
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=8)
+        _legend_below(ax, ncol=2, fontsize=8)
     fig.suptitle("Figure 1: convergence to the global minimizer from the paper's balanced starts "
                  "(Theorem 31; most of these starts violate (47))")
-    fig.tight_layout()
     return _save(fig, out, "fig1.png")
 
 
@@ -73,7 +91,8 @@ def figure2(records: Sequence[RunRecord], out) -> str:
     """Top: ||W_2 - W_1^T|| (N = 2) and ||X - WX|| with the optimum (N > 2); bottom: the gaps."""
     recs = [r for r in records if r.spec.figure == 2]
     depths = sorted({r.spec.depth for r in recs})
-    fig, axes = plt.subplots(2, len(depths), figsize=(4.6 * len(depths), 7.6), squeeze=False)
+    fig, axes = plt.subplots(2, len(depths), figsize=(4.6 * len(depths), 8.6), squeeze=False,
+                             layout="constrained")
     gap = {id(r): np.abs(r.residual - r.optimum_residual) for r in recs}
     xmax = _xmax([(r, gap[id(r)]) for r in recs]
                  + [(r, r.w2_w1t) for r in recs if r.w2_w1t is not None])
@@ -104,9 +123,8 @@ def figure2(records: Sequence[RunRecord], out) -> str:
             ax.set_xlim(0, xmax)
             ax.set_xlabel("t")
             ax.grid(True, alpha=0.3)
-            ax.legend(fontsize=8)
+            _legend_below(ax, ncol=2, fontsize=8)
     fig.suptitle(f"Figure 2: balanced starts, rank r = {recs[0].spec.rank}" if recs else "")
-    fig.tight_layout()
     return _save(fig, out, "fig2.png")
 
 
@@ -117,7 +135,7 @@ def figure3(records: Sequence[RunRecord], out) -> str:
                   key=lambda r: r.spec.d)
     eul = sorted((r for r in records if r.spec.method == "Euler"),
                  key=lambda r: r.spec.step_fraction)
-    fig, axes = plt.subplots(1, 3, figsize=(16.0, 4.3))
+    fig, axes = plt.subplots(1, 3, figsize=(16.0, 5.6), layout="constrained")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     xmax = _xmax([(r, r.error) for r in recs])
     a, b, c_ax = axes
@@ -152,9 +170,8 @@ def figure3(records: Sequence[RunRecord], out) -> str:
     for ax in axes:
         ax.set_xlabel("t")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7.5)
+        _legend_below(ax)
     fig.suptitle("Figure 3: non-balanced Gaussian start, N = 2")
-    fig.tight_layout()
     return _save(fig, out, "fig3.png")
 
 
@@ -165,7 +182,7 @@ def figure4(records: Sequence[RunRecord], out,
     recs = sorted((r for r in records if r.spec.figure == 4 and r.spec.delta == 0
                    and r.spec.depth == 2),
                   key=lambda r: r.spec.d)
-    fig, axes = plt.subplots(1, 3, figsize=(15.0, 4.3))
+    fig, axes = plt.subplots(1, 3, figsize=(15.0, 5.6), layout="constrained")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     esc = [r.summary()["escape_time"] for r in list(recs) + list(perturbed)]
     esc = [e for e in esc if e is not None]
@@ -200,8 +217,8 @@ def figure4(records: Sequence[RunRecord], out,
     for ax in (a, b):
         ax.set_xlabel("t")
         ax.grid(True, alpha=0.3)
-    a.legend(fontsize=7.5, loc="center right")
-    b.legend(fontsize=7.5)
+    _legend_below(a)
+    _legend_below(b)
     b.set_ylim(bottom=1e-11)
     fit = escape_rate_fit([(r.spec.delta, r.summary()["escape_time"], r.extra["lambda_1"])
                            for r in perturbed])
@@ -222,11 +239,10 @@ def figure4(records: Sequence[RunRecord], out,
                        f"fitted {fit['rate']:.3f}, " + r"$\lambda_1$"
                        + f" = {fit['lambda_1']:.3f}", fontsize=9)
         c_ax.grid(True, alpha=0.3)
-        c_ax.legend(fontsize=7.5)
+        _legend_below(c_ax)
     else:
         c_ax.set_axis_off()
     fig.suptitle(r"Figure 4: special start $W_1 = U_r^T$, $W_2 = -U_r$ (Remark 33), N = 2")
-    fig.tight_layout()
     return _save(fig, out, "fig4.png")
 
 
@@ -237,7 +253,7 @@ def figure5(records: Sequence[RunRecord], out) -> str:
             and r.spec.hidden is None]
     sp = sorted((r for r in records if r.spec.init == "special" and r.spec.depth >= 3),
                 key=lambda r: r.spec.depth)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11.0, 4.3))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11.0, 6.4), layout="constrained")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     depths = sorted({r.spec.depth for r in conj})
     for r in conj:
@@ -260,9 +276,9 @@ def figure5(records: Sequence[RunRecord], out) -> str:
     for ax in (a, b):
         ax.set_xlabel("t")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=6.5)
+    _legend_below(a, ncol=2, fontsize=7)
+    _legend_below(b, ncol=2, fontsize=7)
     fig.suptitle("Beyond the paper's figures")
-    fig.tight_layout()
     return _save(fig, out, "fig5.png")
 
 

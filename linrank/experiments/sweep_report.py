@@ -160,7 +160,14 @@ def _figures(rows: list[dict], fig_dir: str) -> list[str]:
     cmap = plt.get_cmap("viridis")
     colour = {N: cmap(i / max(1, len(depths) - 1)) for i, N in enumerate(depths)}
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    from matplotlib.ticker import MaxNLocator
+
+    def legend_below(ax, **kw):  # outside the data area (constrained layout makes room)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), frameon=False,
+                      fontsize=7, **kw)
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5.2), layout="constrained")
     for ax, data in zip(axes, ("autoencoder", "regression")):
         for N in depths:
             sel = [r for r in conv if int(r["depth"]) == N and r["data"] == data]
@@ -173,16 +180,14 @@ def _figures(rows: list[dict], fig_dir: str) -> list[str]:
         ax.set_xlabel(r"spectral gap $\sigma_k^2 - \sigma_{k+1}^2$")
         ax.set_ylabel("time to converge (flow time)")
         ax.set_title("Y = X" if data == "autoencoder" else "Y != X (regression)")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, markerscale=2)
-    fig.tight_layout()
+        legend_below(ax, markerscale=2, ncol=min(4, len(depths)))
     names.append("convergence_time_vs_gap.png")
     fig.savefig(os.path.join(fig_dir, names[-1]), dpi=110)
     plt.close(fig)
 
     # time x gap by depth and kind of start: how N changes the time beyond the gap
     kinds = sorted({r["start"] for r in conv})
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig, ax = plt.subplots(figsize=(7.5, 5.0), layout="constrained")
     width = 0.8 / max(1, len(kinds))
     for i, kind in enumerate(kinds):
         med, lo, hi = [], [], []
@@ -199,14 +204,13 @@ def _figures(rows: list[dict], fig_dir: str) -> list[str]:
     ax.set_xticklabels([f"N = {N}" for N in depths])
     ax.set_yscale("log")
     ax.set_ylabel("time to converge x spectral gap (median, IQR)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    legend_below(ax, ncol=min(4, max(1, len(kinds))))
     names.append("scaled_time_by_depth.png")
     fig.savefig(os.path.join(fig_dir, names[-1]), dpi=110)
     plt.close(fig)
 
     # saddle visits: index of each saddle visited, by kind of start
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig, ax = plt.subplots(figsize=(7.5, 5.0), layout="constrained")
     idx_by_kind = defaultdict(list)
     for r in rows:
         if r["saddle_indices"]:
@@ -215,10 +219,14 @@ def _figures(rows: list[dict], fig_dir: str) -> list[str]:
         top = max(max(v) for v in idx_by_kind.values())
         bins = np.arange(-1.5, top + 1.5)
         ax.hist(list(idx_by_kind.values()), bins=bins, label=list(idx_by_kind), stacked=True)
-        ax.legend(fontsize=7)
+        if top <= 15:  # the index is an integer: one tick per value, or integer ticks
+            ax.set_xticks(np.arange(-1, top + 1))
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        legend_below(ax, ncol=min(4, len(idx_by_kind)))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of visits
     ax.set_xlabel("Morse index of the saddle visited (-1: plateau not identified)")
     ax.set_ylabel("visits")
-    fig.tight_layout()
     names.append("saddle_indices.png")
     fig.savefig(os.path.join(fig_dir, names[-1]), dpi=110)
     plt.close(fig)
