@@ -32,6 +32,7 @@ from ..network import balanced_factors, product
 from .families import (
     amended,
     amended_det,
+    amended_matrix,
     compressed_det,
     conjecture32,
     critical_certificate,
@@ -66,9 +67,7 @@ def _data(d: int, seed: int) -> np.ndarray:
 def _core(case: Case, rng: np.random.Generator) -> np.ndarray:
     r = case.rank
     if case.kind == "pd":
-        Q, _ = np.linalg.qr(rng.standard_normal((r, r)))
-        A = rng.standard_normal((r, r))
-        return (Q * np.exp(rng.standard_normal(r))) @ Q.T + case.skew * (A - A.T) / np.sqrt(2 * r)
+        return amended_matrix(r, rng, case.skew)
     if case.kind == "pd_boundary":
         A = rng.standard_normal((r, r))
         return 1e-3 * np.eye(r) + (A - A.T) / np.sqrt(2 * r)

@@ -47,6 +47,8 @@ __all__ = [
     "family_b_start",
     "negdet_start",
     "block_start",
+    "amended_matrix",
+    "amended_start",
     "compressed_det",
     "invariant_defect",
     "conjecture32",
@@ -149,6 +151,29 @@ def block_start(U: object, rank: int, depth: int, rng: np.random.Generator, pair
     for p in range(pairs):
         M[2 * p:2 * p + 2, 2 * p:2 * p + 2] = B
     return _factors(U @ M @ U.T, rank, depth, rng, hidden_widths)
+
+
+def amended_matrix(rank: int, rng: np.random.Generator, skew: float = 1.0) -> np.ndarray:
+    r"""A random r x r matrix with positive definite symmetric part: :math:`S + \kappa K`,
+    :math:`S = Q\operatorname{diag}(e^{g})Q^T` (Q Haar, g standard normal), K skew with entries
+    N(0, 1/r) (``skew`` = kappa)."""
+    Q, _ = np.linalg.qr(rng.standard_normal((rank, rank)))
+    A = rng.standard_normal((rank, rank))
+    return (Q * np.exp(rng.standard_normal(rank))) @ Q.T + skew * (A - A.T) / np.sqrt(2 * rank)
+
+
+def amended_start(U: object, rank: int, depth: int, rng: np.random.Generator,
+                  hidden_widths: Sequence[int] | None = None, normal: float = 1.0,
+                  skew: float = 1.0) -> list[np.ndarray]:
+    r"""Balanced factors of :math:`W(0) = (U_rC + \nu(I - P)G/\sqrt d)U_r^T`, C =
+    :func:`amended_matrix` (G d x r Gaussian, :math:`\nu` = ``normal``): inside :func:`amended`."""
+    U = _basis(U, rank)
+    d = U.shape[0]
+    left = U @ amended_matrix(rank, rng, skew)
+    if normal > 0 and rank < d:
+        G = rng.standard_normal((d, rank))
+        left = left + normal * (G - U @ (U.T @ G)) / np.sqrt(d)
+    return _factors(left @ U.T, rank, depth, rng, hidden_widths)
 
 
 # ---------------------------------------------------------------------- certificates

@@ -142,7 +142,7 @@ class Settings:
     saddle_d: int = 10
     saddle_k: int = 2
     cex_depths: tuple[int, ...] = (3, 4, 5)
-    cex_horizon: float = 500.0
+    cex_horizon: float = 300.0
     eta_scan: tuple[tuple[int, float], ...] = ((3, 1e-1), (3, 1e-2), (3, 1e-3), (3, 1e-4),
                                                (4, 1e-1), (4, 10 ** -1.5), (4, 1e-2),
                                                (5, 10 ** -0.5), (5, 1e-1), (5, 10 ** -1.5))

@@ -189,14 +189,15 @@ def _counterexample_section(records: Sequence[RunRecord]) -> list[str]:
     if fb:
         L += ["", "Family B (family A plus eta off the invariant set): T = first time with "
               "||W - U_rU_r^T||_F <= 1e-3; runs that end at their budget are unresolved and not "
-              "fitted.", "", "| N | eta | T | fitted p (converged runs) | predicted p |",
-              "|---|---|---|---|---|"]
+              "fitted.", "", "| N | eta | T | fitted p (converged runs) | p between the two "
+              "smallest converged eta | predicted p (asymptotic) |", "|---|---|---|---|---|---|"]
         for row in eta_scan_rows(fb):
-            p = row["fit"]["exponent"]
+            p, q = row["fit"]["exponent"], row["fit"]["local"]
             for e, t, tb in zip(row["etas"], row["times"], row["t_budget"]):
                 L.append(f"| {row['depth']} | {e:.3g} | "
                          + (f"{t:.1f}" if t is not None else f"unresolved (budget {tb:.0f})")
                          + f" | {'-' if p is None else f'{p:.3f}'} | "
+                         + f"{'-' if q is None else f'{q:.3f}'} | "
                          + ", ".join(f"{x:.3f}" for x in row["predicted"]) + " |")
     return L + [""]
 

@@ -414,6 +414,9 @@ def eta_scan_rows(runs: Sequence[RunRecord]) -> list[dict]:
         at = sorted((r for r in runs if r.spec.depth == N), key=lambda r: -r.spec.scale)
         times = [eta_time(r) for r in at]
         fit = fit_eta_exponent([r.spec.scale for r in at], times)
+        conv = [(r.spec.scale, t) for r, t in zip(at, times) if t is not None]
+        fit["local"] = (fit_eta_exponent([e for e, _ in conv[-2:]], [t for _, t in conv[-2:]])
+                        ["exponent"] if len(conv) >= 2 else None)
         pred = sorted({round(predicted_eta_exponent(r.lam, r.spec.rank, N, 1), 6) for r in at})
         rows.append({"depth": N, "etas": [r.spec.scale for r in at], "times": times,
                      "t_budget": [r.extra["t_budget"] for r in at], "fit": fit,
@@ -429,9 +432,10 @@ def eta_scan_verdict(runs: Sequence[RunRecord]) -> Verdict:
         pts = ", ".join(f"eta {e:.3g}: " + (f"T = {t:.0f}" if t is not None else
                                             f"unresolved at T = {b:.0f}")
                         for e, t, b in zip(row["etas"], row["times"], row["t_budget"]))
-        p = row["fit"]["exponent"]
+        p, q = row["fit"]["exponent"], row["fit"]["local"]
         parts.append(f"N = {row['depth']}: {pts}; fitted exponent "
-                     f"{'-' if p is None else f'{p:.2f}'} over {row['fit']['n_fit']} converged "
+                     f"{'-' if p is None else f'{p:.2f}'} (between the two smallest converged "
+                     f"eta: {'-' if q is None else f'{q:.2f}'}) over {row['fit']['n_fit']} converged "
                      f"runs ({row['fit']['n_unresolved']} unresolved, not fitted); predicted "
                      f"{', '.join(f'{x:.2f}' for x in row['predicted'])}")
     n_conv = sum(t is not None for row in rows for t in row["times"])
