@@ -97,11 +97,15 @@ class Claim:
     other: int
     failures: list
     clusters: int = 0
+    counterexamples: int = 0
 
     @property
     def verdict(self) -> str:
         if self.n == 0:
             return "no run inside its hypothesis"
+        if self.counterexamples:
+            return (f"refuted: {self.counterexamples} counterexamples (family A: on the invariant "
+                    "set with det < 0, distance to W* >= 1 as docs/theory.rst proves)")
         if self.converged == self.n:
             up = failure_bound(self.clusters)
             return (f"held in all {self.n} runs on {self.clusters} data sets (95% one-sided "
@@ -128,6 +132,18 @@ def failure_bound(n_clusters: int, level: float = 0.95) -> float:
 def data_set(row: dict) -> tuple:
     """The data set a run used: its seed and the grid's data key (runs of one seed share it)."""
     return (row["seed"], row["data"], row["d"], row["samples"], row["t_rank"], row["noise"])
+
+
+def is_counterexample(row: dict) -> bool:
+    """A family-A run (W(0) = U_r M U_r^T, det M < 0, inside (47)) that ended at its budget at
+    relative distance >= 1/sqrt(r) from W* = U_rU_r^T (absolute >= 1, the invariant-set bound of
+    docs/theory.rst): a counterexample to Conjecture 32 by that argument, which the run agrees
+    with. The sweep does not record det(U_r^T W U_r) along the run; ``linrank reproduce`` does."""
+    try:
+        far = float(row["final_distance"]) >= (1 - 1e-6) / math.sqrt(float(row["rank"]))
+    except (KeyError, ValueError):
+        return False
+    return row.get("start") == "family_a" and row.get("status") == "budget" and far
 
 
 def _is(start: str | set) -> Callable[[dict], bool]:
@@ -172,10 +188,11 @@ def claims(rows: list[dict]) -> list[Claim]:
         sel = [r for r in rows if pred(r if r["status"] != "error" else {
             **r, "condition_47": str(r["start"] in ("balanced_inside", "near_boundary"))})]
         conv = sum(r["status"] == "converged" for r in sel)
-        bud = sum(r["status"] == "budget" for r in sel)
-        out.append(Claim(name, hyp, len(sel), conv, bud, len(sel) - conv - bud,
+        cex = sum(is_counterexample(r) for r in sel)
+        bud = sum(r["status"] == "budget" for r in sel) - cex
+        out.append(Claim(name, hyp, len(sel), conv, bud, len(sel) - conv - bud - cex,
                          [r for r in sel if r["status"] != "converged"],
-                         len({data_set(r) for r in sel})))
+                         len({data_set(r) for r in sel}), cex))
     return out
 
 
@@ -366,11 +383,12 @@ def write_report(out: str | os.PathLike) -> ReportResult:
           "L* + (sigma_r^2 - sigma_{r+1}^2)/2, which forces convergence to W*.", "",
           "## Claims", "",
           "| claim | runs inside its hypothesis | data sets | converged (95% Wilson CI) | "
-          "unresolved (budget) | other | verdict |",
-          "| --- | --- | --- | --- | --- | --- | --- |"]
+          "counterexamples | unresolved (budget) | other | verdict |",
+          "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for c in cl:
         L.append(f"| {c.name} | {c.hypothesis}: {c.n} | {c.clusters} | "
-                 f"{_pct(c.converged, c.n)} | {c.budget} | {c.other} | {c.verdict} |")
+                 f"{_pct(c.converged, c.n)} | {c.counterexamples} | {c.budget} | {c.other} | "
+                 f"{c.verdict} |")
     L += ["", "Per depth:", "", "| claim | " + " | ".join(
         f"N = {N}" for N in sorted({int(r['depth']) for r in rows})) + " |",
           "| --- |" + " --- |" * len({r["depth"] for r in rows})]
