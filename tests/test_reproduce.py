@@ -23,7 +23,7 @@ from linrank.experiments.paper import (  # noqa: E402
     paper_data,
     run_spec,
 )
-from linrank.experiments.plan import default_specs  # noqa: E402
+from linrank.experiments.plan import default_specs, eta_specs  # noqa: E402
 from linrank.experiments.report import SUMMARY_KEYS  # noqa: E402
 from linrank.experiments.starts import condition_47  # noqa: E402
 from linrank.network import imbalance, product  # noqa: E402
@@ -44,7 +44,8 @@ def quick_run(tmp_path_factory):
 def test_exit_code_and_files(quick_run):
     out, code, _, _ = quick_run
     assert code == 0
-    for name in ("fig1.png", "fig2.png", "fig3.png", "fig4.png", "fig5.png", "summary.json",
+    for name in ("fig1.png", "fig2.png", "fig3.png", "fig4.png", "fig5.png", "fig6.png",
+                 "summary.json",
                  "details.json", "report.md", ".linrank-manifest.json"):
         assert (out / name).stat().st_size > 0, name
 
@@ -60,7 +61,7 @@ def test_summary_schema(quick_run):
     for r in runs:
         assert tuple(r) == SUMMARY_KEYS
         assert r["seed"] == SEED
-        assert r["status"] in ("completed", "unfinished", "failed")
+        assert r["status"] in ("completed", "critical", "unfinished", "failed")
         assert isinstance(r["condition_47"], bool)
         assert isinstance(r["min_u_W0_u"], float)
         assert len(r["hidden_widths"]) == r["depth"] - 1
@@ -88,13 +89,14 @@ def test_47_bookkeeping_matches_the_starts(quick_run):
         if r["method"] != "RK45" or r["init"] in seen:
             continue
         seen.add(r["init"])
-        spec = next(s for s in default_specs(settings) if f"seed={SEED} {s.label}" == r["id"])
+        spec = next(s for s in default_specs(settings) + eta_specs(settings)
+                    if f"seed={SEED} {s.label}" == r["id"])
         X = paper_data(spec.d, SEED)
         holds, m, _ = condition_47(product(make_start(spec, X, SEED)), X, spec.rank)
         assert holds == r["condition_47"] and m == pytest.approx(r["min_u_W0_u"], abs=1e-12)
-        if spec.init in ("inside47", "boundary"):
+        if spec.init in ("inside47", "boundary", "familyA", "familyB"):
             assert holds
-        if spec.init in ("outside47", "special"):
+        if spec.init in ("outside47", "special", "negdet"):
             assert not holds
     assert {"inside47", "outside47", "boundary", "balanced", "special"} <= seen
     conj = next(v for v in summary["verdicts"] if v["claim"].startswith("Conjecture 32"))
@@ -116,6 +118,10 @@ def test_claims_on_quick_run(quick_run):
             continue
         if r["init"] == "balanced" and r["depth"] == 2 and max(r["hidden_widths"]) > r["rank"]:
             continue  # leaves M_r in floating point (reported, not a claim)
+        if r["init"] in ("familyA", "negdet"):  # the certified counterexamples
+            assert r["status"] == "critical" and r["invariant_certificate"], r
+            assert r["final_error"] >= 1 - 1e-6 and r["det_C0"] < 0
+            continue
         assert r["status"] == "completed", r["id"]
         assert r["final_error"] < 1e-6, r
         assert abs(r["final_loss_gap"]) < 1e-10
@@ -137,18 +143,21 @@ def test_claims_on_quick_run(quick_run):
             assert e["exact_deviation"] < 1e-6
     status = {v["claim"].split(":")[0]: v["status"] for v in details["verdicts"]}
     assert status["Figure 3"] == "refuted"
-    assert status["Theorem 31"] == status["Conjecture 32"] == "confirmed"
+    assert status["Theorem 31"] == "confirmed"
+    assert status["Conjecture 32"] == status["Theorem 31 at r = d"] == "refuted"
+    assert status["Family B (eta off the invariant set)"] == "measured"
     assert all(s in ("confirmed", "refuted", "measured") for s in status.values()), status
     text = (out / "report.md").read_text()
     for section in ("## Verdicts", "## Set-up", "## Strict saddles", "## All runs",
                     "![Figure 1](fig1.png)", "![Figure 5](fig5.png)", "Euler", "--quick",
-                    "seed 3 |", "sqrt(delta_i^2 + 4)", "V~ V_r"):
+                    "seed 3 |", "sqrt(delta_i^2 + 4)", "V~ V_r", "![Figure 6](fig6.png)",
+                    "Certified counterexamples", "| N | eta | T | fitted p"):
         assert section in text, section
 
 
 def test_pngs_are_real_images(quick_run):
     out = quick_run[0]
-    for i in range(1, 6):
+    for i in range(1, 7):
         img = mpimg.imread(out / f"fig{i}.png")
         assert img.ndim == 3 and img.shape[0] >= 300 and img.shape[1] >= 600
         rgb = img[..., :3]

@@ -449,3 +449,34 @@ def test_sweep_of_another_linrank_version_is_not_resumed(tmp_path, monkeypatch):
     monkeypatch.setattr(linrank, "__version__", linrank.__version__ + ".post1")
     with pytest.raises(SweepError, match=r"by linrank 0\.1\.0, this is linrank 0\.1\.0\.post1"):
         sweep(grid, tmp_path / "o", n_jobs=1, progress=False)
+
+
+def test_family_a_budget_runs_are_counted_as_counterexamples():
+    from linrank.experiments.sweep_report import claims
+
+    base = {"seed": "0", "data": "autoencoder", "d": "8", "samples": "24", "t_rank": "8",
+            "noise": "0.1", "flow": "factor", "depth": "3", "condition_47": "", "rank": "2"}
+    rows = [dict(base, start="family_a", status="budget", final_distance=str(2 ** -0.5)),
+            dict(base, start="family_a", status="budget", final_distance="0.3"),
+            dict(base, start="amended", status="budget", final_distance="0.9"),
+            dict(base, start="amended", status="converged", final_distance="1e-4")]
+    cl = {c.name: c for c in claims(rows)}
+    fa, am = cl["Family A"], cl["Amended hypothesis"]
+    assert (fa.n, fa.counterexamples, fa.budget, fa.converged) == (2, 1, 1, 0)
+    assert fa.verdict.startswith("refuted")
+    assert (am.counterexamples, am.budget, am.converged) == (0, 1, 1)
+    assert "unresolved" in am.verdict and "held" not in am.verdict
+
+
+def test_failure_bound_is_rounded_outward_and_counts_data_sets():
+    from linrank.experiments.sweep_report import data_set, failure_bound
+
+    for n in (1, 7, 274, 2397, 10**6):
+        exact = 1 - 0.05 ** (1 / n)
+        assert exact <= failure_bound(n) <= exact * 1.1  # rounded up, to two significant digits
+    assert failure_bound(274) == pytest.approx(0.011)  # the Conjecture 32 runs' data sets
+    assert failure_bound(0) == 1.0
+    row = {"seed": "3", "data": "autoencoder", "d": "8", "samples": "24", "t_rank": "3",
+           "noise": "0.1", "start": "paper", "depth": "3"}
+    assert data_set(row) == data_set({**row, "start": "special", "depth": "5"})
+    assert data_set(row) != data_set({**row, "seed": "4"})

@@ -1,6 +1,6 @@
 """Redo the experiments of Section 7 (Figures 1-4) and the studies around them; report verdicts.
 
-Writes into --out: fig1.png ... fig5.png, summary.json (one entry per run with its start's
+Writes into --out: fig1.png ... fig6.png, summary.json (one entry per run with its start's
 condition (47), hidden widths and status, and per verdict the runs it rests on), details.json
 and report.md (a verdict per claim over all seeds and per seed, the set-up and where it differs
 from the paper, every run). Finished runs are cached in OUT/.runs (each file sealed with its
@@ -93,6 +93,6 @@ def run(args: argparse.Namespace) -> int:
           f"{','.join(map(str, seeds))}, in {res.elapsed:.1f} s ({res.cpu:.1f} s CPU); wrote "
           f"{', '.join(res.figures)}, summary.json, details.json, report.md to {out}")
     for v in res.verdicts:
-        print(f"  [{v.status}] {v.claim} ({v.n_completed} completed, {v.n_unfinished} "
-              "unfinished)")
+        print(f"  [{v.status}] {v.claim} ({v.n_converged} converged, {v.n_counterexamples} "
+              f"counterexamples, {v.n_unfinished} unresolved)")
     return 0 if res.ok else 1

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 from .limits import escape_rate_fit, special_norm_exact  # noqa: E402
 from .paper import RunRecord  # noqa: E402
 
-__all__ = ["figure1", "figure2", "figure3", "figure4", "figure5", "all_figures"]
+__all__ = ["figure1", "figure2", "figure3", "figure4", "figure5", "figure6", "all_figures"]
 
 _DPI = 120
 _FLOOR = 1e-9  # the x range ends where the curves reach this level (the stopping rule's)
@@ -282,8 +282,48 @@ def figure5(records: Sequence[RunRecord], out) -> str:
     return _save(fig, out, "fig5.png")
 
 
+def figure6(records: Sequence[RunRecord], out) -> str:
+    """The counterexamples: |det(U_r^T W(t) U_r)| (negative throughout) and ||W(t) - U_rU_r^T||
+    for family A / negdet, and the eta-scan of family B (time to converge against eta)."""
+    from .verdicts import eta_scan_rows
+
+    cex = [r for r in records if r.spec.init in ("familyA", "negdet")]
+    fb = [r for r in records if r.spec.init == "familyB"]
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(15.0, 4.3))
+    for r in cex:
+        det = r.more["det_C"]
+        lab = f"N={r.spec.depth}, d={r.spec.d}, r={r.spec.rank}, {r.spec.init}"
+        a.loglog(r.t[1:], -det[1:] if np.all(det < 0) else np.abs(det[1:]), lw=1,
+                 label=lab + ("" if np.all(det < 0) else " (sign changed)"))
+        b.plot(r.t, r.error, lw=1, label=lab)
+    a.set_title(r"$-\det(U_r^TW(t)U_r)$: negative at every recorded t")
+    b.axhline(1.0, color="k", lw=0.8, ls=":")
+    b.set_ylim(0, None)
+    b.set_title(r"$\|W(t) - U_rU_r^T\|_F \geq 1$ (invariant-set bound)")
+    for row in eta_scan_rows(fb):
+        pts = [(e, t) for e, t in zip(row["etas"], row["times"]) if t is not None]
+        if pts:
+            c.loglog([p[0] for p in pts], [p[1] for p in pts], "o-",
+                     label=f"N={row['depth']}" + ("" if row["fit"]["exponent"] is None else
+                                                  f", p={row['fit']['exponent']:.2f}"))
+        for e, t, tb in zip(row["etas"], row["times"], row["t_budget"]):
+            if t is None:
+                c.loglog([e], [tb], "x", color="k")
+    c.set_title(r"family B: time to $\|W - U_rU_r^T\| \leq 10^{-3}$ (x: unresolved at budget)")
+    c.set_xlabel(r"$\eta$")
+    c.set_ylabel("T")
+    for ax in (a, b):
+        ax.set_xlabel("t")
+    for ax in (a, b, c):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=6.5)
+    fig.suptitle("Counterexamples: Conjecture 32 (family A), Theorem 31 at r = d, family B")
+    fig.tight_layout()
+    return _save(fig, out, "fig6.png")
+
+
 def all_figures(records: Sequence[RunRecord], out, perturbed: Sequence[RunRecord] = ()
                 ) -> list[str]:
-    """Write fig1.png ... fig5.png through ``out``; returns their names."""
+    """Write fig1.png ... fig6.png through ``out``; returns their names."""
     return [figure1(records, out), figure2(records, out), figure3(records, out),
-            figure4(records, out, perturbed), figure5(records, out)]
+            figure4(records, out, perturbed), figure5(records, out), figure6(records, out)]

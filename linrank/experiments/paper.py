@@ -16,7 +16,11 @@ layer-wise flow (5)); the kinds of start (``init``) are those of
   (``eps``) and W(0) is not confined to the span of U_r;
 * ``"special"`` -- :math:`W(0) = -U_rU_r^T` balanced (any N), perturbed by ``delta`` in W_1;
 * ``"nonbalanced"`` -- every factor N(0, 1/d) (Figure 3 for N = 2);
-* ``"perturbed"`` -- the paper's start plus a perturbation of relative size ``scale``.
+* ``"perturbed"`` -- the paper's start plus a perturbation of relative size ``scale``;
+* ``"familyA"`` -- :math:`W(0) = U_rMU_r^T`, diag M > 0, det M < 0: inside (47), on an invariant
+  set where det(U_r^T W U_r) keeps its sign (:mod:`linrank.experiments.families`);
+* ``"familyB"`` -- family A plus ``scale`` (eta) off the invariant set;
+* ``"negdet"`` -- :math:`W(0) = U_r\operatorname{diag}(1, \dots, 1, -1)U_r^T` (r = d: Theorem 31).
 
 Stopping rule
 -------------
@@ -24,8 +28,10 @@ A run stops when the layer gradient norm is <= ``gtol`` (its error ||W - U_rU_r^
 ~gtol / the smallest Hessian eigenvalue) or when its time budget is spent:
 ``min(t_cap, t_base + decades / rate)`` with ``rate`` the smallest Riemannian Hessian eigenvalue
 at :math:`U_rU_r^T` (closed form, Proposition 30). Status ``"completed"`` (stopped by the rule),
-``"unfinished"`` (budget spent: not a failure of any claim, and no verdict counts it as one) or
-``"failed"`` (the integrator diverged: Euler above its stability limit). Special starts of depth
+``"critical"`` (budget spent, but certified as approaching a critical point W_J other than the
+minimizer: loss within ``CRITICAL_RTOL`` of L(W_J)'s closed form, Proposition 29, and a gradient
+that decays over the last chunk), ``"unfinished"`` (budget spent, neither: unresolved, never a
+verdict either way) or ``"failed"`` (the integrator diverged: Euler above its stability limit). Special starts of depth
 N >= 3 creep towards the saddle W = 0 where the gradient vanishes to high order, so the gradient
 test would stop them there: they run to a fixed horizon ``special_horizon`` (status
 ``"completed"``) and the report states where they are then. An interrupted run raises
@@ -53,6 +59,7 @@ from ..critical import closed_form_spectrum
 from ..data import LinearData
 from ..flows import factor_flow
 from ..network import conserved_quantities, imbalance, product
+from . import families as fam
 from . import starts as st
 from .limits import decay_rate, escape_time, figure3_limit, special_norm_exact
 
@@ -65,8 +72,11 @@ __all__ = [
     "run_spec",
 ]
 
-CACHE_VERSION = 3
-INITS = ("balanced", "nonbalanced", "special", "inside47", "outside47", "boundary", "perturbed")
+CACHE_VERSION = 4
+INITS = ("balanced", "nonbalanced", "special", "inside47", "outside47", "boundary", "perturbed",
+         "familyA", "familyB", "negdet")
+CERTIFIED = ("familyA", "negdet")  # starts on the invariant set with det(U_r^T W U_r) < 0
+CRITICAL_RTOL = 1e-3  # |L(W(T)) - L(W_J)| / L(W_J) for status "critical"
 CONVERGED = 1e-6  # ||W(T) - U_rU_r^T||_F at which a completed run counts as converged
 
 
@@ -131,6 +141,12 @@ class Settings:
     deltas: tuple[float, ...] = (1e-12, 1e-9, 1e-6, 1e-3)
     saddle_d: int = 10
     saddle_k: int = 2
+    cex_depths: tuple[int, ...] = (3, 4, 5)
+    cex_horizon: float = 300.0
+    eta_scan: tuple[tuple[int, float], ...] = ((3, 1e-1), (3, 1e-2), (3, 1e-3), (3, 1e-4),
+                                               (4, 1e-1), (4, 10 ** -1.5), (4, 1e-2),
+                                               (5, 10 ** -0.5), (5, 1e-1), (5, 10 ** -1.5))
+    eta_horizon: float = 6000.0
     quick: bool = False
 
     @classmethod
@@ -142,7 +158,9 @@ class Settings:
                    nonbalanced_depths=(3,), perturb_scales=(0.3,),
                    euler_fractions=(0.2, 0.9), euler_dims=(8,), t_base=300.0, t_cap=1500.0,
                    max_records=800, fine_until=10.0, fine_step=0.05,
-                   deltas=(1e-10, 1e-6, 1e-2), saddle_d=6, saddle_k=2, quick=True)
+                   deltas=(1e-10, 1e-6, 1e-2), saddle_d=6, saddle_k=2, cex_depths=(3,),
+                   cex_horizon=200.0, eta_scan=((3, 1e-1), (3, 1e-2), (3, 1e-3)),
+                   eta_horizon=1500.0, quick=True)
 
     def budget(self, rate: float) -> float:
         """The time budget of a run whose slowest rate near the limit is ``rate``."""
@@ -200,8 +218,13 @@ class RunSpec:
             raise ValueError("delta must be >= 0 and is only used by special starts")
         if (self.eps > 0) != (self.init == "boundary"):
             raise ValueError("eps > 0 is required by, and only used by, boundary starts")
-        if (self.scale > 0) != (self.init == "perturbed"):
-            raise ValueError("scale > 0 is required by, and only used by, perturbed starts")
+        if (self.scale > 0) != (self.init in ("perturbed", "familyB")):
+            raise ValueError("scale > 0 is required by, and only used by, perturbed and familyB "
+                             "starts")
+        if self.init in ("familyA", "familyB") and self.rank < 2:
+            raise ValueError("family A/B starts need rank >= 2")
+        if self.init == "familyB" and self.rank >= self.d:
+            raise ValueError("family B starts need rank < d")
         if self.hidden is not None:
             if len(self.hidden) != self.depth - 1 or min(self.hidden) < self.rank:
                 raise ValueError(f"hidden must have depth - 1 widths >= rank, got {self.hidden}")
@@ -222,7 +245,7 @@ class RunSpec:
         if self.eps:
             extra += f" eps={self.eps:g}"
         if self.scale:
-            extra += f" scale={self.scale:g}"
+            extra += f" {'eta' if self.init == 'familyB' else 'scale'}={self.scale:g}"
         if self.hidden is not None:
             extra += f" widths={','.join(map(str, self.hidden))}"
         if self.method == "Euler":
@@ -304,6 +327,12 @@ class RunRecord:
             "id": self.run_id,
             "method": s.method,
             "t_final": float(self.extra["t_final"]),
+            "eta": s.scale if s.init == "familyB" else None,
+            "det_C0": self.extra.get("det_C0"),
+            "invariant_certificate": self.extra.get("invariant_certificate"),
+            "critical_J": (list(self.extra["critical"]["J"]) if self.status == "critical"
+                           else None),
+            "converge_time": self.extra.get("converge_time"),
         }
 
     # cache: only finished runs are ever stored (run_spec never returns an interrupted one)
@@ -372,6 +401,12 @@ def make_start(spec: RunSpec, X: np.ndarray, seed: int) -> list[np.ndarray]:
         return st.gaussian_start(spec.d, r, N, rng, hw)
     if spec.init == "perturbed":
         return st.perturbed_start(st.paper_start(spec.d, r, N, rng, hw), spec.scale, rng)
+    if spec.init == "familyA":
+        return fam.family_a_start(U, r, N, rng, hw)
+    if spec.init == "familyB":
+        return fam.family_b_start(U, r, N, rng, spec.scale, hw)
+    if spec.init == "negdet":
+        return fam.negdet_start(U, r, N, rng, hw)
     fs = st.special_start(U, r, N, rng, hw, basis=True)
     if spec.delta > 0:  # the direction does not depend on delta (escape-rate fit)
         E = rng.standard_normal(fs[0].shape)
@@ -470,6 +505,10 @@ def run_spec(spec: RunSpec, settings: Settings, seed: int) -> RunRecord:
     rate = float(closed_form_spectrum(lam, list(range(r)), N)[0])
     fixed_horizon = spec.init == "special" and N >= 3
     t_end = settings.special_horizon if fixed_horizon else settings.budget(rate)
+    if spec.init in CERTIFIED:
+        t_end = settings.cex_horizon
+    elif spec.init == "familyB":
+        t_end = settings.eta_horizon
     opts: dict[str, Any] = dict(target=P, trajectory=True,
                                 gtol=None if fixed_horizon else settings.gtol)
     h = None
@@ -490,6 +529,12 @@ def run_spec(spec: RunSpec, settings: Settings, seed: int) -> RunRecord:
         status = "unfinished"
     res = flow["result"]
     ser = _series(N, X, P, flow["trajectory"], D0)
+    cex = fam.certify_run(flow["trajectory"], U, r, lam, res, ser["error"],
+                          spec.init in CERTIFIED, CRITICAL_RTOL)
+    cex["extra"]["converge_time"] = (float(flow["t"][-1]) if flow["status"] == "converged"
+                                     else None)
+    if status == "unfinished" and cex["extra"]["critical"]["certified"]:
+        status = "critical"
     final = res.factors
     r_end = float(ser["residual"][-1])
     extra: dict[str, Any] = {
@@ -511,6 +556,8 @@ def run_spec(spec: RunSpec, settings: Settings, seed: int) -> RunRecord:
         "final_singular_values": np.linalg.svd(res.W, compute_uv=False)[: max(spec.widths) + 1]
         .tolist(),
     }
+    extra.update(cex["extra"])
+    ser["more"].update(cex["more"])
     if spec.init != "special":
         extra["measured_rate"] = decay_rate(flow["t"], ser["error"], floor=100 * settings.rtol)
     if N == 2:
@@ -544,3 +591,4 @@ def run_spec(spec: RunSpec, settings: Settings, seed: int) -> RunRecord:
                      residual=ser["residual"], w2_w1t=ser["w2_w1t"],
                      drift=ser["drift"], optimum_residual=rho, lam=lam,
                      extra=extra, more=ser["more"])
+

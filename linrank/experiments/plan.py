@@ -17,7 +17,8 @@ from ..flows import factor_flow, manifold_flow
 from ..network import product
 from .paper import RunSpec, Settings, make_start, paper_data
 
-__all__ = ["default_specs", "perturbation_specs", "manifold_comparison", "saddle_table"]
+__all__ = ["default_specs", "perturbation_specs", "eta_specs", "manifold_comparison",
+           "saddle_table"]
 
 
 def _fig1_rank(d: int) -> int:
@@ -50,7 +51,18 @@ def default_specs(settings: Settings) -> list[RunSpec]:
     for N in s.nonbalanced_depths:
         specs.append(RunSpec(5, N, d0, r, "nonbalanced"))
         specs += [RunSpec(5, N, d0, r, "perturbed", scale=x) for x in s.perturb_scales]
+    # counterexamples (docs/theory.rst): family A inside (47) at r = 2 < d, and at r = d
+    specs += [RunSpec(5, N, d0, 2, "familyA") for N in s.cex_depths]
+    specs += [RunSpec(5, N, 2, 2, "negdet") for N in s.cex_depths]
+    specs += [RunSpec(5, N, 3, 3, "familyA") for N in s.cex_depths[:1]]
     return specs
+
+
+def eta_specs(settings: Settings) -> list[RunSpec]:
+    """Family B (family A plus eta off the invariant set) for the eta-scan: d = min(conj_dims),
+    r = 2, the (N, eta) pairs of ``settings.eta_scan`` (run for the first seed)."""
+    d0 = min(settings.conj_dims)
+    return [RunSpec(5, N, d0, 2, "familyB", scale=float(eta)) for N, eta in settings.eta_scan]
 
 
 def perturbation_specs(settings: Settings) -> list[RunSpec]:

@@ -23,7 +23,7 @@ __all__ = ["SUMMARY_KEYS", "summary_dict", "summary_text", "details_text", "repo
 SUMMARY_KEYS = ("figure", "depth", "d", "rank", "init", "final_error", "final_loss_gap",
                 "initial_norm", "min_norm", "w2_minus_w1t", "imbalance_drift", "escape_time",
                 "seed", "condition_47", "min_u_W0_u", "hidden_widths", "status", "id", "method",
-                "t_final")
+                "t_final", "eta", "det_C0", "invariant_certificate", "critical_J", "converge_time")
 
 
 def _json_default(x):
@@ -135,16 +135,18 @@ _FIG3 = [
 
 def _verdict_table(vs: Sequence[Verdict], per_seed: dict[int, list[Verdict]]) -> list[str]:
     seeds = sorted(per_seed)
-    head = ("| claim | verdict | runs inside hypothesis | completed | converged | unfinished | "
-            "seeds | " + " | ".join(f"seed {s}" for s in seeds) + " |")
-    L = [head, "|" + "---|" * (7 + len(seeds))]
+    head = ("| claim | verdict | runs inside hypothesis | completed | converged | "
+            "counterexamples | unresolved | seeds | " + " | ".join(f"seed {s}" for s in seeds)
+            + " |")
+    L = [head, "|" + "---|" * (8 + len(seeds))]
     for v in vs:
         cells = []
         for s in seeds:
             match = [w for w in per_seed[s] if w.key == v.key]
             cells.append(match[0].status if match else "-")
         L.append(f"| {v.claim} | **{v.status}** | {v.n_runs} | {v.n_completed} | "
-                 f"{v.n_converged} | {v.n_unfinished} | {','.join(map(str, v.seeds))} | "
+                 f"{v.n_converged} | {v.n_counterexamples} | {v.n_unfinished} | "
+                 f"{','.join(map(str, v.seeds))} | "
                  + " | ".join(cells) + " |")
     return L
 
@@ -167,6 +169,39 @@ def _runs_table(records: Sequence[RunRecord]) -> list[str]:
     return rows
 
 
+def _counterexample_section(records: Sequence[RunRecord]) -> list[str]:
+    """Tables of the certified counterexamples and of the eta-scan (figure 6)."""
+    from .verdicts import eta_scan_rows
+
+    L = ["Starts W(0) = U_rMU_r^T with det M < 0 stay on the invariant set {U_r M U_r^T} and "
+         "keep the sign of det(U_r^T W(t) U_r) (docs/theory.rst, 'Invariant sets and the sign "
+         "of the determinant'), so ||W(t) - U_rU_r^T||_F >= 1 for all t.", "",
+         "| id | (47) | det C(0) | det C(T) | sign kept | max off-set | min_t ||W - U_rU_r^T|| "
+         "| approaches W_J, J = | loss vs L(W_J) | status |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in (r for r in records if r.spec.init in ("familyA", "negdet")):
+        e = r.extra
+        J = "{" + ", ".join(str(j + 1) for j in e["critical"]["J"]) + "}"
+        L.append(f"| {r.run_id} | {'yes' if e['condition_47'] else 'no'} | {e['det_C0']:.3g} | "
+                 f"{e['det_C_final']:.3g} | {e['det_sign_kept']} | "
+                 f"{fmt_number(e['invariant_defect_max'])} | {e['min_error']:.6f} | {J} | "
+                 f"{fmt_number(e['critical']['rel_loss_diff'])} | {r.status} |")
+    fb = [r for r in records if r.spec.init == "familyB"]
+    if fb:
+        L += ["", "Family B (family A plus eta off the invariant set): T = first time with "
+              "||W - U_rU_r^T||_F <= 1e-3; runs that end at their budget are unresolved and not "
+              "fitted.", "", "| N | eta | T | fitted p (converged runs) | p between the two "
+              "smallest converged eta | predicted p (asymptotic) |", "|---|---|---|---|---|---|"]
+        for row in eta_scan_rows(fb):
+            p, q = row["fit"]["exponent"], row["fit"]["local"]
+            for e, t, tb in zip(row["etas"], row["times"], row["t_budget"]):
+                L.append(f"| {row['depth']} | {e:.3g} | "
+                         + (f"{t:.1f}" if t is not None else f"unresolved (budget {tb:.0f})")
+                         + f" | {'-' if p is None else f'{p:.3f}'} | "
+                         + f"{'-' if q is None else f'{q:.3f}'} | "
+                         + ", ".join(f"{x:.3f}" for x in row["predicted"]) + " |")
+    return L + [""]
+
+
 def report_text(records: Sequence[RunRecord], perturbed: Sequence[RunRecord], details: dict,
                 vs: Sequence[Verdict], per_seed: dict[int, list[Verdict]], settings: Settings,
                 seeds: Sequence[int], figures: Sequence[str], timing: dict) -> str:
@@ -186,9 +221,13 @@ def report_text(records: Sequence[RunRecord], perturbed: Sequence[RunRecord], de
         "(everything below).", "",
         "## Verdicts", "",
         "Each verdict rests on the runs inside the claim's hypothesis (their ids are in "
-        "summary.json). Completed = stopped by the convergence rule; unfinished = budget spent "
-        "(never counted against a claim). The seed columns give the verdict on that seed's runs "
-        "alone.", ""]
+        "summary.json). Completed = stopped by the convergence rule; counterexamples = runs "
+        "certified to approach a critical point W_J other than the minimizer (loss within "
+        "1e-3 of L(W_J)'s closed form, gradient decaying) from a start on the invariant set "
+        "{U_r M U_r^T} with det M < 0, where docs/theory.rst proves that the flow cannot reach "
+        "U_rU_r^T; unresolved = budget spent without either (never counted for or against a "
+        "claim; a verdict with unresolved runs and no counterexample is 'inconclusive', not "
+        "'confirmed'). The seed columns give the verdict on that seed's runs alone.", ""]
     L += _verdict_table(vs, per_seed)
     L += [""]
     for v in vs:
@@ -205,7 +244,8 @@ def report_text(records: Sequence[RunRecord], perturbed: Sequence[RunRecord], de
              2: "Figure 2: W_2 - W_1^T and the residual against its optimum",
              3: "Figure 3: non-balanced starts, N = 2 (exact flow and Euler)",
              4: "Figure 4: the special start W_1 = U_r^T, W_2 = -U_r",
-             5: "Beyond the paper: Conjecture 32 inside (47), the special start for N >= 3"}
+             5: "Beyond the paper: Conjecture 32 inside (47), the special start for N >= 3",
+             6: "Counterexamples: Conjecture 32 (family A), Theorem 31 at r = d; the eta-scan"}
     for i, fpath in enumerate(figures, start=1):
         L += [f"## {names[i]}", "", f"![Figure {i}]({fpath})", ""]
         if i == 3:
@@ -239,6 +279,8 @@ def report_text(records: Sequence[RunRecord], perturbed: Sequence[RunRecord], de
                           f"a = {fit['intercept']:.3f}, max residual {fit['max_residual']:.3f}."]
             L += ["", "The escape time of the exact start is set by rounding errors: it depends "
                   "on the machine's floating-point arithmetic (BLAS kernels), not on chance.", ""]
+        if i == 6:
+            L += _counterexample_section(records)
     L += ["## Strict saddles (Proposition 30)", "",
           "`linrank.critical` at every critical point W_J = sum_(j in J) u_ju_j^T of the "
           f"autoencoder loss on M_k (d = {st.saddle_d}, k = {st.saddle_k}): the Riemannian "

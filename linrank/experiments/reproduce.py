@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from .driver import run_tasks
 from .outputs import CACHE, OutputDir, OutputError
 from .paper import RunRecord, Settings
-from .plan import default_specs, perturbation_specs
+from .plan import default_specs, eta_specs, perturbation_specs
 from .verdicts import Verdict, verdicts
 
 __all__ = ["ReproductionResult", "reproduce", "OUTPUT_FILES", "MAX_SEEDS"]
 
-OUTPUT_FILES = ["fig1.png", "fig2.png", "fig3.png", "fig4.png", "fig5.png", "summary.json",
-                "details.json", "report.md"]
+OUTPUT_FILES = ["fig1.png", "fig2.png", "fig3.png", "fig4.png", "fig5.png", "fig6.png",
+                "summary.json", "details.json", "report.md"]
 
 
 @dataclass
@@ -86,7 +86,7 @@ def reproduce(out_dir: str, seeds: Sequence[int] = (0, 1, 2, 3, 4), quick: bool 
               progress: bool = True, use_cache: bool = True, jobs: int = 2,
               overwrite: bool = False,
               notice: Callable[[str], None] | None = None) -> ReproductionResult:
-    """Redo Section 7 into ``out_dir``: fig1.png..fig5.png, summary.json, details.json, report.md.
+    """Redo Section 7 into ``out_dir``: fig1.png..fig6.png, summary.json, details.json, report.md.
 
     Parameters
     ----------
@@ -122,6 +122,7 @@ def reproduce(out_dir: str, seeds: Sequence[int] = (0, 1, 2, 3, 4), quick: bool 
         specs = default_specs(settings)
         pspecs = perturbation_specs(settings)
         tasks = [("run", s, seed) for seed in seeds for s in specs]
+        tasks += [("run", s, seeds[0]) for s in eta_specs(settings)]  # the eta-scan: one seed
         tasks += [("run", s, seed) for seed in seeds for s in pspecs]
         tasks += [(kind, None, seed) for seed in seeds for kind in ("manifold", "saddles")]
         with tqdm(total=len(tasks), desc="reproduce", unit="task", disable=not progress) as bar:
@@ -130,7 +131,7 @@ def reproduce(out_dir: str, seeds: Sequence[int] = (0, 1, 2, 3, 4), quick: bool 
                 bar.update(1)
             counts: dict = {}
             results = run_tasks(tasks, settings, cache, jobs, step, note, counts)
-        n_main = len(specs) * len(seeds)
+        n_main = len(specs) * len(seeds) + len(eta_specs(settings))
         n_pert = len(pspecs) * len(seeds)
         records = results[:n_main]
         perturbed = results[n_main:n_main + n_pert]

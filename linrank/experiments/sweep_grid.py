@@ -65,9 +65,16 @@ START_KINDS = {
     "nonbalanced": "non-balanced factors with a stated imbalance scale (layer-wise flow)",
     "special": "W(0) = -U_r U_r^T, balanced (Remark 33); layer-wise flow, escapes by rounding",
     "gaussian": "every factor i.i.d. N(0, 1/d) (Figure 3): imbalance of order 1",
+    "family_a": "balanced, W(0) = U_r M U_r^T, diag M > 0, det M < 0: inside (47), cannot converge "
+                "(docs/theory.rst); layer-wise flow",
+    "family_b": "balanced, family A plus eps (the eta of docs/theory.rst) off span U_r; "
+                "layer-wise flow",
+    "amended": "balanced, symmetric part of U_r^T W(0) U_r positive definite plus a part off "
+               "span U_r (the amended hypothesis); layer-wise flow",
 }
 BALANCED = frozenset({"paper", "balanced_inside", "balanced_outside", "near_boundary"})
-AUTOENCODER_ONLY = frozenset({"balanced_inside", "balanced_outside", "near_boundary", "special"})
+AUTOENCODER_ONLY = frozenset({"balanced_inside", "balanced_outside", "near_boundary", "special",
+                              "family_a", "family_b", "amended"})
 
 #: the keys of a cell, in the order in which a block's lists are expanded
 CELL_KEYS = ("data", "d", "samples", "t_rank", "noise", "rank", "depth", "hidden",
@@ -235,6 +242,9 @@ def _resolve(where: str, cell: dict) -> dict:
     if c["start"] in AUTOENCODER_ONLY and not auto:
         raise _fail(where, f"start = {c['start']!r} is defined for the autoencoder (Y = X) only "
                            "(condition (47) and the special start use the eigenvectors of XX^T)")
+    if c["start"] in ("family_a", "family_b") and not 2 <= c["rank"] < d + (c["start"] == "family_a"):
+        raise _fail(where, f"start = {c['start']!r} needs 2 <= rank" + (" <= d" if c["start"] ==
+                                                                        "family_a" else " < d"))
     if c["start"] in ("nonbalanced", "gaussian") and c["hidden"] != c["rank"]:
         raise _fail(where, "a non-balanced start needs hidden = rank (with wider layers the "
                            "product's rank is the smallest width, not r)")

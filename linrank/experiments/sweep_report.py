@@ -6,9 +6,13 @@ writes ``OUT/report.md``, ``OUT/cells.csv`` and ``OUT/figures/*.png``. An incomp
 reported as such, with the number of runs it holds, never as the full grid.
 
 Confidence intervals: for k converged runs out of n, the two-sided 95% Wilson score interval
-(``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``); for a claim that held in every
-run (k = n), also the one-sided 95% Clopper-Pearson lower bound :math:`0.05^{1/n}` on the
-probability, i.e. a failure probability below :math:`1 - 0.05^{1/n}` (about 3/n).
+(``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``). Runs of one seed share their
+data set (:meth:`~linrank.experiments.sweep_grid.RunSpec.data_key`), so they are not independent
+samples: for a claim that held in every run, the one-sided 95% Clopper-Pearson bound is taken
+over the n_c distinct data sets (clusters), a failure probability per data set below
+:math:`1 - 0.05^{1/n_c}`, rounded up (outward) to two significant digits. All bounds are on the
+grid's own sampling distribution of starts and data, nothing wider. Runs that end at their
+budget are unresolved: a claim with unresolved runs is never reported as holding.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import numpy as np
 
 from .sweep import MANIFEST, SweepError, read_rows
 
-__all__ = ["ReportResult", "write_report", "wilson", "claims", "CELL_COLUMNS"]
+__all__ = ["ReportResult", "write_report", "wilson", "claims", "failure_bound", "data_set",
+           "CELL_COLUMNS"]
 
 CELL_COLUMNS = ["data", "d", "rank", "depth", "hidden", "start", "imbalance", "eps", "t_rank",
                 "noise", "tol"]
@@ -91,21 +96,54 @@ class Claim:
     budget: int
     other: int
     failures: list
+    clusters: int = 0
+    counterexamples: int = 0
 
     @property
     def verdict(self) -> str:
         if self.n == 0:
             return "no run inside its hypothesis"
+        if self.counterexamples:
+            return (f"refuted: {self.counterexamples} counterexamples (family A: on the invariant "
+                    "set with det < 0, distance to W* >= 1 as docs/theory.rst proves)")
         if self.converged == self.n:
-            lower = 0.05 ** (1 / self.n)
-            return (f"held in all {self.n} runs (95% one-sided lower bound on the probability of "
-                    f"convergence {lower:.4f}: failure rate < {100 * (1 - lower):.2f}%)")
+            up = failure_bound(self.clusters)
+            return (f"held in all {self.n} runs on {self.clusters} data sets (95% one-sided "
+                    f"bound, clustered by data set: failure probability per data set < "
+                    f"{100 * up:.2g}%, on this grid's distribution of starts only)")
         if self.other == 0:
-            return (f"converged in {self.converged} of {self.n}; {self.budget} unfinished at the "
-                    "budget (not counterexamples: see their distance and whether they sit at a "
-                    "saddle)")
+            return (f"converged in {self.converged} of {self.n}; {self.budget} unresolved at the "
+                    "budget (neither converged nor certified: no verdict; see their distance and "
+                    "whether they sit at a saddle)")
         return (f"converged in {self.converged} of {self.n}; {self.other} ended elsewhere "
                 "(collapsed or error): examine the listed runs")
+
+
+def failure_bound(n_clusters: int, level: float = 0.95) -> float:
+    """1 - (1 - level)^(1/n), the one-sided Clopper-Pearson upper bound on a failure probability
+    after n successes in n, rounded up to two significant digits (outward); 1 for n = 0."""
+    if n_clusters <= 0:
+        return 1.0
+    x = 1.0 - (1.0 - level) ** (1.0 / n_clusters)
+    e = math.floor(math.log10(x)) - 1
+    return min(1.0, math.ceil(x / 10.0 ** e) * 10.0 ** e)
+
+
+def data_set(row: dict) -> tuple:
+    """The data set a run used: its seed and the grid's data key (runs of one seed share it)."""
+    return (row["seed"], row["data"], row["d"], row["samples"], row["t_rank"], row["noise"])
+
+
+def is_counterexample(row: dict) -> bool:
+    """A family-A run (W(0) = U_r M U_r^T, det M < 0, inside (47)) that ended at its budget at
+    relative distance >= 1/sqrt(r) from W* = U_rU_r^T (absolute >= 1, the invariant-set bound of
+    docs/theory.rst): a counterexample to Conjecture 32 by that argument, which the run agrees
+    with. The sweep does not record det(U_r^T W U_r) along the run; ``linrank reproduce`` does."""
+    try:
+        far = float(row["final_distance"]) >= (1 - 1e-6) / math.sqrt(float(row["rank"]))
+    except (KeyError, ValueError):
+        return False
+    return row.get("start") == "family_a" and row.get("status") == "budget" and far
 
 
 def _is(start: str | set) -> Callable[[dict], bool]:
@@ -114,9 +152,13 @@ def _is(start: str | set) -> Callable[[dict], bool]:
 
 
 CLAIMS: list[tuple[str, str, Callable[[dict], bool]]] = [
-    ("Conjecture 32", "balanced, (47) holds, N > 2, Y = X",
+    ("Conjecture 32", "balanced, (47) holds, N > 2, Y = X, near-boundary starts apart",
      lambda r: r["data"] == "autoencoder" and r["flow"] == "manifold" and int(r["depth"]) > 2
-     and r["condition_47"] == "True"),
+     and r["condition_47"] == "True" and r["start"] != "near_boundary"),
+    ("Near-boundary starts", "W(0) = U_r(eps I + K)U_r^T, N > 2, Y = X: inside (47) and the "
+     "amended hypothesis (symmetric part of U_r^T W(0) U_r = eps I > 0), reported apart",
+     lambda r: r["data"] == "autoencoder" and r["flow"] == "manifold" and int(r["depth"]) > 2
+     and r["start"] == "near_boundary"),
     ("Balanced, (47), N = 2", "balanced, (47) holds, N = 2, Y = X",
      lambda r: r["data"] == "autoencoder" and r["flow"] == "manifold" and int(r["depth"]) == 2
      and r["condition_47"] == "True"),
@@ -125,6 +167,12 @@ CLAIMS: list[tuple[str, str, Callable[[dict], bool]]] = [
      and r["condition_47"] == "False"),
     ("Non-balanced starts", "layer-wise flow from Gaussian or perturbed factors, Y = X",
      lambda r: r["data"] == "autoencoder" and _is({"gaussian", "nonbalanced"})(r)),
+    ("Family A", "W(0) = U_r M U_r^T, diag M > 0, det M < 0, Y = X: inside (47), cannot "
+     "converge (docs/theory.rst); a run that converges here is a numerical error",
+     lambda r: r["start"] == "family_a"),
+    ("Family B", "family A plus eps off span U_r, Y = X", lambda r: r["start"] == "family_b"),
+    ("Amended hypothesis", "balanced, symmetric part of U_r^T W(0) U_r positive definite, Y = X",
+     lambda r: r["start"] == "amended"),
     ("Y != X", "regression data, every start",
      lambda r: r["data"] == "regression"),
     ("Special start", "W(0) = -U_r U_r^T (Remark 33), layer-wise flow in floating point",
@@ -140,9 +188,11 @@ def claims(rows: list[dict]) -> list[Claim]:
         sel = [r for r in rows if pred(r if r["status"] != "error" else {
             **r, "condition_47": str(r["start"] in ("balanced_inside", "near_boundary"))})]
         conv = sum(r["status"] == "converged" for r in sel)
-        bud = sum(r["status"] == "budget" for r in sel)
-        out.append(Claim(name, hyp, len(sel), conv, bud, len(sel) - conv - bud,
-                         [r for r in sel if r["status"] != "converged"]))
+        cex = sum(is_counterexample(r) for r in sel)
+        bud = sum(r["status"] == "budget" for r in sel) - cex
+        out.append(Claim(name, hyp, len(sel), conv, bud, len(sel) - conv - bud - cex,
+                         [r for r in sel if r["status"] != "converged"],
+                         len({data_set(r) for r in sel}), cex))
     return out
 
 
@@ -335,15 +385,18 @@ def write_report(out: str | os.PathLike) -> ReportResult:
                      f"{est[0] / 2 / 60:.1f} min on 2 idle cores.")
     L += ["", "Status: " + ", ".join(f"{v} {k}" for k, v in sorted(status.items())) + ".",
           "A run *converged* when ||W - W*||_F <= tol ||W*||_F (W* the global minimizer on rank "
-          "<= r); *budget*: neither within the flow-time nor the step budget (unfinished, not a "
-          "counterexample); *collapsed*: a singular value left M_r; *error*: the run raised.",
+          "<= r); *budget*: neither within the flow-time nor the step budget (unresolved: no "
+          "verdict either way); *collapsed*: a singular value left M_r; *error*: the run raised.",
           "*certified*: the final loss is below the lowest non-optimal critical value "
           "L* + (sigma_r^2 - sigma_{r+1}^2)/2, which forces convergence to W*.", "",
           "## Claims", "",
-          "| claim | runs inside its hypothesis | converged (95% Wilson CI) | verdict |",
-          "| --- | --- | --- | --- |"]
+          "| claim | runs inside its hypothesis | data sets | converged (95% Wilson CI) | "
+          "counterexamples | unresolved (budget) | other | verdict |",
+          "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for c in cl:
-        L.append(f"| {c.name} | {c.hypothesis}: {c.n} | {_pct(c.converged, c.n)} | {c.verdict} |")
+        L.append(f"| {c.name} | {c.hypothesis}: {c.n} | {c.clusters} | "
+                 f"{_pct(c.converged, c.n)} | {c.counterexamples} | {c.budget} | {c.other} | "
+                 f"{c.verdict} |")
     L += ["", "Per depth:", "", "| claim | " + " | ".join(
         f"N = {N}" for N in sorted({int(r['depth']) for r in rows})) + " |",
           "| --- |" + " --- |" * len({r["depth"] for r in rows})]

@@ -47,7 +47,7 @@ import numpy as np
 from .. import as_data  # linrank.data after issue 10's split; the package name stays valid
 from ..flows import factor_flow, manifold_flow
 from ..network import conserved_quantities, product
-from . import starts
+from . import families, starts
 from .sweep_grid import RunSpec
 
 __all__ = ["COLUMNS", "TIMING_COLUMNS", "Landscape", "make_data", "run", "run_safe"]
@@ -292,6 +292,13 @@ def make_start(spec: RunSpec, X: np.ndarray, rng: np.random.Generator) -> list[n
         return starts.gaussian_start(d, r, N, rng, hw)
     if kind == "nonbalanced":
         return starts.perturbed_start(starts.paper_start(d, r, N, rng, hw), spec.imbalance, rng)
+    if kind in ("family_a", "family_b", "amended"):
+        U, _ = starts.top_eigenbasis(X, r)
+        if kind == "family_a":
+            return families.family_a_start(U, r, N, rng, hw)
+        if kind == "family_b":
+            return families.family_b_start(U, r, N, rng, spec.eps, hw)
+        return families.amended_start(U, r, N, rng, hw)
     raise ValueError(f"unknown kind of start {kind!r}")
 
 

@@ -1,13 +1,18 @@
 """One verdict per claim, each resting on the runs that satisfy the claim's hypotheses.
 
+Each run inside a hypothesis is counted as converged, counterexample (status ``"critical"``
+with the invariant-set certificate: the flow provably cannot reach U_rU_r^T, docs/theory.rst)
+or unresolved (budget spent: ``"unfinished"``, or ``"critical"`` without a proof of the limit).
 Statuses: ``"confirmed"`` (every completed run inside the hypothesis does what the claim says,
-and there is at least one), ``"refuted"`` (the runs contradict the claim and the project's
-analysis says they must: Figure 3's W_2 -> W_1^T), ``"not confirmed"`` (a completed run inside
+there is at least one, and none is unresolved), ``"refuted"`` (a certified counterexample, or
+runs that contradict the claim as the project's analysis says they must: Figure 3's
+W_2 -> W_1^T), ``"not confirmed"`` (a completed run inside
 the hypothesis contradicts a claim expected to hold: a regression, or a counterexample),
-``"inconclusive"`` (no completed run inside the hypothesis), ``"measured"`` (a question the paper
-does not settle; the evidence says what happens). Unfinished runs (budget spent) are listed and
-never count against a claim. :func:`verdicts` is applied to all seeds together and to each seed
-alone (the report shows both, so a verdict that flips with the seed is visible).
+``"inconclusive"`` (no completed run inside the hypothesis, or unresolved runs remain beside
+runs that agree), ``"measured"`` (a question the paper does not settle; the evidence says what
+happens). Unresolved runs are listed and never count for or against a claim.
+:func:`verdicts` is applied to all seeds together and to each seed alone (the report shows
+both, so a verdict that flips with the seed is visible).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .families import fit_eta_exponent, predicted_eta_exponent
 from .limits import escape_rate_fit
 from .paper import CONVERGED, RunRecord
 
@@ -46,6 +52,7 @@ class Verdict:
     n_converged: int = 0
     n_unfinished: int = 0
     seeds: list[int] = field(default_factory=list)
+    n_counterexamples: int = 0
 
     @property
     def key(self) -> str:
@@ -66,22 +73,52 @@ def _counted(claim: str, hypothesis: str, sel: Sequence[RunRecord],
              bad_status: str = "not confirmed") -> Verdict:
     done = [r for r in sel if r.status == "completed"]
     ok = [r for r in done if good(r)]
-    if not done:
+    cex = [r for r in sel if is_counterexample(r)]
+    unf = [r for r in sel if r.status in ("unfinished", "critical") and not is_counterexample(r)]
+    if cex:
+        status = "refuted"
+    elif not done:
         status = "inconclusive"
+    elif len(ok) < len(done):
+        status = bad_status
     else:
-        status = "confirmed" if len(ok) == len(done) else bad_status
-    unf = [r for r in sel if r.status == "unfinished"]
+        status = "inconclusive" if unf else "confirmed"
     failed = [r.run_id for r in done if not good(r)]
-    tail = ""
+    tail = (f" Counted: {len(ok)} as claimed, {len(cex)} certified counterexamples, "
+            f"{len(unf)} unresolved, {len(failed)} completed against the claim.")
+    if cex:
+        tail += " Certified counterexamples: " + "; ".join(_cex_text(r) for r in cex) + "."
     if unf:
-        tail += (" Unfinished (budget spent, not counted against the claim): "
+        tail += (" Unresolved (budget spent; not counted for or against the claim): "
                  + ", ".join(f"{r.run_id} (error {fmt_number(float(r.error[-1]))} at t = "
-                             f"{r.extra['t_final']:.0f})" for r in unf) + ".")
+                             f"{r.extra['t_final']:.0f}"
+                             + (f", approaching W_J, J = {_J(r)}" if r.status == "critical"
+                                else "") + ")" for r in unf) + ".")
     if failed:
         tail += f" Against the claim: {', '.join(failed)}."
     return Verdict(claim, status, evidence + tail, hypothesis, [r.run_id for r in sel], len(sel),
                    len(done), sum(r.converged for r in sel), len(unf),
-                   sorted({r.seed for r in sel}))
+                   sorted({r.seed for r in sel}), len(cex))
+
+
+def is_counterexample(r: RunRecord) -> bool:
+    """Certified: approaching a critical point W_J != U_rU_r^T (status "critical") from a start
+    on the invariant set {U_r M U_r^T} with det M < 0, kept along the run (docs/theory.rst)."""
+    return r.status == "critical" and bool(r.extra.get("invariant_certificate"))
+
+
+def _J(r: RunRecord) -> str:
+    return "{" + ", ".join(str(j + 1) for j in r.extra["critical"]["J"]) + "}"
+
+
+def _cex_text(r: RunRecord) -> str:
+    c = r.extra["critical"]
+    return (f"{r.run_id}: det(U_r^T W U_r) from {r.extra['det_C0']:.3g} to "
+            f"{r.extra['det_C_final']:.3g} (sign kept at every recorded time), off the "
+            f"invariant set at most {fmt_number(r.extra['invariant_defect_max'])}, "
+            f"min_t ||W - U_rU_r^T||_F = {r.extra['min_error']:.4f}; W(t) -> W_J with J = "
+            f"{_J(r)} (loss within {fmt_number(c['rel_loss_diff'])} of L(W_J), gradient ratio "
+            f"over the last chunk {c['grad_ratio']:.3g})")
 
 
 def _converges(r: RunRecord) -> bool:
@@ -112,11 +149,12 @@ def verdicts(records: Sequence[RunRecord], perturbed: Sequence[RunRecord], detai
     """The verdicts of report.md over ``records`` (any set of seeds)."""
     out: list[Verdict] = []
     rk = [r for r in records if r.spec.method == "RK45"]
-    bal = [r for r in rk if r.spec.init in BALANCED and not (r.spec.depth == 2 and _wide(r))]
+    bal = [r for r in rk if r.spec.init in BALANCED and not (r.spec.depth == 2 and _wide(r))
+           and r.spec.rank < r.spec.d]
     worst = max((float(r.error[-1]) for r in bal if r.status == "completed"), default=None)
     out.append(_counted(
         "Theorem 31: from a balanced start the flow converges to the global minimizer U_rU_r^T "
-        "(every N >= 2)",
+        "(every N >= 2; r < d)",
         "balanced factors, rank W(0) = r, hidden widths >= r, almost every start (so not the "
         "special start); N = 2 with hidden widths > r excluded (see below)",
         bal, _converges,
@@ -124,7 +162,8 @@ def verdicts(records: Sequence[RunRecord], perturbed: Sequence[RunRecord], detai
         f"gap <= {LOSS_RTOL:g}; depths {sorted({r.spec.depth for r in bal})}, d = "
         f"{sorted({r.spec.d for r in bal})}, starts {sorted({r.spec.init for r in bal})}; "
         f"largest final error {fmt_number(worst)}." + _rates(bal)))
-    inside = [r for r in bal if r.spec.depth >= 3 and r.extra["condition_47"]]
+    fam_a = [r for r in rk if r.spec.init == "familyA" and r.spec.rank < r.spec.d]
+    inside = [r for r in bal + fam_a if r.spec.depth >= 3 and r.extra["condition_47"]]
     margins = [r.extra["min_u_W0_u"] for r in inside]
     out.append(_counted(
         "Conjecture 32: from a balanced start satisfying (47) the flow converges to U_rU_r^T "
@@ -134,9 +173,25 @@ def verdicts(records: Sequence[RunRecord], perturbed: Sequence[RunRecord], detai
         inside, _converges,
         f"Runs whose start satisfies (47): drawn inside it (the paper's start conditioned on "
         f"(47)), near its boundary (u_i^T W(0) u_i = eps, W(0) = (U_r(eps I + K) + U_perp C)U_r^T "
-        f"with K skew), and paper starts that happen to satisfy it; smallest u_i^T W(0) u_i from "
+        f"with K skew), paper starts that happen to satisfy it, and family A (W(0) = U_rMU_r^T, "
+        f"diag M > 0, det M < 0: docs/theory.rst proves det(U_r^T W(t) U_r) < 0 for all t, so "
+        f"||W(t) - U_rU_r^T||_F >= 1); smallest u_i^T W(0) u_i from "
         f"{fmt_number(min(margins, default=None))} to {fmt_number(max(margins, default=None))}; depths "
         f"{sorted({r.spec.depth for r in inside})}."))
+    full = [r for r in rk if r.spec.init in BALANCED + ("familyA", "negdet")
+            and r.spec.rank == r.spec.d]
+    if full:
+        out.append(_counted(
+            "Theorem 31 at r = d: from a balanced start the flow converges to the minimizer I",
+            "balanced, W(0) of full rank r = d (the paper states Theorem 31 for every r)",
+            full, _converges,
+            "At r = d the flow keeps det W(t) != 0 and its sign (docs/theory.rst), so det W(0) < 0 "
+            "(half of M_d, an open set) cannot reach I (det 1): W(0) = U diag(1, ..., 1, -1) U^T "
+            "(negdet) and family A at r = d; the limit is a rank-deficient W_J, not a point of "
+            "M_d, where the theorem's proof puts Theorem 12's limit."))
+    fam_b = [r for r in rk if r.spec.init == "familyB"]
+    if fam_b:
+        out.append(eta_scan_verdict(fam_b))
     outside = [r for r in bal if r.spec.depth >= 3 and not r.extra["condition_47"]]
     out.append(_counted(
         "(47) is not necessary: balanced starts violating (47) converge too (N >= 3)",
@@ -337,3 +392,60 @@ def verdicts(records: Sequence[RunRecord], perturbed: Sequence[RunRecord], detai
             "balanced start", [], len(man), len(man), len(man), 0,
             sorted({m["seed"] for m in man})))
     return out
+
+
+ETA_LEVEL = 1e-3  # time to converge: first recorded t with ||W(t) - U_rU_r^T||_F <= ETA_LEVEL
+
+
+def eta_time(r: RunRecord) -> float | None:
+    """First recorded time with ||W - U_rU_r^T||_F <= :data:`ETA_LEVEL`, for a converged run
+    (None: not converged within its budget, unresolved)."""
+    if not _converges(r):
+        return None
+    hit = np.nonzero(r.error <= ETA_LEVEL)[0]
+    return float(r.t[hit[0]]) if hit.size else None
+
+
+def eta_scan_rows(runs: Sequence[RunRecord]) -> list[dict]:
+    """Per depth: the (eta, time) pairs, the fitted exponent p of T ~ eta^-p over converged runs
+    only, and the predicted (N - 2) lambda_2 / (lambda_2 + lambda_3) (docs/theory.rst)."""
+    rows = []
+    for N in sorted({r.spec.depth for r in runs}):
+        at = sorted((r for r in runs if r.spec.depth == N), key=lambda r: -r.spec.scale)
+        times = [eta_time(r) for r in at]
+        fit = fit_eta_exponent([r.spec.scale for r in at], times)
+        conv = [(r.spec.scale, t) for r, t in zip(at, times) if t is not None]
+        fit["local"] = (fit_eta_exponent([e for e, _ in conv[-2:]], [t for _, t in conv[-2:]])
+                        ["exponent"] if len(conv) >= 2 else None)
+        pred = sorted({round(predicted_eta_exponent(r.lam, r.spec.rank, N, 1), 6) for r in at})
+        rows.append({"depth": N, "etas": [r.spec.scale for r in at], "times": times,
+                     "t_budget": [r.extra["t_budget"] for r in at], "fit": fit,
+                     "predicted": pred, "ids": [r.run_id for r in at]})
+    return rows
+
+
+def eta_scan_verdict(runs: Sequence[RunRecord]) -> Verdict:
+    """Family B: converges, after a time growing like a power of 1/eta (measured, fitted)."""
+    rows = eta_scan_rows(runs)
+    parts = []
+    for row in rows:
+        pts = ", ".join(f"eta {e:.3g}: " + (f"T = {t:.0f}" if t is not None else
+                                            f"unresolved at T = {b:.0f}")
+                        for e, t, b in zip(row["etas"], row["times"], row["t_budget"]))
+        p, q = row["fit"]["exponent"], row["fit"]["local"]
+        parts.append(f"N = {row['depth']}: {pts}; fitted exponent "
+                     f"{'-' if p is None else f'{p:.2f}'} (between the two smallest converged "
+                     f"eta: {'-' if q is None else f'{q:.2f}'}) over {row['fit']['n_fit']} converged "
+                     f"runs ({row['fit']['n_unresolved']} unresolved, not fitted); predicted "
+                     f"{', '.join(f'{x:.2f}' for x in row['predicted'])}")
+    n_conv = sum(t is not None for row in rows for t in row["times"])
+    n_unres = sum(t is None for row in rows for t in row["times"])
+    return Verdict(
+        "Family B (eta off the invariant set): converges after a time T ~ eta^-p",
+        "measured" if n_conv else "inconclusive",
+        f"T = first time with ||W - U_rU_r^T||_F <= {ETA_LEVEL:g} (d = {runs[0].spec.d}, r = "
+        f"{runs[0].spec.rank}, seed {runs[0].seed}). " + "; ".join(parts) + ". Predicted p = "
+        "(N - 2) lambda_2 / (lambda_2 + lambda_3) from the angle dynamics near the rank-"
+        "deficient limit (docs/theory.rst).",
+        "family A plus eta (1 - P)G U_r^T, balanced, (47) holds", [r.run_id for r in runs],
+        len(runs), n_conv, n_conv, n_unres, sorted({r.seed for r in runs}))

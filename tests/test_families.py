@@ -1,0 +1,179 @@
+"""Counterexample families, predicates and certificates against independent references: an own
+layer-flow integration (scipy DOP853 at tight tolerance), the scalar ODE of the diagonal
+invariant set, the invariant-set argument, and Proposition 29's closed-form critical values."""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+
+from linrank.experiments import families as fam
+from linrank.experiments.amended import Case, decide
+from linrank.flows import factor_flow
+from linrank.network import product
+
+
+def _eig(X, r):
+    lam, V = np.linalg.eigh(X @ X.T)
+    return lam[::-1], V[:, ::-1][:, :r], V[:, ::-1]
+
+
+def _data(d, seed=0):
+    return np.random.default_rng(seed).standard_normal((d, 3 * d)) / np.sqrt(d)
+
+
+def _own_layer_flow(S, factors, T, t_eval):
+    """Reference: dW_i/dt = -W_{>i}^T (W - I) S W_{<i}^T by DOP853, rtol 1e-12."""
+    shapes = [f.shape for f in factors]
+    sizes = [a * b for a, b in shapes]
+
+    def unpack(y):
+        out, i = [], 0
+        for (a, b), n in zip(shapes, sizes):
+            out.append(y[i:i + n].reshape(a, b))
+            i += n
+        return out
+
+    def rhs(t, y):
+        fs = unpack(y)
+        G = (product(fs) - np.eye(S.shape[0])) @ S
+        out = []
+        for i in range(len(fs)):
+            L = np.eye(S.shape[0])
+            for j in range(len(fs) - 1, i, -1):
+                L = L @ fs[j]
+            R = np.eye(S.shape[0])
+            for j in range(i):
+                R = fs[j] @ R
+            out.append(-(L.T @ G @ R.T).ravel())
+        return np.concatenate(out)
+
+    sol = solve_ivp(rhs, (0, T), np.concatenate([f.ravel() for f in factors]), method="DOP853",
+                    rtol=1e-12, atol=1e-14, t_eval=t_eval)
+    return [product(unpack(sol.y[:, k])) for k in range(sol.y.shape[1])]
+
+
+@pytest.mark.parametrize("N", [3, 4])
+def test_family_a_stays_on_the_invariant_set_and_away_from_the_minimizer(N):
+    X = _data(8)
+    lam, U, _ = _eig(X, 2)
+    fs = fam.family_a_start(U, 2, N, np.random.default_rng(1))
+    W0 = product(fs)
+    M = fam.family_a_matrix(2)
+    assert np.allclose(W0, U @ M @ U.T, atol=1e-13)
+    assert fam.conjecture32(W0, U, 2) and not fam.amended_det(W0, U, 2)
+    assert not fam.amended(W0, U, 2) and fam.compressed_det(W0, U, 2) == pytest.approx(-0.91)
+    grid = np.linspace(0, 60, 7)
+    ref = _own_layer_flow(X @ X.T, fs, 60.0, grid)
+    res = factor_flow(X, None, fs, 60.0, rtol=1e-11, atol=1e-13, t_eval=grid, trajectory=True)
+    P = U @ U.T
+    for Wr, f in zip(ref, res.trajectory):
+        W = product(f)
+        assert np.linalg.norm(W - Wr) <= 1e-7 * max(1.0, np.linalg.norm(Wr))
+        assert fam.invariant_defect(Wr, U, 2) <= 1e-10  # the argument: W stays U_r M(t) U_r^T
+        assert fam.compressed_det(Wr, U, 2) < 0  # the sign of det M is kept
+        assert np.linalg.norm(Wr - P) >= 1 - 1e-9  # distance from I_2 to singular matrices
+    # and the limit is u_1 u_1^T, a critical point W_J with J = {1}
+    u1 = np.outer(U[:, 0], U[:, 0])
+    assert np.linalg.norm(ref[-1] - u1) < 1e-4
+
+
+@pytest.mark.parametrize("N", [3, 4])
+def test_r_equals_d_negdet_follows_the_scalar_ode(N):
+    """d = r = 2, diagonal data and W(0) = diag(1, -1): each entry solves
+    m' = -N |m|^(2(N-1)/N) (m - 1) lambda; the negative one tends to 0, never to 1."""
+    lam = np.array([2.0, 1.0])
+    X = np.diag(np.sqrt(lam))
+    _, U, _ = _eig(X, 2)
+    fs = fam.negdet_start(U, 2, N, np.random.default_rng(0))
+    T = 50.0
+    res = factor_flow(X, None, fs, T, rtol=1e-11, atol=1e-14)
+    W = U.T @ res.W @ U
+    for i, m0 in enumerate([1.0, -1.0]):
+        ode = solve_ivp(lambda t, m, li=lam[i]: -N * np.abs(m) ** (2 * (N - 1) / N) * (m - 1) * li,
+                        (0, T), [m0], method="DOP853", rtol=1e-13, atol=1e-15)
+        assert W[i, i] == pytest.approx(ode.y[0, -1], rel=1e-6, abs=1e-12)
+    assert abs(W[0, 1]) + abs(W[1, 0]) < 1e-10
+    assert -0.05 < W[1, 1] < 0 and np.linalg.det(res.W) < 0
+
+
+def test_critical_certificate_matches_closed_form_values():
+    X = _data(7)
+    lam, U, V = _eig(X, 3)
+    tr = float(np.sum(lam))
+    for J in [(0,), (1, 2), (0, 1, 3), ()]:
+        WJ = V[:, list(J)] @ V[:, list(J)].T
+        loss = 0.5 * np.linalg.norm(X - WJ @ X) ** 2
+        c = fam.critical_certificate(loss, lam, 3, 1e-9, 1e-6)
+        assert c.certified and c.J == J
+        assert c.loss_J == pytest.approx(0.5 * (tr - lam[list(J)].sum()), rel=1e-12)
+    # the minimizer is never "another critical point"; a decaying gradient is required
+    Wmin = U @ U.T
+    lmin = 0.5 * np.linalg.norm(X - Wmin @ X) ** 2
+    assert not fam.critical_certificate(lmin, lam, 3, 1e-9, 1e-6).certified
+    l1 = 0.5 * (tr - lam[0])
+    assert not fam.critical_certificate(l1, lam, 3, 1e-6, 1e-9).certified
+    # the nearest value is the brute-force nearest over all |J| <= r, J != top
+    values = {J: 0.5 * (tr - lam[list(J)].sum()) for k in range(4) for J in combinations(range(7), k)
+              if J != (0, 1, 2)}
+    for loss in np.linspace(0.5 * (tr - lam[:3].sum()), 0.5 * tr, 13):
+        best = min(values, key=lambda J: abs(loss - values[J]) / values[J])
+        got = fam.critical_certificate(loss, lam, 3, 0.0, 1.0)
+        assert abs(loss - values[got.J]) / values[got.J] == pytest.approx(
+            abs(loss - values[best]) / values[best], rel=1e-12, abs=1e-15)
+
+
+def test_predicates_and_block_start():
+    X = _data(9)
+    _, U, _ = _eig(X, 4)
+    rng = np.random.default_rng(0)
+    W = product(fam.block_start(U, 4, 3, rng))
+    assert fam.conjecture32(W, U, 4) and fam.amended_det(W, U, 4) and not fam.amended(W, U, 4)
+    A = rng.standard_normal((4, 4))
+    C = np.eye(4) + 3 * (A - A.T)  # symmetric part I: amended holds, so do (47) and det > 0
+    W = U @ C @ U.T
+    assert fam.amended(W, U, 4) and fam.amended_det(W, U, 4) and fam.conjecture32(W, U, 4)
+    assert fam.theorem31(W, U, 4) and not fam.theorem31(U[:, :3] @ U[:, :3].T, U, 4)
+    Wb = product(fam.family_b_start(U, 2, 3, rng, 1e-3))
+    assert fam.invariant_defect(Wb, U, 2) == pytest.approx(1e-3 / np.linalg.norm(Wb), rel=1e-9)
+    assert fam.conjecture32(Wb, U, 2)
+
+
+def test_bad_input_is_refused():
+    X = _data(4)
+    _, U, _ = _eig(X, 4)
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="rank"):
+        fam.family_a_matrix(1)
+    with pytest.raises(ValueError, match="0 < a < b"):
+        fam.family_a_matrix(2, a=1.0, b=0.5)
+    with pytest.raises(ValueError, match="rank < d"):
+        fam.family_b_start(U, 4, 3, rng, 1e-3)
+    with pytest.raises(ValueError, match="eta"):
+        fam.family_b_start(U[:, :2], 2, 3, rng, -1.0)
+    with pytest.raises(ValueError, match="pairs"):
+        fam.block_start(U, 4, 3, rng, pairs=3)
+    with pytest.raises(ValueError, match="orthonormal"):
+        fam.compressed_det(np.eye(4), 2 * U, 2)
+
+
+def test_eta_fit_never_fits_unresolved_runs():
+    etas = [1e-1, 1e-2, 1e-3, 1e-4]
+    times = [3.0 * e ** -0.5 for e in etas]
+    assert fam.fit_eta_exponent(etas, times)["exponent"] == pytest.approx(0.5, rel=1e-12)
+    out = fam.fit_eta_exponent(etas, times[:3] + [None])
+    assert out["n_unresolved"] == 1 and out["n_fit"] == 3
+    assert out["exponent"] == pytest.approx(0.5, rel=1e-12)
+    assert fam.fit_eta_exponent(etas, [None, None, 5.0, None])["exponent"] is None
+    lam = [5.0, 4.0, 3.0, 1.0]
+    assert fam.predicted_eta_exponent(lam, 2, 4, 1) == pytest.approx(2 * 4 / 7)
+
+
+def test_decide_counts_certified_and_converged():
+    row = decide(Case("family_a", 2, 2, 3, 0), t_max=400.0, chunk=100.0)
+    assert row["outcome"] == "critical" and row["det_end"] < 0 and row["distance"] >= 1 - 1e-6
+    row = decide(Case("pd", 3, 3, 3, 0), t_max=400.0, chunk=100.0)
+    assert row["amended"] and row["outcome"] == "converged"
