@@ -56,6 +56,7 @@ __all__ = [
     "sweep",
     "sweep_rerun",
     "sweep_report",
+    "search",
 ]
 
 __version__ = "0.1.0"
@@ -66,6 +67,7 @@ _LAZY = {
     "sweep": ("linrank.experiments.sweep", "sweep"),
     "sweep_rerun": ("linrank.experiments.sweep", "rerun"),
     "sweep_report": ("linrank.experiments.sweep_report", "write_report"),
+    "search": ("linrank.experiments.search", "search"),
 }
 
 
