@@ -117,7 +117,7 @@ def run_unit(cfg: SearchConfig, unit: str) -> list[dict]:
                 return cache[k]
 
             n = x0.size
-            simplex = np.vstack([x0, x0 + 0.5 * np.eye(n)])
+            simplex = np.vstack([x0, x0 + np.eye(n)])
             minimize(f, x0, method="Nelder-Mead",
                      options=dict(maxfev=cfg.evals, initial_simplex=simplex, adaptive=True,
                                   xatol=1e-8, fatol=1e-10))

@@ -5,12 +5,19 @@ Set-up (:class:`SearchProblem`): Section 7 data :math:`X` (d x 3d, i.i.d. N(0, 1
 :math:`E = (u_1, \dots, u_d)` of :math:`XX^T` (eigenvalues :math:`\lambda_1 \ge \dots`), the
 minimizer :math:`W^* = U_rU_r^T`.
 
-Parametrization: a vector :math:`x \in \mathbb R^{2dr}` gives P, Q (d x r) and
+Parametrization: a vector :math:`x = (P, Q, a, b) \in \mathbb R^{2dr + 2}` (P, Q d x r; a, b
+only for r < d) gives
 
-.. math:: B = \frac{s\,PQ^T}{\|PQ^T\|_F},\qquad W(0) = E B E^T,
+.. math:: B = \frac{s\,\tilde P\tilde Q^T}{\|\tilde P\tilde Q^T\|_F},\qquad
+          W(0) = E B E^T,
 
-rank r for almost every x, Frobenius norm s = ``scale`` (fixed, so that the search cannot make a
-start slow by making it small: small starts are slow for N >= 3 whatever their direction). For
+where :math:`\tilde P`, :math:`\tilde Q` are P, Q with their rows r+1..d (the part off
+:math:`\operatorname{span} U_r`) multiplied by :math:`10^{a+b}`, :math:`10^{a-b}` (exponents
+clipped to [-12, 12]): the weight of the start off the top eigenspace, on either side, is a
+parameter of its own on a log scale, in both directions (towards span U_r and away from it);
+random starts have a = b = 0 and Gaussian P, Q. B has rank r for almost every x, Frobenius norm
+s = ``scale`` (fixed, so that the search cannot make a start slow by making it small: small
+starts are slow for N >= 3 whatever their direction). For
 hypotheses that contain (47) the map folds x into (47): column i <= r of B is negated where
 :math:`B_{ii} < 0` (:math:`W(0) \to W(0)(I - 2u_iu_i^T)` changes the sign of
 :math:`u_i^TW(0)u_i` and of no other :math:`u_j^TW(0)u_j`), so every x lands in (47) up to a
@@ -54,6 +61,8 @@ __all__ = ["SearchConfig", "SearchProblem", "APPROACH_TOL", "INVARIANT_TOL"]
 
 #: ||W(T) - W_J|| <= APPROACH_TOL ||W*|| counts as approaching W_J
 APPROACH_TOL = 0.05
+#: the exponents a, b of the off-span weights 10^a, 10^b are clipped to [-SCALE_EXP, SCALE_EXP]
+SCALE_EXP = 12.0
 #: off-subspace weight below which W(0) counts as inside {U_r M U_r^T}
 INVARIANT_TOL = 1e-12
 
@@ -122,7 +131,7 @@ class SearchProblem:
         self.L_star = 0.5 * float(np.sum(self.lam[r:]))
         self.predicate = HYPOTHESES[cfg.hypothesis][0]
         self.fold = cfg.hypothesis in ("conjecture32", "amended")
-        self.n_params = 2 * d * r
+        self.n_params = 2 * d * r + (2 if r < d else 0)
 
     # ------------------------------------------------------------------ parametrization
     def matrix(self, x: np.ndarray) -> np.ndarray:
@@ -130,7 +139,13 @@ class SearchProblem:
         gives the zero matrix."""
         d, r = self.cfg.d, self.cfg.rank
         x = np.asarray(x, dtype=float)
-        B = x[: d * r].reshape(d, r) @ x[d * r:].reshape(d, r).T
+        P = x[: d * r].reshape(d, r).copy()
+        Q = x[d * r: 2 * d * r].reshape(d, r).copy()
+        if r < d:
+            a, b = x[2 * d * r:]
+            P[r:] *= 10.0 ** float(np.clip(a + b, -SCALE_EXP, SCALE_EXP))
+            Q[r:] *= 10.0 ** float(np.clip(a - b, -SCALE_EXP, SCALE_EXP))
+        B = P @ Q.T
         n = float(np.linalg.norm(B))
         if not (n > 0 and math.isfinite(n)):
             return np.zeros((d, d))
@@ -150,6 +165,7 @@ class SearchProblem:
         """Standard normal parameters conditioned on the start lying inside the hypothesis."""
         for _ in range(tries):
             x = rng.standard_normal(self.n_params)
+            x[2 * self.cfg.d * self.cfg.rank:] = 0.0  # no weighting: Gaussian P, Q
             hc = self.inside(self.matrix(x))
             if hc is not None and hc.holds:
                 return x
