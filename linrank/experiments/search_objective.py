@@ -36,7 +36,7 @@ Corollary 8) in chunks of doubling length until :math:`\|W(t) - W^*\|_F \le
 
 so a start that does not converge by the horizon outranks every one that does, and among those
 the one farther from :math:`W^*`. A run that did not converge is classified by the critical point
-it approaches (Proposition 29: :math:`W_J = \sum_{j\in J}u_ju_j^T`, |J| <= r, read off as
+it approaches (Proposition 29: :math:`W_J = \sum_{j\in J}u_ju_j^T`, :math:`|J| \le r`, read off as
 :math:`J = \{j: u_j^TW(T)u_j > 1/2\}`): ``approaching`` when
 :math:`\|W(T) - W_J\|_F \le 0.05\,\|W^*\|_F` for a J other than the minimizer's, else
 ``unresolved`` (a budget end is never counted as a counterexample by itself). ``certificate``
@@ -201,7 +201,7 @@ class SearchProblem:
         return dict(res=res, t_conv=t_conv, t_final=t_now, steps=steps)
 
     def critical_point(self, W: np.ndarray) -> tuple[tuple[int, ...] | None, float, float]:
-        """(J, ||W - W_J||_F / ||W*||_F, L(W_J)) of the critical point W_J nearest W (|J| <= r,
+        """(J, ||W - W_J||_F / ||W*||_F, L(W_J)) of the critical point W_J nearest W (at most r indices,
         Proposition 29; J None if W has more than r diagonal entries above 1/2)."""
         c = np.einsum("ij,ij->j", self.E, W @ self.E)
         J = tuple(int(j) for j in np.flatnonzero(c > 0.5))
