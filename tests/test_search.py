@@ -115,7 +115,7 @@ def test_directory_rules(quick, tmp_path):
     with pytest.raises(ValueError, match="rank must be <= d"):
         search("theorem31", 3, 4, 3, tmp_path / "x", **QUICK)
     with pytest.raises(ValueError, match="budget"):
-        search("theorem31", 3, 3, 3, tmp_path / "x", **{**QUICK, "restarts": None})
+        search("theorem31", 3, 3, 3, tmp_path / "x", **{**QUICK, "budget": -1.0})
 
 
 def test_parametrization_folds_into_47():

@@ -50,8 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rank", type=positive_int, required=True, help="rank r <= d")
     parser.add_argument("--depth", type=int_at_least_2, required=True, help="depth N >= 2")
     parser.add_argument("--out", metavar="DIR", required=True, help="output directory")
-    parser.add_argument("--budget", type=_seconds, default=60.0,
-                        help="wall seconds during which restarts are started (60)")
+    parser.add_argument("--budget", type=_seconds, default=None,
+                        help="wall seconds during which restarts are started (default 60 without "
+                             "--restarts, no limit with it)")
     parser.add_argument("--restarts", type=non_negative_int, default=None,
                         help="total number of restarts (default: as many as the budget allows)")
     parser.add_argument("--seed", type=non_negative_int, default=0,

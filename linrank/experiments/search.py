@@ -237,7 +237,7 @@ def _executor(n_jobs: int, scheduler: object):
 
 # ---------------------------------------------------------------------- the search
 def search(hypothesis: str, d: int, rank: int, depth: int, out: str | os.PathLike, *,
-           budget: float | None = 60.0, restarts: int | None = None, seed: int = 0,
+           budget: float | None = None, restarts: int | None = None, seed: int = 0,
            horizon: float = 200.0, evals: int = 120, random: int = 16, tol: float = 1e-6,
            scale: float | None = None, rtol: float = 1e-8, atol: float = 1e-12,
            max_steps: int = 200_000, n_jobs: int = 2, scheduler: object = None,
@@ -250,9 +250,9 @@ def search(hypothesis: str, d: int, rank: int, depth: int, out: str | os.PathLik
         (:data:`linrank.experiments.hypotheses.HYPOTHESES`).
     d, rank, depth : data dimension, rank r <= d, depth N >= 2.
     out : output directory (created; resumed if it holds this search).
-    budget : wall seconds during which new restarts are started (None: no limit). The baseline
-        units always run, and so does one restart when ``restarts`` is None. At least one of
-        ``budget`` and ``restarts`` must be given.
+    budget : wall seconds during which new restarts are started (None: no limit, or 60 s when
+        ``restarts`` is None too). The baseline units always run, and so does one restart when
+        ``restarts`` is None.
     restarts : the total number of restarts to hold (None: as many as the budget allows).
     seed : the data (``gaussian_data(d, seed=seed)``) and every random draw.
     horizon : flow time of each evaluation; evals : flow evaluations per restart;
@@ -286,7 +286,7 @@ def search(hypothesis: str, d: int, rank: int, depth: int, out: str | os.PathLik
                                  or restarts < 0):
         raise ValueError(f"restarts must be an integer >= 0 or None, got {restarts!r}")
     if budget is None and restarts is None:
-        raise ValueError("give a budget (seconds) or a number of restarts")
+        budget = 60.0
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
         raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}")
     out = os.fspath(out)
