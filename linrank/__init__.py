@@ -64,6 +64,7 @@ __all__ = [
     "sweep",
     "sweep_rerun",
     "sweep_report",
+    "search",
 ]
 
 __version__ = "0.1.0"
@@ -74,6 +75,7 @@ _LAZY = {
     "sweep": ("linrank.experiments.sweep", "sweep"),
     "sweep_rerun": ("linrank.experiments.sweep", "rerun"),
     "sweep_report": ("linrank.experiments.sweep_report", "write_report"),
+    "search": ("linrank.experiments.search", "search"),
 }
 
 

@@ -18,7 +18,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-_COMMANDS = ["check", "saddles", "reproduce", "compare", "sweep"]
+_COMMANDS = ["check", "saddles", "reproduce", "compare", "sweep", "search"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,7 +26,9 @@ Cell keys (:data:`CELL_KEYS`):
   square).
 * ``d``, ``samples``, ``t_rank`` (default d), ``noise``.
 * ``rank`` r, ``depth`` N >= 2, ``hidden`` (width of every hidden layer, >= r; default r).
-* ``start`` (:data:`START_KINDS`), ``imbalance`` (scale of the non-balanced start), ``eps``
+* ``start`` (:data:`START_KINDS`, or ``"search:DIR"``: the starts a ``linrank search`` wrote
+  into DIR, worst first, seed s taking the (s mod n)-th, carried to the run's data through the
+  eigenbasis; balanced, autoencoder only), ``imbalance`` (scale of the non-balanced start), ``eps``
   (margin of the near-boundary start).
 * Budget and tolerances: ``tol``, ``t_max``, ``max_steps``, ``rtol``, ``atol``, ``plateau``
   (a saddle plateau is where the gradient norm is below ``plateau * sigma_1^2 ||W*||_F``).
@@ -128,7 +130,7 @@ class RunSpec:
     @property
     def balanced(self) -> bool:
         """True for the balanced kinds of start (integrated by the manifold flow)."""
-        return self.start in BALANCED
+        return self.start in BALANCED or self.start.startswith("search:")
 
     def cell(self) -> str:
         """The cell as a string: every parameter but the seed and run_id, in CELL_KEYS order."""
@@ -201,8 +203,10 @@ def _check_value(where: str, key: str, v: Any) -> Any:
             raise _fail(where, f"data must be 'autoencoder' or 'regression', got {v!r}")
         return v
     if key == "start":
-        if v not in START_KINDS:
-            raise _fail(where, f"start must be one of {', '.join(START_KINDS)}; got {v!r}")
+        if v not in START_KINDS and not (isinstance(v, str) and v.startswith("search:")
+                                         and len(v) > 7):
+            raise _fail(where, f"start must be one of {', '.join(START_KINDS)} or search:DIR; "
+                               f"got {v!r}")
         return v
     raise _fail(where, f"unknown key {key!r}")  # pragma: no cover - keys are checked before
 
@@ -239,7 +243,15 @@ def _resolve(where: str, cell: dict) -> dict:
     if c["hidden"] < c["rank"]:
         raise _fail(where, f"hidden = {c['hidden']} is below rank = {c['rank']}: the product "
                            "cannot have rank r")
-    if c["start"] in AUTOENCODER_ONLY and not auto:
+    search = c["start"].startswith("search:")
+    if search:
+        from .startfile import search_starts
+
+        try:
+            search_starts(c["start"][7:], d, c["rank"])
+        except (ValueError, OSError) as exc:
+            raise _fail(where, f"start = {c['start']!r}: {exc}") from None
+    if (c["start"] in AUTOENCODER_ONLY or search) and not auto:
         raise _fail(where, f"start = {c['start']!r} is defined for the autoencoder (Y = X) only "
                            "(condition (47) and the special start use the eigenvectors of XX^T)")
     if c["start"] in ("family_a", "family_b") and not 2 <= c["rank"] < d + (c["start"] == "family_a"):

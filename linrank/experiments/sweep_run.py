@@ -290,6 +290,11 @@ def make_start(spec: RunSpec, X: np.ndarray, rng: np.random.Generator) -> list[n
         return starts.special_start(X, r, N, rng, hw, basis=False)
     if kind == "gaussian":
         return starts.gaussian_start(d, r, N, rng, hw)
+    if kind.startswith("search:"):
+        from .startfile import eigenbasis_start, search_starts
+
+        found = search_starts(kind[7:], d, r)
+        return eigenbasis_start(X, found[spec.seed % len(found)], r, N, rng, hw)
     if kind == "nonbalanced":
         return starts.perturbed_start(starts.paper_start(d, r, N, rng, hw), spec.imbalance, rng)
     if kind in ("family_a", "family_b", "amended"):
