@@ -6,6 +6,7 @@ import pytest
 from linrank.experiments.hypotheses import (
     HYPOTHESES,
     amended,
+    amended_det,
     check_hypothesis,
     conjecture32,
     rank_margin,
@@ -26,9 +27,10 @@ def test_issue_counterexample_is_in_conjecture32_not_amended():
     U = E[:, :2]
     M = np.array([[0.3, 1.0], [1.0, 0.3]])
     W0 = U @ M @ U.T
-    c32, am, t31 = conjecture32(W0, U), amended(W0, U), theorem31(W0, U)
+    c32, am, t31 = conjecture32(W0, U), amended_det(W0, U), theorem31(W0, U)
     assert c32.holds and c32.margin > 0 and t31.holds
     assert not am.holds and am.margin < 0
+    assert not amended(W0, U).holds and amended(W0, U).margin < 0
     assert am.det_r == pytest.approx(0.09 - 1.0, rel=1e-12)
     assert c32.margin_47 == pytest.approx(0.3, rel=1e-12)
     assert c32.margin_47 == condition_47(W0, U, 2, basis=True).min_u_W0_u
@@ -42,6 +44,7 @@ def test_minimizer_and_its_negative():
     neg = -U @ U.T  # (47) fails (u_i^T W u_i = -1), det(-I_2) = +1, rank 2
     assert theorem31(neg, U).holds
     assert not conjecture32(neg, U).holds and not amended(neg, U).holds
+    assert not amended_det(neg, U).holds
     assert conjecture32(neg, U).margin == pytest.approx(-1 / 1.0, rel=1e-12)
 
 
@@ -69,7 +72,35 @@ def test_r_equals_d_determinant_sign():
     assert subspace_det(W0, E) == pytest.approx(np.linalg.det(M), rel=1e-12)
     assert np.linalg.det(M) < 0
     assert theorem31(W0, E).holds and conjecture32(W0, E).holds
-    assert not amended(W0, E).holds
+    assert not amended(W0, E).holds and not amended_det(W0, E).holds
+
+
+def test_amended_is_the_positive_definite_symmetric_part_and_agrees_with_families():
+    """The two amendments differ: two family-A blocks (r = 4) have det > 0 and (47) but a
+    symmetric part with two negative eigenvalues; a large skew part keeps the amended hypothesis
+    (x^T C x sees only the symmetric part). The predicate is the one of
+    linrank.experiments.families.amended."""
+    from linrank.experiments.families import amended as families_amended
+
+    E = _basis(6, 5)
+    U = E[:, :4]
+    A = np.array([[0.3, 1.0], [1.0, 0.3]])
+    M = np.zeros((4, 4))
+    M[:2, :2] = M[2:, 2:] = A  # det M = det(A)^2 > 0, diag > 0
+    W0 = U @ M @ U.T
+    assert amended_det(W0, U).holds and not amended(W0, U).holds
+    S = np.diag([1.0, 0.5, 0.2, 0.1])
+    K = np.zeros((4, 4))
+    K[0, 3], K[3, 0] = 30.0, -30.0
+    W1 = U @ (S + K) @ U.T
+    chk = amended(W1, U)
+    assert chk.holds
+    # margin: lambda_min of the symmetric part over ||W||_2, less 8 r eps ||C||_2 / ||W||_2
+    C = S + K
+    n = np.linalg.norm(C, 2)
+    assert chk.margin == pytest.approx((0.1 - 32 * np.finfo(float).eps * n) / n, rel=1e-9)
+    for W in (W0, W1, U @ U.T, -U @ U.T):
+        assert amended(W, U).holds == families_amended(W, U, 4)
 
 
 def test_margins_are_scale_free_and_checked():

@@ -10,10 +10,15 @@ always builds balanced factors).
   (rank exactly r).
 * ``conjecture32`` -- Conjecture 32: condition (47), :math:`u_i^T W(0) u_i > 0` for i <= r and
   :math:`\operatorname{rank} W(0)U_r = r` (:func:`linrank.experiments.starts.condition_47`).
-* ``amended`` -- (47) together with :math:`\det(U_r^T W(0) U_r) > 0`. The sign of that
+* ``amended_det`` -- (47) together with :math:`\det(U_r^T W(0) U_r) > 0`. The sign of that
   determinant is conserved on the invariant set :math:`\{U_r M U_r^T\}` (docs/theory.rst), which
-  refutes Conjecture 32 as stated; whether the amendment is enough is open. Its definition is in
-  :func:`amended` alone, so that it can be changed in one place.
+  refutes Conjecture 32 as stated; it is not enough for r >= 4 (two family-A blocks on the
+  diagonal keep each block's negative determinant while the whole has det > 0).
+* ``amended`` -- the amended conjecture's hypothesis: W(0) in M_r and the symmetric part of
+  :math:`C = U_r^T W(0) U_r` positive definite (:math:`x^T W(0) x > 0` for every nonzero x in
+  span U_r; implies (47) and det C > 0), the same predicate as
+  :func:`linrank.experiments.families.amended`. Its definition is in :func:`amended` alone, so
+  that it can be changed in one place.
 
 Each predicate returns a :class:`HypothesisCheck` whose ``margin`` is positive inside and <= 0
 outside, scale-free (quantities divided by powers of :math:`\|W(0)\|_2`), so that a search can use
@@ -32,7 +37,7 @@ import numpy as np
 from .starts import condition_47
 
 __all__ = ["HypothesisCheck", "HYPOTHESES", "subspace_det", "rank_margin", "theorem31",
-           "conjecture32", "amended", "check_hypothesis"]
+           "conjecture32", "amended", "amended_det", "check_hypothesis"]
 
 
 class HypothesisCheck(NamedTuple):
@@ -81,7 +86,8 @@ def rank_margin(W0: object, r: int) -> float:
     return float(rel[r - 1])
 
 
-def _check(W0: object, U_r: object, *, need_47: bool, need_det: bool) -> HypothesisCheck:
+def _check(W0: object, U_r: object, *, need_47: bool, need_det: bool,
+           need_sym: bool = False) -> HypothesisCheck:
     W, U, norm = _parts(W0, U_r)
     r = U.shape[1]
     c = condition_47(W, U, r, basis=True)
@@ -92,6 +98,11 @@ def _check(W0: object, U_r: object, *, need_47: bool, need_det: bool) -> Hypothe
         margins += [c.min_u_W0_u / norm, float(s[-1]) / norm if c.rank_ok else -1.0]
     if need_det:
         margins.append(det / norm**r)
+    if need_sym:
+        C = U.T @ W @ U
+        lo = float(np.linalg.eigvalsh(0.5 * (C + C.T))[0])
+        # the rounding of C: 8 r eps ||C||_2, as in linrank.experiments.families.amended
+        margins.append((lo - 8 * r * np.finfo(float).eps * np.linalg.norm(C, 2)) / norm)
     margin = min(margins)
     return HypothesisCheck(bool(margin > 0 and (c.holds or not need_47)), margin, c.holds,
                            c.min_u_W0_u, det)
@@ -107,19 +118,28 @@ def conjecture32(W0: object, U_r: object) -> HypothesisCheck:
     return _check(W0, U_r, need_47=True, need_det=False)
 
 
+def amended_det(W0: object, U_r: object) -> HypothesisCheck:
+    r"""(47) and :math:`\det(U_r^T W(0) U_r) > 0` (W(0) in M_r): the first amendment tried,
+    refuted for r >= 4 (module docstring)."""
+    return _check(W0, U_r, need_47=True, need_det=True)
+
+
 def amended(W0: object, U_r: object) -> HypothesisCheck:
-    r"""The amended hypothesis: (47) and :math:`\det(U_r^T W(0) U_r) > 0` (W(0) in M_r).
+    r"""The amended hypothesis: W(0) in M_r and :math:`(C + C^T)/2` positive definite for
+    :math:`C = U_r^T W(0) U_r` (which implies (47) and det C > 0); margin
+    :math:`\lambda_{\min}((C + C^T)/2) / \|W(0)\|_2` less its rounding.
 
     The one definition of the amendment (change it here and every user follows).
     """
-    return _check(W0, U_r, need_47=True, need_det=True)
+    return _check(W0, U_r, need_47=True, need_det=False, need_sym=True)
 
 
 #: name -> (predicate, one-line description)
 HYPOTHESES: dict[str, tuple[Callable[[object, object], HypothesisCheck], str]] = {
     "theorem31": (theorem31, "balanced, W(0) in M_r (Theorem 31)"),
     "conjecture32": (conjecture32, "balanced, condition (47) (Conjecture 32)"),
-    "amended": (amended, "balanced, (47) and det(U_r^T W(0) U_r) > 0"),
+    "amended": (amended, "balanced, W(0) in M_r, x^T W(0) x > 0 on span U_r (amended conjecture)"),
+    "amended_det": (amended_det, "balanced, (47) and det(U_r^T W(0) U_r) > 0"),
 }
 
 

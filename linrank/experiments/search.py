@@ -246,7 +246,8 @@ def search(hypothesis: str, d: int, rank: int, depth: int, out: str | os.PathLik
 
     Parameters
     ----------
-    hypothesis : "theorem31", "conjecture32" or "amended"
+    hypothesis : "theorem31", "conjecture32", "amended" or "amended_det"
+        (:data:`linrank.experiments.hypotheses.HYPOTHESES`)
         (:data:`linrank.experiments.hypotheses.HYPOTHESES`).
     d, rank, depth : data dimension, rank r <= d, depth N >= 2.
     out : output directory (created; resumed if it holds this search).

@@ -130,7 +130,7 @@ class SearchProblem:
         self.trace = float(np.sum(self.lam))
         self.L_star = 0.5 * float(np.sum(self.lam[r:]))
         self.predicate = HYPOTHESES[cfg.hypothesis][0]
-        self.fold = cfg.hypothesis in ("conjecture32", "amended")
+        self.fold = cfg.hypothesis in ("conjecture32", "amended", "amended_det")
         self.n_params = 2 * d * r + (2 if r < d else 0)
 
     # ------------------------------------------------------------------ parametrization
