@@ -47,8 +47,9 @@ from .checkpoint import (
 )
 from .options import FlowOptions
 from .result import FlowResult
+from .stiff import make_stepper
 from .system import Evaluation, FlowSystem, StepFailure
-from .tableaux import DOPRI5, EULER, RK4
+from .tableaux import ADAPTIVE, DOPRI5, EULER, RK4
 
 __all__ = ["Integrator", "integrate"]
 
@@ -95,6 +96,9 @@ class Integrator:
         self.collapse: dict | None = None
         self._h_mark: float | None = None  # the step size 100 steps ago (stiffness guard)
         self.rec: dict[str, list] = {k: [] for k in _BASE_RECORDS}
+        # stiff stepper hook: ROS34PW2 / automatic switching (linrank.flows.stiff), else None
+        self.adaptive = opts.method in ADAPTIVE
+        self.stepper = make_stepper(system, opts.method, opts.rtol, opts.atol)
 
     # -------------------------------------------------------------- records
     def _record(self, t: float, y: Any, ev: Evaluation) -> None:
@@ -151,6 +155,8 @@ class Integrator:
             "collapse": np.array(json.dumps(self.collapse)),
             "pinned": np.array(json.dumps(self.sys.pinned())),
         }
+        if self.stepper is not None:  # stiff stepper hook
+            arrays["stepper"] = np.array(json.dumps(self.stepper.state()))
         for key in _BASE_RECORDS + tuple(names):
             arrays[f"rec_{key}"] = rows(r[key])
         write_checkpoint(self.o.checkpoint, arrays)
@@ -172,6 +178,8 @@ class Integrator:
         self.rec = {key: [x.copy() if x.ndim else float(x) for x in data[f"rec_{key}"]]
                     for key in _BASE_RECORDS + tuple(names)}
         self.collapse = json.loads(str(data["collapse"]))
+        if self.stepper is not None and "stepper" in data:  # stiff stepper hook
+            self.stepper.restore(json.loads(str(data["stepper"])))
         return True
 
     # -------------------------------------------------------------- stepping
@@ -242,8 +250,8 @@ class Integrator:
         return min(100 * h0, h1, interval, self.o.max_step)
 
     def _attempt(self, t: float, y: Any, ev: Evaluation, h: float, stop: float):
-        """Steps from (t, y) until one is accepted (only RK45 repeats): (t_new, y_new, ev_new,
-        h_next)."""
+        """Steps from (t, y) until one is accepted (only the adaptive methods repeat): (t_new,
+        y_new, ev_new, h_next)."""
         o = self.o
         while True:
             h_try = min(h, stop - t)
@@ -253,17 +261,19 @@ class Integrator:
                 t_new = t + h_try
             try:
                 with _quiet():
-                    if o.method == "RK45":
+                    if self.stepper is not None:  # stiff stepper hook
+                        y_new, ev_new, err = self.stepper.step(self, y, ev, h_try)
+                    elif o.method == "RK45":
                         y_new, ev_new, err = self._dp_step(y, ev, h_try)
                     else:
                         y_new, ev_new, err = self._fixed_step(y, ev, h_try)
             except StepFailure as exc:
-                if o.method != "RK45":
+                if not self.adaptive:
                     raise
                 err, fail_msg = np.inf, str(exc)
             else:
                 fail_msg = ""
-            if o.method != "RK45" or err <= 1.0:
+            if not self.adaptive or err <= 1.0:
                 break
             self.nrej += 1
             factor = 0.2 if not np.isfinite(err) else max(0.2, 0.9 * err ** -0.2)
@@ -271,7 +281,7 @@ class Integrator:
             if h < 10 * np.spacing(abs(t)):  # as scipy: relative to t, also near t = 0
                 raise StepFailure(f"step size underflow at t = {t:.6g}"
                                   + (f": {fail_msg}" if fail_msg else ""))
-        if o.method == "RK45":
+        if self.adaptive:
             factor = 10.0 if err == 0 else min(10.0, 0.9 * err ** -0.2)
             h_next = min(h_try * factor, o.max_step)
             if t_new == stop and stop != self.t_end:
@@ -300,7 +310,7 @@ class Integrator:
             self._record(0.0, self.y, ev)
             if o.t_eval is not None:
                 self.grid_i = 1
-        if o.method == "RK45":
+        if self.adaptive:
             try:
                 with _quiet():
                     self.h = self._initial_step(self.y, ev) if self.t_end > 0 else 0.0
@@ -343,7 +353,7 @@ class Integrator:
         its steps like t and is not stopped), end the run as "failed" with a message saying
         why, instead of running for days or for ever."""
         o = self.o
-        if o.method != "RK45" or o.max_steps is not None or self.nsteps % 100 != 0:
+        if not self.adaptive or o.max_steps is not None or self.nsteps % 100 != 0:
             return False
         mark, self._h_mark = self._h_mark, self.h
         remaining = (self.t_end - self.t) / self.h if self.h > 0 else np.inf
@@ -450,6 +460,7 @@ class Integrator:
             trajectory=[sysm.trajectory_item(row) for row in r["traj"]] if self.o.trajectory
             else None,
             collapse=self.collapse,
+            stepper=None if self.stepper is None else self.stepper.stats(),
         )
         fields = set(FlowResult.__dataclass_fields__)
         for key, vals in r.items():

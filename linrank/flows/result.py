@@ -31,6 +31,9 @@ class FlowResult:
         (len(t), k); trajectory : the states at ``t`` (points or factor lists) or None.
     point / factors : the final state; collapse : the collapse record (Remark 33) or None;
     diagnostics : further recorded values of a system, by name (arrays over ``t``).
+    stepper : for ``method="Rosenbrock"`` / ``"auto"`` the stiff stepper's counters
+        (Jacobian-vector products ``njev``, Krylov iterations ``nlinear``, ``switches`` as
+        (t, mode), ...; :mod:`linrank.flows.stiff`), else None.
     W : the final product, dense (property); success : status is "completed" or "converged".
     """
 
@@ -53,6 +56,7 @@ class FlowResult:
     factors: list[np.ndarray] | None = None
     collapse: dict | None = None
     diagnostics: dict = field(default_factory=dict, repr=False)
+    stepper: dict | None = None
     _W: np.ndarray | None = field(default=None, repr=False)
 
     @property
