@@ -212,8 +212,9 @@ class RosenbrockStepper:
 
         op = LinearOperator((n, n), matvec=apply, dtype=float)
         rs = r / d
-        target = self._lin_tol * np.sqrt(n)
         nr = float(np.linalg.norm(rs))
+        # the tolerance, but no less than rounding can reach (~1e-12 of the right-hand side)
+        target = max(self._lin_tol * np.sqrt(n), 1e-12 * nr)
         if nr <= target:
             w = rs.copy()
             return d * w if prec is None else prec(d * w)
