@@ -38,7 +38,15 @@ Data: ``X`` (d_x x n) and ``Y`` (d_y x n; ``None`` means Y = X, the autoencoder)
 
 Common options (keyword only)
     ``method``: "RK45" (default; Dormand-Prince 5(4), adaptive, error-controlled), "RK4" (classical,
-    fixed step) or "Euler" (explicit, fixed step: the paper's choice); ``rtol`` (1e-6), ``atol``
+    fixed step), "Euler" (explicit, fixed step: the paper's choice), "Rosenbrock" (ROS34PW2, an
+    L-stable linearly implicit Rosenbrock-W method of order 3 with an order-2 error estimate, its
+    linear systems solved by GMRES on Jacobian-vector products: for stiff runs) or "auto"
+    (Dormand-Prince, switching to ROS34PW2 when a power iteration on Jacobian-vector products
+    shows that the explicit step is held by stability, and back when the explicit method would
+    be cheaper; :mod:`linrank.flows.stiff`; not the default, see BENCHMARKS.md "Stiff
+    stepping"); the stiff methods are available for factor_flow and for the factored engine of
+    manifold_flow / riemannian_flow (depth >= 2), and report their counters in
+    ``FlowResult.stepper``; ``rtol`` (1e-6), ``atol``
     (1e-9): as in scipy's solve_ivp (manifold_flow measures the error in the Frobenius norm of
     the product: ``||E||_F <= atol sqrt(d_x d_y) + rtol ||W||_F`` per step); ``step``: the step
     of RK4/Euler (required for them); ``first_step``, ``max_step``, ``max_steps`` (without it,
@@ -79,6 +87,10 @@ Modelled on scipy.integrate: one integrator, many systems, one result type.
                                vector states), :class:`Evaluation`, :class:`StepFailure`
 ``integrator``                 the step loop: error control, ``t_eval``, stop rules, checkpoints,
                                interrupts, progress bar (:class:`Integrator`, :func:`integrate`)
+``stiff``                      ROS34PW2 with Krylov solves, automatic switching (the stepper
+                               the integrator asks for a step under "Rosenbrock" / "auto")
+``jacobians``                  Jacobian-vector products: loss Hessians, forward mode of flow (5),
+                               differences
 ``checkpoint``                 fingerprint and atomic .npz files
 ``targets``                    recorded distances to a target matrix or point
 ``layers``                     flow (5): :class:`LayerSystem`, :func:`factor_flow`
@@ -89,8 +101,8 @@ Modelled on scipy.integrate: one integrator, many systems, one result type.
                                pymanopt Problem on DeepLinearFixedRank
 =============================  ===============================================================
 
-Imports go downwards only: result, options, tableaux, system < checkpoint < integrator <
-systems < entry points.
+Imports go downwards only: result, options, tableaux, system < checkpoint, stiff, jacobians <
+integrator < systems < entry points.
 
 Adding a system
 ---------------
