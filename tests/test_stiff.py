@@ -208,14 +208,15 @@ def test_auto_switches_on_a_stiff_run_and_not_on_a_non_stiff_one():
     assert calm.success and calm.stepper["switches"] == []
 
 
-def test_auto_resume_is_bit_identical(tmp_path, monkeypatch):
+@pytest.mark.parametrize("where", ["rhs", "jvp"])
+def test_auto_resume_is_bit_identical(tmp_path, monkeypatch, where):
     X, _, fac = _stiff_autoencoder()
     path = tmp_path / "run.npz"
     kw = dict(t_end=100.0, method="auto", rtol=1e-6, checkpoint=path, checkpoint_steps=20)
     full = factor_flow(X, None, fac, t_end=100.0, method="auto", rtol=1e-6)
     assert full.stepper["switches"]
     calls = [0]
-    rhs = LayerSystem.rhs
+    rhs, jac = LayerSystem.rhs, LayerSystem.jacobian
 
     def interrupting(self, y):
         calls[0] += 1
@@ -223,11 +224,26 @@ def test_auto_resume_is_bit_identical(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return rhs(self, y)
 
-    monkeypatch.setattr(LayerSystem, "rhs", interrupting)
+    def interrupting_jac(self, y):
+        J = jac(self, y)
+
+        def jv(z):
+            calls[0] += 1
+            if calls[0] == 400:  # inside a power iteration or a Krylov solve
+                raise KeyboardInterrupt
+            return J(z)
+
+        return jv
+
+    if where == "rhs":
+        monkeypatch.setattr(LayerSystem, "rhs", interrupting)
+    else:
+        monkeypatch.setattr(LayerSystem, "jacobian", interrupting_jac)
     with pytest.warns(UserWarning, match="interrupted"):
         part = factor_flow(X, None, fac, **kw)
     assert part.status == "interrupted"
     monkeypatch.setattr(LayerSystem, "rhs", rhs)
+    monkeypatch.setattr(LayerSystem, "jacobian", jac)
     rest = factor_flow(X, None, fac, **kw)
     assert np.array_equal(rest.W, full.W)
     assert rest.stepper["switches"] == full.stepper["switches"]

@@ -134,7 +134,9 @@ class RosenbrockStepper:
         self.rtol, self.atol = rtol, atol
         self.auto = auto
         self.mode = "explicit" if auto else "stiff"
-        self.njev = self.nlin = self.nprec = self.nsetup = 0
+        self.njev = self.nlin = self.nprec = self.nsetup = self.nrhs = 0
+        self._snap: tuple[int, dict] | None = None  # (integrator step count, state) at step()
+        self._integ: Any = None
         self.switches: list[tuple[float, str]] = []
         self.rho = np.nan
         self._votes = 0
@@ -149,12 +151,29 @@ class RosenbrockStepper:
 
     # ------------------------------------------------------------ checkpoint state
     def state(self) -> dict:
-        """What a resumed run needs to continue identically (JSON-able)."""
+        """What a resumed run needs to continue identically (JSON-able): the state before the
+        last attempt if that attempt was not committed (an interrupt inside a step)."""
+        if self._snap is not None and self._integ is not None \
+                and self._integ.nsteps == self._snap[0]:
+            st = dict(self._snap[1])
+            st["switches"] = st["switches"][: st["switches_n"]]
+            v = st["vec"]
+            st["vec"] = None if v is None else np.asarray(v).tolist()
+            return st
+        return self._state()
+
+    def _state_light(self) -> dict:
+        st = self._state(vec=False)
+        st["vec"] = self._vec
+        return st
+
+    def _state(self, vec: bool = True) -> dict:
         return {"mode": self.mode, "rho": None if np.isnan(self.rho) else self.rho,
-                "votes": self._votes, "since": self._since, "switches": self.switches,
+                "votes": self._votes, "since": self._since, "switches": list(self.switches),
                 "hold": self._hold, "backoffs": self._backoffs, "mark": list(self._mark),
-                "counts": [self.njev, self.nlin, self.nprec, self.nsetup],
-                "vec": None if self._vec is None else self._vec.tolist()}
+                "counts": [self.njev, self.nlin, self.nprec, self.nsetup, self.nrhs],
+                "vec": None if (self._vec is None or not vec) else self._vec.tolist(),
+                "switches_n": len(self.switches)}
 
     def restore(self, st: dict) -> None:
         self.mode = st["mode"]
@@ -163,7 +182,7 @@ class RosenbrockStepper:
         self._hold, self._backoffs = int(st["hold"]), int(st["backoffs"])
         self._mark = (float(st["mark"][0]), float(st["mark"][1]))
         self.switches = [(float(t), str(m)) for t, m in st["switches"]]
-        self.njev, self.nlin, self.nprec, self.nsetup = (int(x) for x in st["counts"])
+        self.njev, self.nlin, self.nprec, self.nsetup, self.nrhs = (int(x) for x in st["counts"])
         self._vec = None if st["vec"] is None else np.array(st["vec"], dtype=float)
 
     def stats(self) -> dict:
@@ -255,6 +274,7 @@ class RosenbrockStepper:
             if i == 0:
                 K = ev0.K
             else:
+                self.nrhs += 1
                 K = integ._eval(sysm.advance(y, 1.0, co.a[i, :i], U), full=False).K
             r = K.copy()
             for j in range(i):
@@ -262,6 +282,7 @@ class RosenbrockStepper:
                     r += (co.c[i, j] / h) * U[j].K
             U.append(_Slope(self._solve(J, g, g * r, scale, prec, y)))
         y_new = sysm.normalize(sysm.advance(y, 1.0, co.m, U))
+        self.nrhs += 1
         ev_new = integ._eval(y_new)
         sc = sysm.error_scale(y, y_new, self.rtol, self.atol)
         err = sysm.error_norm(y, co.m - co.mhat, U, sc)
@@ -269,6 +290,10 @@ class RosenbrockStepper:
 
     def step(self, integ: Any, y: Any, ev0: Any, h: float):
         """The integrator's hook: one attempt of the current mode, and the switching test."""
+        self._integ = integ
+        if self.auto:  # cheap: small fields and a reference to the (never mutated) vector
+            snap = self._state_light()
+            self._snap = (integ.nsteps, snap)
         if self.mode == "stiff":
             out = self.rosenbrock_step(integ, y, ev0, h)
         else:
@@ -278,10 +303,10 @@ class RosenbrockStepper:
         return out
 
     def cost(self, integ: Any) -> float:
-        """Work so far in right-hand-side equivalents: evaluations, Jacobian-vector products,
-        preconditioner applications (about one each for the layer-wise flow) and two per
-        Jacobian set up (a gradient and, with the preconditioner, an SVD)."""
-        return float(integ.nfev + self.njev + self.nprec + 2 * self.nsetup)
+        """Work so far in right-hand-side equivalents: the stiff steps' evaluations,
+        Jacobian-vector products, preconditioner applications (about one each for the
+        layer-wise flow) and two per Jacobian set up (a gradient and an SVD)."""
+        return float(self.nrhs + self.njev + self.nprec + 2 * self.nsetup)
 
     def _consider(self, integ: Any, y: Any, h: float) -> None:
         """The switching rule (module docstring), at an accepted step of size h from y."""
