@@ -47,7 +47,16 @@ Data: ``X`` (d_x x n) and ``Y`` (d_y x n; ``None`` means Y = X, the autoencoder)
 
 Common options (keyword only)
     ``method``: "RK45" (default; Dormand-Prince 5(4), adaptive, error-controlled), "RK4" (classical,
-    fixed step) or "Euler" (explicit, fixed step: plain gradient descent, the paper's choice);
+    fixed step), "Euler" (explicit, fixed step: plain gradient descent, the paper's choice),
+    "Rosenbrock" (ROS34PW2, an L-stable linearly implicit Rosenbrock-W method of order 3 with an
+    order-2 error estimate, its linear systems solved by GMRES on Jacobian-vector products: for
+    stiff runs) or "auto" (Dormand-Prince, switching to ROS34PW2 when a power iteration on
+    Jacobian-vector products shows that the explicit step is held by stability, and back when the
+    explicit method would be cheaper; :mod:`linrank.flows.stiff`; not the default, see
+    BENCHMARKS.md "Stiff stepping"); the stiff methods are available for factor_flow and for the
+    factored engine of manifold_flow / riemannian_flow (depth >= 2), and report their counters
+    in ``FlowResult.stepper``; events and ftol are located at the end of a Rosenbrock step (no
+    continuous extension);
     ``rtol`` (1e-6), ``atol`` (1e-9): as in scipy's solve_ivp (manifold_flow measures the error
     in the Frobenius norm of the product: ``||E||_F <= atol sqrt(d_x d_y) + rtol ||W||_F`` per
     step); ``step``: the step of RK4/Euler (required for them); ``first_step``, ``max_step``,
@@ -55,7 +64,7 @@ Common options (keyword only)
     so small that t_end is more than 1e8 steps away: stiff flows, e.g. depth N makes the rates of
     the singular values ~N, data scaled by c make all rates ~c^2; with it, the run goes on until
     max_steps); ``t_eval``: increasing times in [0, t_end] to record (default: every accepted
-    step; RK45 shortens steps to land on them exactly; the fixed-step methods never shorten a
+    step; the adaptive methods shorten steps to land on them exactly; the fixed-step methods never shorten a
     step: they take the floor(t_end / step) whole steps, step n ending at n * step, and record a
     ``t_eval`` time at the step it falls in, at that step's time, see
     :mod:`linrank.flows.integrator`); ``trajectory=True``: keep the state at recorded times;
@@ -129,6 +138,10 @@ Modelled on scipy.integrate: one integrator, many systems, one result type.
                                interrupts, progress bar (:class:`Integrator`, :func:`integrate`)
 ``events``                     events, ftol and rdtol, user callbacks (:class:`CallbackError`)
 ``checkpoint``                 fingerprint, atomic .npz files, the integrator's saved state
+``stiff``                      ROS34PW2 with Krylov solves, automatic switching (the stepper
+                               the integrator asks for a step under "Rosenbrock" / "auto")
+``jacobians``                  Jacobian-vector products: loss Hessians, forward mode of flow (5),
+                               differences
 ``targets``                    recorded distances to a target matrix or point
 ``layers``                     flow (5): :class:`LayerSystem`, :func:`factor_flow`
 ``manifold_base``              flow (31), shared by both engines: start, the collapse rule, the
@@ -142,8 +155,8 @@ Modelled on scipy.integrate: one integrator, many systems, one result type.
                                test, on M_1, M_2, ... in turn
 =============================  ===============================================================
 
-Imports go downwards only: result, options, tableaux, system, events < checkpoint < integrator <
-systems < entry points.
+Imports go downwards only: result, options, tableaux, system, events < checkpoint, stiff,
+jacobians < integrator < systems < entry points.
 
 Adding a system
 ---------------

@@ -33,6 +33,7 @@ from scipy.linalg.lapack import dgesdd
 from ..linalg import thin_product
 from ..manifold import FixedRankPoint
 from ..metric import core_weights_from_log
+from .jacobians import difference_jvp
 from .manifold_base import ManifoldFlowSystem
 from .system import LazyEvaluation, StepFailure, safe_norm
 
@@ -171,6 +172,19 @@ class FactoredSystem(ManifoldFlowSystem):
             return val, gn
 
         return LazyEvaluation(K, values)
+
+    has_jacobian = True
+
+    def jacobian(self, y: np.ndarray):
+        """z -> J z at y by a one-sided difference of :meth:`rhs`
+        (:func:`linrank.flows.jacobians.difference_jvp`; relative error ~1e-8, which the
+        W-method of :mod:`linrank.flows.stiff` tolerates)."""
+        K0 = self.rhs(y).K
+
+        def jvp(z: np.ndarray) -> np.ndarray:
+            return difference_jvp(lambda x: self.rhs(x).K, y, K0, z)
+
+        return jvp
 
     def normalize(self, y: np.ndarray) -> np.ndarray:
         """Re-orthonormalize u and v (Cholesky-QR, R factors into S): W unchanged to rounding."""

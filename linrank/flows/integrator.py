@@ -46,6 +46,7 @@ a ValueError (there is no trajectory yet).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import warnings
@@ -73,8 +74,9 @@ from .events import (
 )
 from .options import FlowOptions
 from .result import FlowResult, build_result
+from .stiff import make_stepper
 from .system import Evaluation, FlowSystem, StepFailure
-from .tableaux import DOPRI5, EULER, RK4, dense_weights
+from .tableaux import ADAPTIVE, DOPRI5, EULER, RK4, dense_weights
 
 __all__ = ["Integrator", "integrate"]
 
@@ -133,6 +135,9 @@ class Integrator:
         self.fixed = opts.method in ("Euler", "RK4")
         self.n_fixed = (int(np.floor(t_end / opts.step + _SLACK)) if self.fixed and opts.step
                         else 0)
+        # stiff stepper hook: ROS34PW2 / automatic switching (linrank.flows.stiff), else None
+        self.adaptive = opts.method in ADAPTIVE
+        self.stepper = make_stepper(system, opts.method, opts.rtol, opts.atol)
 
     def _item(self, y: Any) -> Any:
         """The state as the callbacks receive it (a trajectory item: factors or a point)."""
@@ -206,13 +211,19 @@ class Integrator:
             warnings.warn(f"{exc}; {what}", RuntimeWarning, stacklevel=self.stacklevel + 1)
 
     def _write(self) -> None:
-        write_checkpoint(self.o.checkpoint, run_arrays(self))
+        arrays = run_arrays(self)
+        if self.stepper is not None:  # stiff stepper hook
+            arrays["stepper"] = np.array(json.dumps(self.stepper.state()))
+        write_checkpoint(self.o.checkpoint, arrays)
 
     def _load(self) -> bool:
         path = self.o.checkpoint
         if path is None or not self.o.resume or not os.path.exists(path):
             return False
-        restore_run(self, read_checkpoint(path, self.fp))
+        data = read_checkpoint(path, self.fp)
+        restore_run(self, data)
+        if self.stepper is not None and "stepper" in data:  # stiff stepper hook
+            self.stepper.restore(json.loads(str(data["stepper"])))
         return True
 
     # -------------------------------------------------------------- stepping
@@ -295,8 +306,8 @@ class Integrator:
         return min(100 * h0, h1, interval, self.o.max_step)
 
     def _attempt(self, t: float, y: Any, ev: Evaluation, h: float, stop: float):
-        """Steps from (t, y) until one is accepted (only RK45 repeats): (t_new, y_new, ev_new,
-        h_next). The fixed-step methods take exactly ``step`` (module docstring)."""
+        """Steps from (t, y) until one is accepted (only the adaptive methods repeat): (t_new,
+        y_new, ev_new, h_next). The fixed-step methods take exactly ``step`` (module docstring)."""
         o = self.o
         self._dense = None  # set by a step method that has a continuous extension
         if self.fixed:
@@ -311,7 +322,11 @@ class Integrator:
                 t_new = t + h_try
             try:
                 with _quiet():
-                    y_new, ev_new, err = self._dp_step(y, ev, h_try)
+                    if self.stepper is not None:  # stiff stepper hook
+                        self._dense = None  # a Rosenbrock step has no continuous extension
+                        y_new, ev_new, err = self.stepper.step(self, y, ev, h_try)
+                    else:
+                        y_new, ev_new, err = self._dp_step(y, ev, h_try)
             except StepFailure as exc:
                 err, fail_msg = np.inf, str(exc)
             else:
@@ -351,7 +366,7 @@ class Integrator:
         self.loss_margin = max(abs(self.loss0), self.sys.loss_scale)
         if resumed:
             return ev
-        if o.method == "RK45":
+        if self.adaptive:
             try:
                 with _quiet():
                     self.h = self._initial_step(self.y, ev) if self.t_end > 0 else 0.0
@@ -425,7 +440,7 @@ class Integrator:
         its steps like t and is not stopped), end the run as "failed" with a message saying
         why, instead of running for days or for ever."""
         o = self.o
-        if o.method != "RK45" or o.max_steps is not None or self.nsteps % 100 != 0:
+        if not self.adaptive or o.max_steps is not None or self.nsteps % 100 != 0:
             return False
         mark, self._h_mark = self._h_mark, self.h
         remaining = (self.t_end - self.t) / self.h if self.h > 0 else np.inf
@@ -557,7 +572,9 @@ class Integrator:
     # -------------------------------------------------------------- result
     def result(self) -> FlowResult:
         """The :class:`FlowResult` of the run (records, counters, final state)."""
-        return build_result(self, _BASE_RECORDS, _USER)
+        res = build_result(self, _BASE_RECORDS, _USER)
+        res.stepper = None if self.stepper is None else self.stepper.stats()
+        return res
 
 
 def integrate(system: FlowSystem, y0: Any, t_end: float, opts: FlowOptions,

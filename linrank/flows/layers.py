@@ -13,6 +13,7 @@ from ..data import LinearData, as_data
 from ..network import check_factors, conserved_quantities, product
 from ..problem_data import ProblemData
 from .integrator import integrate
+from .jacobians import layer_jvp, loss_hessian_vector
 from .options import check_option_names, check_t_end, parse_options
 from .result import FlowResult
 from .system import Evaluation, StepFailure, VectorSystem, fixed_step_hint, safe_norm
@@ -42,6 +43,36 @@ def product_singular_values(Ws: Sequence[np.ndarray]) -> np.ndarray:
     return np.linalg.svd(L, compute_uv=False)
 
 
+def _backprop(Ws: list[np.ndarray], prefix: list[np.ndarray], G: np.ndarray) -> np.ndarray:
+    r"""The flat concatenation of :math:`W_{i+1}^T \cdots W_N^T\, G\, W_1^T \cdots W_{i-1}^T`,
+    i = 1..N (the adjoint of the product's derivative applied to G; ``prefix[j] = W_{j+1} ...
+    W_1``)."""
+    N = len(Ws)
+    grads: list = [None] * N
+    T = G  # T = (W_N ... W_{i+1})^T G
+    for i in range(N - 1, -1, -1):
+        grads[i] = T @ prefix[i - 1].T if i > 0 else T
+        if i > 0:
+            T = Ws[i].T @ T
+    return np.concatenate([g.ravel() for g in grads])
+
+
+def _rayleigh(data: object, m: int, n: int) -> float:
+    """<Z, H Z> / <Z, Z> of the loss Hessian H at W = 0 for a fixed random Z (seed 0): the
+    mean curvature of the loss (the observed fraction for matrix completion)."""
+    hvp = loss_hessian_vector(data)[0]
+    Z = np.random.default_rng(0).standard_normal((m, n))
+    return max(float(np.vdot(Z, hvp(np.zeros((m, n)), Z))) / float(np.vdot(Z, Z)), 0.0)
+
+
+def _prefixes(Ws: list[np.ndarray]) -> list[np.ndarray]:
+    """``prefix[j] = W_{j+1} ... W_1``."""
+    prefix = [Ws[0]]
+    for j in range(1, len(Ws)):
+        prefix.append(Ws[j] @ prefix[-1])
+    return prefix
+
+
 class LayerSystem(VectorSystem):
     r"""Flow (5) on the factors; the state is the concatenation of the raveled factors.
 
@@ -54,6 +85,7 @@ class LayerSystem(VectorSystem):
     """
 
     name = "factor"
+    has_jacobian = True
 
     def __init__(self, loss: LinearData, shapes: list[tuple[int, int]], target: Any,
                  conserved: bool, D0: list[np.ndarray] | None, singular_values: bool = False):
@@ -66,6 +98,8 @@ class LayerSystem(VectorSystem):
         self.D0 = D0
         self.record_sv = bool(singular_values)
         self.depth = len(shapes)
+        self._hvp = None
+        self._kappa: float | None = None
         yy = getattr(loss, "yy", None)
         self.loss_scale = 0.0 if yy is None else 0.5 * yy
 
@@ -84,17 +118,69 @@ class LayerSystem(VectorSystem):
         for j in range(1, N):
             prefix.append(Ws[j] @ prefix[-1])
         loss, G = self.data.loss_and_gradient(prefix[-1])
-        grads = [None] * N
-        T = G  # T = (W_N ... W_{i+1})^T G
-        for i in range(N - 1, -1, -1):
-            grads[i] = T @ prefix[i - 1].T if i > 0 else T
-            if i > 0:
-                T = Ws[i].T @ T
-        K = -np.concatenate([g.ravel() for g in grads])
+        K = -_backprop(Ws, prefix, G)
         if not np.all(np.isfinite(K)):
             raise StepFailure("the right-hand side is not finite: the solution diverged"
                               + self.nonfinite_hint())
         return Evaluation(K, loss, safe_norm(float(np.linalg.norm(K)), lambda: (K,)))
+
+    def jacobian(self, y: np.ndarray):
+        """The Jacobian of :meth:`rhs` at y as a function z -> J z (exact forward mode,
+        :func:`linrank.flows.jacobians.layer_jvp`; the loss Hessian as stated there)."""
+        if self._hvp is None:
+            self._hvp = loss_hessian_vector(self.data)[0]
+        Ws = self.split(y)
+        prefix = _prefixes(Ws)
+        _, G = self.data.loss_and_gradient(prefix[-1])
+        hvp = self._hvp
+
+        def jvp(z: np.ndarray) -> np.ndarray:
+            out = layer_jvp(Ws, self.split(z), G, hvp, prefix)
+            return np.concatenate([g.ravel() for g in out])
+
+        return jvp
+
+    def stiff_preconditioner(self, y: np.ndarray, g: float):
+        r"""An approximate inverse of :math:`I - gJ` at y: the Gauss-Newton part of the layer
+        Hessian with the loss Hessian replaced by :math:`\kappa I` (:math:`\kappa` its
+        Rayleigh quotient at a fixed random direction), :math:`J \approx -\kappa D^T D` with D
+        the derivative of the product, inverted by Woodbury,
+        :math:`(I + g\kappa D^TD)^{-1} = I - D^T (g\kappa)(I + g\kappa DD^T)^{-1} D`, where for
+        balanced factors :math:`DD^T = \mathcal{A}_W` (Definition 4), diagonal in the full SVD
+        of W with weights :math:`\sum_j s_i^{2(N-j)/N} s_k^{2(j-1)/N}`. Exact for balanced
+        factors, a loss Hessian :math:`\kappa I` and G = 0; otherwise only a preconditioner.
+        Cost per application about one right-hand side; one SVD of W per step."""
+        if self._kappa is None:
+            self._kappa = _rayleigh(self.data, self.shapes[-1][0], self.shapes[0][1])
+        c = g * self._kappa
+        if not c > 0.0:
+            return None
+        Ws = self.split(y)
+        prefix = _prefixes(Ws)
+        W = prefix[-1]
+        U, s, Vt = np.linalg.svd(W)
+        m, n = W.shape
+        N = len(Ws)
+        a = np.zeros(m)
+        b = np.zeros(n)
+        a[: s.size] = s ** (2.0 / N)
+        b[: s.size] = s ** (2.0 / N)
+        A, B = np.meshgrid(a, b, indexing="ij")
+        hi = np.maximum(A, B)
+        diff = A - B
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = np.where(np.abs(diff) > 1e-6 * hi, (A ** N - B ** N) / diff, N * hi ** (N - 1))
+        D = c / (1.0 + c * w)
+
+        def apply(z: np.ndarray) -> np.ndarray:
+            Zs = self.split(z)
+            dP = Zs[0]
+            for j in range(1, N):
+                dP = Zs[j] @ prefix[j - 1] + Ws[j] @ dP
+            E = U @ (((U.T @ dP) @ Vt.T) * D) @ Vt
+            return z - _backprop(Ws, prefix, E)
+
+        return apply
 
     def diagnostics(self, y: np.ndarray) -> dict:
         out: dict = {}

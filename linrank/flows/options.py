@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .tableaux import METHODS
+from .tableaux import ADAPTIVE, METHODS
 
 __all__ = ["FlowOptions", "check_option_names", "check_t_end", "parse_options",
            "positive_number"]
@@ -83,7 +83,8 @@ def parse_options(t_end: float, method: str = "RK45", rtol: float = 1e-6, atol: 
                   record: object = None) -> FlowOptions:
     """Check the keyword options of a flow; TypeError/ValueError naming the bad one."""
     if not isinstance(method, str) or method.lower() not in METHODS:
-        raise ValueError(f"method must be one of 'RK45', 'RK4', 'Euler', got {method!r}")
+        raise ValueError("method must be one of 'RK45', 'RK4', 'Euler', 'Rosenbrock', 'auto', "
+                         f"got {method!r}")
     method = METHODS[method.lower()]
     rtol = positive_number("rtol", rtol, allow_none=False)
     if isinstance(atol, bool) or not isinstance(atol, (int, float, np.integer, np.floating)):
@@ -94,11 +95,11 @@ def parse_options(t_end: float, method: str = "RK45", rtol: float = 1e-6, atol: 
     if rtol < 100 * np.finfo(float).eps:
         raise ValueError(f"rtol must be >= 100 eps ~ 2.2e-14, got {rtol}")
     step = positive_number("step", step)
-    if method != "RK45" and step is None:
+    if method not in ADAPTIVE and step is None:
         raise ValueError(f"method {method!r} uses a fixed step: pass step=h > 0")
-    if method == "RK45" and step is not None:
-        raise ValueError("step= is for the fixed-step methods 'RK4' and 'Euler'; RK45 adapts its "
-                         "step (use first_step= / max_step=)")
+    if method in ADAPTIVE and step is not None:
+        raise ValueError(f"step= is for the fixed-step methods 'RK4' and 'Euler'; {method} "
+                         "adapts its step (use first_step= / max_step=)")
     first_step = positive_number("first_step", first_step)
     max_step = positive_number("max_step", max_step)
     max_steps = _positive_int("max_steps", max_steps)

@@ -40,6 +40,9 @@ class FlowResult:
     rank_decay : manifold flows: when the smallest singular value fell by 1e3 from its peak and
         still falls at the end (the flow approaches a critical point of lower rank), its decay
         law fitted on the last half of the fall (also told in ``message``), else None.
+    stepper : for ``method="Rosenbrock"`` / ``"auto"`` the stiff stepper's counters
+        (Jacobian-vector products ``njev``, Krylov iterations ``nlinear``, ``switches`` as
+        (t, mode), ...; :mod:`linrank.flows.stiff`), else None.
     W : the final product, dense (property); success : status is "completed" (t_end reached),
         "converged" (gtol, ftol), "event" (a terminal event) or "stalled" (rdtol): the run ended
         by its own rules, not by a failure, a collapse or an interrupt.
@@ -71,6 +74,7 @@ class FlowResult:
     W_events: list | None = field(default=None, repr=False)
     error: BaseException | None = None
     rank_decay: dict | None = None
+    stepper: dict | None = None
     _W: np.ndarray | None = field(default=None, repr=False)
 
     @property

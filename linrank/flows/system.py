@@ -67,7 +67,7 @@ def safe_norm(value: float, parts: Callable[[], Sequence[np.ndarray]]) -> float:
 def fixed_step_hint(method: str) -> str:
     """The divergence hint of the deep linear flows: for Euler/RK4 the likely cause is a step
     above the stability limit; RK45 controls its step, so nothing is said for it."""
-    if method == "RK45":
+    if method in ("RK45", "Rosenbrock", "auto"):
         return ""
     return (f" ({method} with a fixed step: the step is probably above the stability limit ~ "
             "2 / (N s_max^(2(N-1)/N) lambda_max(XX^T)))")
@@ -229,6 +229,18 @@ class FlowSystem:
         """A note on the finished run from its records: (text appended to the message, info for
         ``FlowResult.rank_decay``) or None. Must depend on the records only (resume gives the
         same note)."""
+        return None
+
+    has_jacobian = False
+
+    def jacobian(self, y: Any) -> Callable[[np.ndarray], np.ndarray]:
+        """The Jacobian of :meth:`rhs` at the flat-vector state y as a function z -> J z (for
+        the stiff stepper, :mod:`linrank.flows.stiff`; set ``has_jacobian = True``)."""
+        raise NotImplementedError
+
+    def stiff_preconditioner(self, y: Any, g: float) -> Callable[[np.ndarray], np.ndarray] | None:
+        """An approximation of :math:`(I - gJ)^{-1}` at y for the stiff stepper's Krylov
+        solves, or None (no preconditioning)."""
         return None
 
     def stiffness_hint(self) -> str:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DOPRI5", "DOPRI5_DENSE", "EULER", "METHODS", "RK4", "Tableau", "dense_weights"]
+__all__ = ["ADAPTIVE", "DOPRI5", "DOPRI5_DENSE", "EULER", "METHODS", "RK4", "Tableau",
+           "dense_weights"]
 
 
 @dataclass(frozen=True)
@@ -71,4 +72,7 @@ RK4 = Tableau(A=((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)), B=(1 / 6, 1 / 3, 1 / 
 EULER = Tableau(A=((),), B=(1.0,))
 
 #: the accepted spellings of the ``method`` option and their canonical names
-METHODS = {"rk45": "RK45", "rk4": "RK4", "euler": "Euler"}
+METHODS = {"rk45": "RK45", "rk4": "RK4", "euler": "Euler", "rosenbrock": "Rosenbrock",
+           "ros34pw2": "Rosenbrock", "auto": "auto"}
+#: the methods that adapt their step (the others take the fixed ``step``)
+ADAPTIVE = ("RK45", "Rosenbrock", "auto")
