@@ -42,7 +42,7 @@ it approaches (Proposition 29: :math:`W_J = \sum_{j\in J}u_ju_j^T`, :math:`|J| \
 ``unresolved`` (a budget end is never counted as a counterexample by itself). ``certificate``
 names a proof that the run cannot converge, where one applies: r = d and det W(0) < 0 (W(t)
 stays in M_d, so det W(t) keeps its sign, and det I = 1), or W(0) inside the invariant set
-:math:`\{U_rMU_r^T\}` (to 1e-12) with det M < 0 (docs/theory.rst).
+:math:`\{U_rMU_r^T\}` (exactly: no weight off span U_r) with det M < 0 (docs/theory.rst).
 """
 
 from __future__ import annotations
@@ -63,8 +63,9 @@ __all__ = ["SearchConfig", "SearchProblem", "APPROACH_TOL", "INVARIANT_TOL"]
 APPROACH_TOL = 0.05
 #: the exponents a, b of the off-span weights 10^a, 10^b are clipped to [-SCALE_EXP, SCALE_EXP]
 SCALE_EXP = 12.0
-#: off-subspace weight below which W(0) counts as inside {U_r M U_r^T}
-INVARIANT_TOL = 1e-12
+#: off-subspace weight at or below which W(0) counts as inside {U_r M U_r^T}: exactly 0 (a start
+#: a little off the set is not certified, it may converge after a long time)
+INVARIANT_TOL = 0.0
 
 
 @dataclass(frozen=True)
@@ -224,8 +225,9 @@ class SearchProblem:
                        status="outside")
             return row
         W0 = self.E @ B @ self.E.T
-        Br = B[: cfg.rank, : cfg.rank]
-        off = float(np.sqrt(max(np.sum(B * B) - np.sum(Br * Br), 0.0)) / np.linalg.norm(B))
+        Boff = B.copy()
+        Boff[: cfg.rank, : cfg.rank] = 0.0  # the part off span U_r (no cancellation)
+        off = float(np.linalg.norm(Boff) / np.linalg.norm(B))
         row.update(inside=hc.holds, hyp_margin=hc.margin, condition_47=hc.condition_47,
                    margin_47=hc.margin_47, det_r=hc.det_r, off_subspace=off)
         if not hc.holds:

@@ -118,11 +118,13 @@ def report_text(result: object) -> str:
                      + (f"; certificate: {top['certificate']}" if top["certificate"] else "")
                      + ".")
     n_cert = sum(1 for r in inside if r["certificate"])
-    n_appr = sum(1 for r in inside if r["status"] == "approaching")
-    n_unres = sum(1 for r in inside if r["status"] == "unresolved")
+    n_appr = sum(1 for r in inside if r["status"] == "approaching" and not r["certificate"])
+    n_unres = sum(1 for r in inside if r["status"] == "unresolved" and not r["certificate"])
     L += ["", f"Counterexamples among the candidates inside: {n_cert} with a certificate "
-          f"(a proof that the flow cannot converge), {n_appr} approaching a critical point other "
-          f"than the minimizer at T; {n_unres} unresolved (budget, not a verdict).", ""]
+          f"(a proof that the flow cannot converge). Not converged by T without one: "
+          f"{n_appr} approaching a critical point other than the minimizer at T (slow "
+          f"or non-converging: a start off the invariant set may still converge later) and "
+          f"{n_unres} unresolved; neither is a verdict.", ""]
     L += ["## What the worst starts share", ""]
     if worst:
         w, b = _share(worst), _share(base)
@@ -145,10 +147,11 @@ def report_text(result: object) -> str:
                     "{U_r M U_r^T}, and at r = d for every start (docs/theory.rst)."
                     if frac >= 0.5 else "."))
         if cfg.rank < cfg.d:
-            near = w["off_med"] < 0.5 * b["off_med"] if b["n"] else False
-            L.append("The worst starts lie " + ("closer to" if near else "no closer to")
-                     + " span U_r on both sides than random starts (median weight off it "
-                     f"{w['off_med']:.3g} against {b['off_med']:.3g}).")
+            nw = sum(1 for r in worst if _f(r["off_subspace"]) <= 1e-3)
+            nb = sum(1 for r in base if _f(r["off_subspace"]) <= 1e-3)
+            L.append(f"{nw} of {w['n']} worst starts lie within span U_r on both sides up to a "
+                     f"weight 1e-3 off it (random starts: {nb} of {b['n']}); near the invariant "
+                     "set {U_r M U_r^T} with det M < 0 the time to converge grows without bound.")
     else:
         L.append("No restart has run yet.")
     L += ["", "## The worst starts", "",
