@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["physical_memory", "check_memory"]
+__all__ = ["physical_memory", "check_memory", "watch_parent", "executor"]
 
 
 def physical_memory() -> int | None:
@@ -54,3 +54,29 @@ def watch_parent(parent_pid: int | None, interval: float = 0.25) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="linrank-parent-watchdog", daemon=True).start()
+
+
+def executor(n_jobs: int, scheduler: object, error: type[Exception]):
+    """(joblib ``parallel_config`` context, Dask client to close or None) for the runs of an
+    application: ``n_jobs`` local processes (loky; each worker ends with this process, also when
+    it is SIGKILLed: :func:`watch_parent` runs as the worker starts, before any task), in this
+    process for ``n_jobs == 1``, or the Dask cluster of ``scheduler`` (an address or a
+    ``distributed.Client``). Failures to reach Dask raise ``error`` with one line."""
+    from joblib import parallel_config
+
+    if scheduler is None:
+        if n_jobs == 1:
+            return parallel_config(backend="sequential"), None
+        return parallel_config(backend="loky", initializer=watch_parent,
+                               initargs=(os.getpid(),)), None
+    try:
+        from distributed import Client
+    except ImportError:
+        raise error("--scheduler needs dask.distributed: pip install 'linrank[dask]'") from None
+    if isinstance(scheduler, Client):
+        return parallel_config(backend="dask"), None
+    try:
+        client = Client(scheduler, timeout="20s")
+    except Exception as exc:  # noqa: BLE001 - any failure to connect is reported in one line
+        raise error(f"cannot connect to the Dask scheduler at {scheduler!r}: {exc}") from None
+    return parallel_config(backend="dask"), client

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .outputs import CACHE, LOCK, MANIFEST, OutputDir, OutputError, atomic_write_text
+from .resources import executor
 from .search_objective import SearchConfig, SearchProblem
 from .startfile import COLUMNS, RESULTS, format_value, read_rows, row_checksum
 from .startfile import MANIFEST as CONFIG
@@ -216,23 +217,8 @@ def _sorted_rows(units: dict[str, list[dict]]) -> list[dict]:
 
 
 def _executor(n_jobs: int, scheduler: object):
-    from joblib import parallel_config
-
-    if scheduler is None:
-        return parallel_config(backend="loky" if n_jobs != 1 else "sequential"), None
-    try:
-        from distributed import Client
-    except ImportError:
-        raise SearchError("--scheduler needs dask.distributed: pip install 'linrank[dask]'") \
-            from None
-    if isinstance(scheduler, Client):
-        return parallel_config(backend="dask"), None
-    try:
-        client = Client(scheduler, timeout="20s")
-    except Exception as exc:  # noqa: BLE001 - any failure to connect is reported in one line
-        raise SearchError(f"cannot connect to the Dask scheduler at {scheduler!r}: {exc}") \
-            from None
-    return parallel_config(backend="dask"), client
+    """(parallel_config context, client to close or None): :func:`.resources.executor`."""
+    return executor(n_jobs, scheduler, SearchError)
 
 
 # ---------------------------------------------------------------------- the search

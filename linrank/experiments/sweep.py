@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .resources import executor
 from .sweep_grid import MAX_GRID_RUNS, Grid, GridError, RunSpec, load_grid
 from .sweep_run import COLUMNS, TIMING_COLUMNS, run
 
@@ -259,31 +260,8 @@ def _same_spec(row: dict, spec: RunSpec) -> bool:
 
 # ---------------------------------------------------------------------- execution
 def _executor(n_jobs: int, scheduler: object):
-    """(parallel_config context, client to close or None) for local processes or Dask."""
-    from joblib import parallel_config
-
-    if scheduler is None:
-        if n_jobs == 1:
-            return parallel_config(backend="sequential"), None
-        from .resources import watch_parent
-
-        # each worker ends with this process, also when it is SIGKILLed (a watchdog thread
-        # started as the worker starts, before any task)
-        return parallel_config(backend="loky", initializer=watch_parent,
-                               initargs=(os.getpid(),)), None
-    try:
-        from distributed import Client
-    except ImportError:
-        raise SweepError("--scheduler needs dask.distributed: pip install 'linrank[dask]'") \
-            from None
-    if isinstance(scheduler, Client):
-        return parallel_config(backend="dask"), None
-    try:
-        client = Client(scheduler, timeout="20s")
-    except Exception as exc:  # noqa: BLE001 - any failure to connect is reported in one line
-        raise SweepError(f"cannot connect to the Dask scheduler at {scheduler!r}: {exc}") \
-            from None
-    return parallel_config(backend="dask"), client
+    """(parallel_config context, client to close or None): :func:`.resources.executor`."""
+    return executor(n_jobs, scheduler, SweepError)
 
 
 def sweep(grid: object, out: str | os.PathLike, *, n_jobs: int = 2, scheduler: object = None,
