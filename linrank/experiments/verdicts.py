@@ -153,10 +153,11 @@ def verdicts(records: Sequence[RunRecord], perturbed: Sequence[RunRecord], detai
            and r.spec.rank < r.spec.d]
     worst = max((float(r.error[-1]) for r in bal if r.status == "completed"), default=None)
     out.append(_counted(
-        "Theorem 31: from a balanced start the flow converges to the global minimizer U_rU_r^T "
-        "(every N >= 2; r < d)",
+        "Theorem 31: from almost every balanced start the flow converges to the global minimizer "
+        "U_rU_r^T (every N >= 2; r < d)",
         "balanced factors, rank W(0) = r, hidden widths >= r, almost every start (so not the "
-        "special start); N = 2 with hidden widths > r excluded (see below)",
+        "special start, nor family A: both lie in sets of measure zero when r < d); N = 2 with "
+        "hidden widths > r excluded (see below)",
         bal, _converges,
         f"Converged = completed with ||W(T) - U_rU_r^T||_F <= {CONVERGED:g} and relative loss "
         f"gap <= {LOSS_RTOL:g}; depths {sorted({r.spec.depth for r in bal})}, d = "
@@ -182,7 +183,8 @@ def verdicts(records: Sequence[RunRecord], perturbed: Sequence[RunRecord], detai
             and r.spec.rank == r.spec.d]
     if full:
         out.append(_counted(
-            "Theorem 31 at r = d: from a balanced start the flow converges to the minimizer I",
+            "Theorem 31 at r = d: from almost every balanced start the flow converges to the "
+            "minimizer I",
             "balanced, W(0) of full rank r = d (the paper states Theorem 31 for every r)",
             full, _converges,
             "At r = d the flow keeps det W(t) != 0 and its sign (docs/theory.rst), so det W(0) < 0 "
