@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(PY) pyproject.toml
+$(STAMP): $(PY) pyproject.toml linrank/_version.py
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 

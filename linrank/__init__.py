@@ -5,6 +5,7 @@ Implements the Riemannian geometry of Bah, Rauhut, Terstiege and Westdickenberg 
 minimizers": the metric g_W(a, b) = <A_W^{-1} a, b> on the manifold of rank-k matrices.
 """
 
+from ._version import __version__ as __version__  # written in linrank/_version.py only
 from .baselines import NuclearNormCompletion, nuclear_norm_completion
 from .connection import christoffel, levi_civita, riemannian_hessian
 from .critical import AutoencoderProblem, CriticalPoint, closed_form_spectrum, critical_points
@@ -66,8 +67,6 @@ __all__ = [
     "sweep_report",
     "search",
 ]
-
-__version__ = "0.1.0"
 
 #: Names imported on first use: the experiments pull in joblib, scipy.stats and matplotlib.
 _LAZY = {

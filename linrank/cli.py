@@ -18,6 +18,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from ._version import __version__
+
 _COMMANDS = ["check", "saddles", "reproduce", "compare", "sweep", "search"]
 
 
@@ -27,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="linrank",
         description="Geometry and training dynamics of deep linear networks (Bah et al. 2019).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _COMMANDS:
         mod = importlib.import_module(f"linrank.commands.{name}")
