@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test reproduce lint bench clean docs
+.PHONY: test reproduce lint bench clean docs wheel-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,11 @@ $(STAMP): $(PY) pyproject.toml linrank/_version.py
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# sdist and wheel by `python -m build`; the wheel installed into a new virtual environment runs
+# linrank check, reproduce --quick and the examples' --quick modes (.ci/wheel-check)
+wheel-check: $(STAMP)
+	bash .ci/wheel-check
 
 reproduce: $(STAMP)
 	$(VENV)/bin/linrank reproduce --out results/

@@ -5,8 +5,13 @@ hidden widths 8 and 5. Prints, at a few times, the relative difference of the tw
 distance to the PCA projection U_3 U_3^T, and the drift of the conserved quantities
 W_{j+1}^T W_{j+1} - W_j W_j^T (Lemma 2(3)).
 
-Run:  .venv/bin/python examples/flows_corollary8.py
+Run:  .venv/bin/python examples/flows_corollary8.py [--quick]
+
+The run takes a few seconds, so ``--quick`` (which every example takes; the wheel check runs
+each example with it) runs it unchanged.
 """
+
+import argparse
 
 import numpy as np
 
@@ -14,6 +19,9 @@ from linrank import balanced_factors, factor_flow, gaussian_data, manifold_flow,
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="the same run (it takes seconds)")
+    ap.parse_args()
     X = gaussian_data(20, seed=0)
     rng = np.random.default_rng(1)
     W0 = rng.standard_normal((20, 3)) @ rng.standard_normal((3, 20)) / 20

@@ -9,11 +9,15 @@ products in a g-orthonormal basis) and compares it with the closed form derived 
 docs/theory.rst, section "Critical points of the autoencoder and their spectra". Exit status 1 if
 any check fails.
 
-Run:  .venv/bin/python examples/hessian_eigenvalues.py
+Run:  .venv/bin/python examples/hessian_eigenvalues.py [--quick]
+
+The run takes a few seconds, so ``--quick`` (which every example takes; the wheel check runs
+each example with it) runs it unchanged.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 import numpy as np
@@ -25,6 +29,9 @@ K = 2
 
 
 def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="the same run (it takes seconds)")
+    ap.parse_args()
     rng = np.random.default_rng(2019)
     Q = np.linalg.qr(rng.standard_normal((LAMBDA.size, LAMBDA.size)))[0]
     X = Q @ np.diag(np.sqrt(LAMBDA))

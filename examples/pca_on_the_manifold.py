@@ -5,8 +5,13 @@ projection U_k U_k^T as its global minimizer (Eckart-Young). This script minimiz
 pymanopt's ConjugateGradient on DeepLinearFixedRank(d, d, k, depth), through both problem
 builders of linrank, and prints the distance to U_k U_k^T and the iterations used.
 
-Run:  .venv/bin/python examples/pca_on_the_manifold.py
+Run:  .venv/bin/python examples/pca_on_the_manifold.py [--quick]
+
+The run takes a few seconds, so ``--quick`` (which every example takes; the wheel check runs
+each example with it) runs it unchanged.
 """
+
+import argparse
 
 import autograd.numpy as anp
 import numpy as np
@@ -16,6 +21,9 @@ from linrank import DeepLinearFixedRank, ambient_problem, autograd_problem
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="the same run (it takes seconds)")
+    ap.parse_args()
     rng = np.random.default_rng(0)
     d, m, k = 20, 60, 3
     X = rng.standard_normal((d, m)) / np.sqrt(d)  # the paper's Section 7 data
