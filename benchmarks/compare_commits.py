@@ -29,6 +29,7 @@ import os
 import platform
 import re
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -124,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                 for n in text.split(",") if n}
 
     only, skip = names(args.only), names(args.skip) | NOT_STANDALONE
+    # a kill ends the running benchmark and removes the exported trees (as Ctrl-C does)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("compare_commits: terminated"))
     with tempfile.TemporaryDirectory(prefix="linrank-compare-") as tmp:
         trees, labels = [], []
         for key, rev in (("base", args.base), ("head", args.head)):

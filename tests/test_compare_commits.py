@@ -98,3 +98,25 @@ def test_the_checkout_as_head(repo):
 def test_bad_input_is_one_line(repo, args, message):
     proc = _run(repo[0], *args)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_terminated_run_leaves_nothing(repo, tmp_path):
+    """SIGTERM during a benchmark ends it and removes the exported trees."""
+    import os
+    import signal
+    import time
+
+    root, a, b = repo
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, str(root / "benchmarks" / "compare_commits.py"), a, b,
+                             "--only", "work", "--rounds", "50"], cwd=root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob("linrank-compare-*/head/benchmarks")):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "terminated" in err
+    assert list(tmp_path.iterdir()) == []
