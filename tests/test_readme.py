@@ -295,3 +295,46 @@ def test_link_checks_can_fail(tmp_path):
     assert "guide/flows" in toctree_pages() and "guide/missing" not in toctree_pages()
     assert LINK.findall("see [x](docs/nothere.rst) and ![f](docs/f.png)") == [
         "docs/nothere.rst", "docs/f.png"]
+
+
+# ------------------------------------------------------------------ names
+# Named in README's "Where new code goes" and docs/guide/layout.rst as the layout being built
+# (the applications' shared package); resolved once that package exists.
+PLANNED = {"linrank.experiments.shared"}
+
+
+def resolve(dotted: str):
+    """The object a dotted name ``linrank.a.b`` names: the longest importable module prefix, then
+    attributes; AttributeError or ImportError if it names nothing."""
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(dotted)
+
+
+def dotted_names() -> set[str]:
+    texts = [README.read_text()] + [p.read_text() for p in GUIDE.glob("*.rst")]
+    return {m.group(0).rstrip(".") for t in texts
+            for m in re.finditer(r"\blinrank(?:\.[A-Za-z_]\w*)+", t)}
+
+
+def test_every_dotted_name_in_readme_and_guide_exists():
+    names = dotted_names()
+    assert {"linrank.diagnostics", "linrank.data", "linrank.linalg.thin_product"} <= names
+    missing = []
+    for name in sorted(names - PLANNED):
+        try:
+            resolve(name)
+        except (ImportError, AttributeError):
+            missing.append(name)
+    assert not missing, f"README or the guide names what does not exist: {missing}"
+    with pytest.raises(AttributeError):
+        resolve("linrank.linalg.no_such_function")
