@@ -26,7 +26,7 @@ Run:  .venv/bin/python examples/implicit_regularization.py [--quick] [--out FILE
 
 ``--quick`` (or LINRANK_EXAMPLES_QUICK=1, set by the test suite) runs a 20 x 20 rank-2 instance
 with two counts and depths 1-3, and writes its figure to a temporary file unless --out is given.
-The full run takes about 2 minutes of CPU time (README).
+The full run takes about 2 minutes of CPU time (docs/guide/flows.rst).
 """
 
 from __future__ import annotations

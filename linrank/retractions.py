@@ -93,7 +93,7 @@ def _apply_side(B: np.ndarray, R: np.ndarray, Q: np.ndarray | None, C: np.ndarra
     if Q is not None:
         return Q @ C
     # numpy's LAPACK (not scipy's dtrtrs: alternating between the two OpenBLAS builds costs
-    # thread-pool hand-overs, see README "Speed: data products and threads")
+    # thread-pool hand-overs, see the user guide, docs/guide/speed.rst)
     return B @ np.linalg.solve(R, C)
 
 

@@ -1,6 +1,6 @@
-"""The CLI as one tool: README lists every option of every subcommand (generated from the
+"""The CLI as one tool: the user guide lists every option of every subcommand (generated from the
 parsers), one rule for --out parents, Ctrl-C tells how to resume, --quick never replaces a full
-reproduction, saddles and README describe the same data."""
+reproduction, saddles and the guide describe the same data."""
 
 from __future__ import annotations
 
@@ -14,35 +14,56 @@ import pytest
 from linrank.cli import build_parser, main
 from linrank.devtools import cli_options
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "guide" / "reproduction.rst"
 
 
-def test_readme_lists_every_option_of_every_subcommand():
+def test_guide_lists_every_option_of_every_subcommand():
     """Before: README's option lists missed --seed, --quiet, --large-seeds."""
-    block = cli_options.readme_block(README.read_text(encoding="utf-8"))
-    assert block is not None, "README has no generated option list"
-    assert block == cli_options.options_markdown(), (
-        "README's option list differs from the parsers: run "
+    assert cli_options.TARGET == GUIDE
+    block = cli_options.generated_block(GUIDE.read_text(encoding="utf-8"))
+    assert block is not None, "the guide has no generated option list"
+    assert block == cli_options.options_rst(), (
+        "the guide's option list differs from the parsers: run "
         "python -m linrank.devtools.cli_options --write")
     parser = build_parser()
     subs = cli_options._subparsers(parser)
     assert set(subs) >= {"check", "saddles", "reproduce", "compare", "sweep"}
     for name, sub in subs.items():
-        assert f"* `linrank {name}`" in block
+        assert f"* ``linrank {name}``" in block
         for action in sub._actions:
             if not isinstance(action, argparse._HelpAction):
-                assert all(f"`{opt}" in block for opt in action.option_strings[:1]), (name, action)
+                assert all(f"``{opt}" in block for opt in action.option_strings[:1]), (name, action)
     for opt in ("--seed SEED", "--quiet", "--large-seeds"):
         assert opt in block
 
 
 def test_cli_options_check_and_write(tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n{cli_options.BEGIN}\nold\n{cli_options.END}\nafter\n")
-    assert cli_options.main(["--check", "--readme", str(readme)]) == 1
-    assert cli_options.main(["--write", "--readme", str(readme)]) == 0
-    assert cli_options.main(["--check", "--readme", str(readme)]) == 0
-    assert readme.read_text().endswith(f"{cli_options.END}\nafter\n")
+    page = tmp_path / "page.rst"
+    page.write_text(f"x\n=\n\n{cli_options.BEGIN}\nold\n{cli_options.END}\nafter\n")
+    assert cli_options.main(["--check", "--target", str(page)]) == 1
+    assert cli_options.main(["--write", "--target", str(page)]) == 0
+    assert cli_options.main(["--check", "--target", str(page)]) == 0
+    assert page.read_text().endswith(f"{cli_options.END}\nafter\n")
+    assert f"{cli_options.BEGIN}\n\n* ``linrank check``" in page.read_text()
+    assert cli_options.main(["--check", "--target", str(tmp_path / "page.rst")]) == 0
+    (tmp_path / "none.rst").write_text("no block\n")
+    assert cli_options.main(["--write", "--target", str(tmp_path / "none.rst")]) == 1
+    assert (tmp_path / "none.rst").read_text() == "no block\n"
+
+
+def test_generated_list_is_valid_restructuredtext():
+    """The list renders as nested bullet lists, and markup characters in help texts stay text."""
+    import docutils.core
+    import docutils.utils
+
+    source = f"{cli_options.BEGIN}\n\n{cli_options.options_rst()}{cli_options.END}\n\nafter\n"
+    doctree = docutils.core.publish_doctree(
+        source, settings_overrides={"report_level": docutils.utils.Reporter.WARNING_LEVEL,
+                                    "halt_level": docutils.utils.Reporter.WARNING_LEVEL})
+    text = doctree.astext()
+    assert "||W(0)||_F of every start" in text  # search --scale: not a substitution, not a link
+    items = doctree.findall(lambda n: n.tagname == "bullet_list")
+    assert len(list(items)) == 1 + len(cli_options._subparsers(build_parser()))
 
 
 @pytest.mark.parametrize("argv", [
@@ -118,14 +139,14 @@ def test_quick_never_replaces_a_full_reproduction(tmp_path, capsys):
     assert cmd._out(build_parser().parse_args(["reproduce"])) == "results"
 
 
-def test_saddles_data_is_section_7_as_in_readme(capsys):
+def test_saddles_data_is_section_7_as_in_the_guide(capsys):
     """Before: saddles said "standard Gaussian" data, README "Section 7"."""
     import numpy as np
 
     assert main(["saddles", "--d", "5", "--k", "2"]) == 0
     out = capsys.readouterr().out
     assert "Section 7 data X: 5 x 15, N(0, 1/d) entries" in out
-    assert "Section 7's data (X d x m with\n  i.i.d. N(0, 1/d) entries" in README.read_text()
+    assert "Section 7's data (X d x m with\n  i.i.d. N(0, 1/d) entries" in GUIDE.read_text()
     X = np.random.default_rng(0).standard_normal((5, 15)) / np.sqrt(5)
     lam = np.linalg.eigvalsh(X @ X.T)[::-1]
     loss = float(out.splitlines()[2].split()[2])  # J = {1, 2}: 1/2 sum of the other eigenvalues

@@ -69,6 +69,12 @@ def test_sphinx_build_has_no_warnings(tmp_path):
     for title in SECTION_TITLES:
         assert title in html.replace("&#8217;", "'")
     assert "riemannian_hessian" in (tmp_path / "html" / "api.html").read_text()
+    guide = tmp_path / "html" / "guide"  # the user guide, every page reachable from the index
+    pages = sorted(p.stem for p in (DOCS / "guide").glob("*.rst"))
+    assert len(pages) >= 9 and all((guide / f"{p}.html").exists() for p in pages)
+    index = (guide / "index.html").read_text()
+    assert all(f'href="{p}.html' in index for p in pages if p != "index")
+    assert 'href="guide/index.html"' in (tmp_path / "html" / "index.html").read_text()
 
 
 def test_theory_page_has_the_section_titles_code_points_to():

@@ -4,10 +4,11 @@ The checks of pymanopt's tests/manifolds/test_fixed_rank.py, tests/test_problem_
 (the manifold in a Product with Euclidean) and examples/low_rank_matrix_approximation.py, written
 anew: at depth 1 all of them (the embedded metric, where DeepLinearFixedRank is a drop-in
 replacement), at depths 2 and 3 those that do not depend on the metric. The deliberate differences
-are asserted as such and must be named in the README's depth-1 list.
+are asserted as such and must be named in the user guide's depth-1 list (docs/guide/manifold.rst).
 """
 
 import pathlib
+import re
 
 import autograd.numpy as anp
 import numpy as np
@@ -196,13 +197,15 @@ def test_factor_gradient_conversion_is_pymanopts_formula_at_distinct_singular_va
 
 
 # ---------------------------------------------------------------------- deliberate differences
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+GUIDE = pathlib.Path(__file__).resolve().parents[1] / "docs" / "guide" / "manifold.rst"
 
 
 def depth_one_differences() -> str:
-    text = README.read_text()
-    start = text.index("Where it deliberately differs from `FixedRankEmbedded`:")
-    return text[start : text.index("\n\n", start)]
+    """The guide's list, from its lead-in to the next line that is not part of the list item."""
+    text = GUIDE.read_text()
+    start = text.index("Where it deliberately differs from ``FixedRankEmbedded``:")
+    end = re.search(r"\n(?! |\n)", text[start:])
+    return text[start : start + end.start()] if end else text[start:]
 
 
 def test_typical_dist_is_sqrt_dim_and_listed():
