@@ -32,7 +32,7 @@ PROBE = {
 }
 #: What the sdist must carry besides the package: tests, documentation sources, examples and
 #: benchmarks, as scientific-Python projects' sdists do (so the suite can run from it).
-SDIST_REQUIRED = ("pyproject.toml", "README.md", "CHANGELOG.md", "CITATION.cff", "BENCHMARKS.md",
+SDIST_REQUIRED = ("pyproject.toml", "README.md", "LICENSE", "CHANGELOG.md", "CITATION.cff", "BENCHMARKS.md",
                   "MANIFEST.in", "tests/conftest.py", "tests/test_packaging_dist.py",
                   "docs/conf.py", "docs/index.rst", "docs/theory.rst", "benchmarks/run_all.py")
 _TOP_LEVEL_SKIP = {".git", ".venv", "venv", "build", "dist", "results"}
@@ -91,7 +91,7 @@ def test_wheel_holds_every_package_file_and_nothing_else(dists):
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert {n for n in names if not n.startswith("linrank/")} <= {
         f"linrank-{linrank.__version__}.dist-info/{f}" for f in
-        ("METADATA", "WHEEL", "RECORD", "entry_points.txt", "top_level.txt")}
+        ("METADATA", "WHEEL", "RECORD", "entry_points.txt", "top_level.txt", "licenses/LICENSE")}
 
 
 def test_wheel_metadata(dists):
@@ -101,6 +101,7 @@ def test_wheel_metadata(dists):
         entry_points = zf.read(prefix + "entry_points.txt").decode()
     assert meta["Name"] == "linrank" and meta["Version"] == linrank.__version__
     assert meta["License-Expression"] == "BSD-3-Clause"
+    assert meta.get_all("License-File") == ["LICENSE"]  # the license text travels with the wheel
     assert meta["Requires-Python"] == ">=3.10"
     requires = meta.get_all("Requires-Dist")
     assert any(r.startswith("pymanopt==2.2.1") for r in requires)
