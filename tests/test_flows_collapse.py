@@ -188,7 +188,7 @@ def test_a_singular_value_below_the_resolution_is_reported():
     X, lam, U, _ = _section7(seed=4)
     W0 = U[:, :2] @ np.diag([1.0, -0.5]) @ U[:, :2].T
     with pytest.warns(RuntimeWarning, match="det S changed sign"):
-        r = manifold_flow(X, None, W0, 2, 6.0, rtol=1e-13, atol=0.0)
+        r = manifold_flow(X, None, W0, 2, 6.0, rtol=1e-13, atol=0.0, engine="factored")
     assert r.status == "collapsed" and r.collapse["index"] == 1
     assert r.rank_decay["ratio_min"] < 1e-12 and "resolves the 2-th singular pair" in r.message
     exact = 1.0 / (3.0 * np.exp(2 * lam[1] * r.t) - 1.0)
@@ -196,5 +196,5 @@ def test_a_singular_value_below_the_resolution_is_reported():
     # normwise error control: s_2 to rtol relative plus ~10 rtol ||W|| absolute
     np.testing.assert_allclose(r.singular_values[keep, 1], exact[keep], rtol=1e-6, atol=1e-12)
     assert np.all(r.singular_values[:, 1] > 0)
-    short = manifold_flow(X, None, W0, 2, 1.0, rtol=1e-13, atol=0.0)
+    short = manifold_flow(X, None, W0, 2, 1.0, rtol=1e-13, atol=0.0, engine="factored")
     assert short.status == "completed" and "rounding" not in short.message

@@ -42,9 +42,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.linalg.lapack import dgeqrf, dgesdd
+from scipy.linalg.lapack import dgeqrf
 
+from ..data import LinearData
 from ..manifold import FixedRankPoint
+from .chain_linalg import chain_svd, linear_chain_products
 from .manifold_base import ManifoldFlowSystem
 from .system import LazyEvaluation, StepFailure, safe_norm
 
@@ -89,6 +91,9 @@ class ChainSystem(ManifoldFlowSystem):
 
     #: relative imbalance above which a step's result is rebuilt balanced (set from rtol)
     balance_tol: float = 1e-8
+    #: also keep the relative error of every singular value of every factor below rtol per step
+    #: (manifold_flow sets it: tiny singular values followed to relative accuracy)
+    relative_control: bool = False
 
     def __init__(self, *args: Any):
         super().__init__(*args)
@@ -99,12 +104,22 @@ class ChainSystem(ManifoldFlowSystem):
         self.offsets = np.cumsum([0] + [a * b for a, b in self.shapes])
         self.size = float(np.sqrt(m * n))
         self._ones = np.ones(k)
-        self._sv_cache: list[tuple[Any, Any]] = []  # (state, s) of the last few states
+        self._sv_cache: list[tuple[Any, bool, Any]] = []  # (state, with vectors, svd)
+        self._norm_cache: list[tuple[Any, float]] = []  # (state, ||W||_F)
+        self._frames_cache: tuple[Any, Any] = (None, None)  # (state, SVDs of the factors)
+        self._rtol = 0.0
         self._prefix_cache: list[tuple[Any, Any]] = []  # (state, prefix products)
         self._direct_norm = m * n <= 4 * (m + n) * k  # form dW, else its Gram matrices
         self._probe = np.random.default_rng(20190101).standard_normal((k, min(k, 4)))
         #: number of rebalancing rebuilds (a diagnostic for tests and benchmarks)
         self.rebalanced = 0
+
+    def _products(self, A: np.ndarray, Bt: np.ndarray):
+        """(G B, G^T A, loss) at W = A Bt for factors that are not orthonormal: the data of L^1
+        through :func:`linear_chain_products`, a problem through its own point_products."""
+        if isinstance(self.data, LinearData):
+            return linear_chain_products(self.data, A, Bt, self.orientations)
+        return self.point_products(A, self._ones, Bt)
 
     # state representation
     def split(self, y: np.ndarray) -> list[np.ndarray]:
@@ -139,43 +154,65 @@ class ChainSystem(ManifoldFlowSystem):
             self._prefix_cache = [(y, R)] + self._prefix_cache[:7]
         return R
 
-    def _svd_values(self, y: np.ndarray) -> np.ndarray:
-        for state, s in self._sv_cache:  # by identity: the integrator asks for the step's two
-            if state is y:                # ends several times (error scale, stop test, records)
-                return s
+    def _norm(self, y: np.ndarray) -> float:
+        """||W||_F of the state (error scale), from the product's k x k core (QR of W_N and of
+        B^T): absolute error ~eps ||W||, enough for a norm."""
+        for state, nrm in self._norm_cache:  # by identity: the integrator asks for the step's
+            if state is y:                    # two ends several times
+                return nrm
         Ws = self.split(y)
         Bt = self._prefix(Ws)[-1]
         if self._direct_norm:  # small m n: the product itself (same absolute accuracy)
             core = Ws[-1] @ Bt
         else:
             core = _r_factor(Ws[-1]) @ _r_factor(Bt.T).T
-        _, s, _, info = dgesdd(core, compute_uv=0)
-        s = s[: self.k]
-        if info != 0 or not np.all(np.isfinite(s)):
-            raise StepFailure(f"the singular values of the chain's product are not finite "
-                              f"(LAPACK info {info})")
-        self._sv_cache = [(y, s)] + self._sv_cache[:3]
-        return s
+        nrm = safe_norm(float(np.sqrt(np.einsum("ij,ij->", core, core))), lambda: (core,))
+        if not np.isfinite(nrm):
+            raise StepFailure("the chain's product is not finite")
+        self._norm_cache = [(y, nrm)] + self._norm_cache[:3]
+        return nrm
+
+    def _svd(self, y: np.ndarray, compute_uv: bool):
+        """:func:`chain_svd` of the state's factors (relative accuracy; cached by identity)."""
+        for state, uv, out in self._sv_cache:
+            if state is y and (uv or not compute_uv):
+                return out
+        out = chain_svd(self.split(y), compute_uv)
+        s = out[1] if compute_uv else out
+        if not np.all(np.isfinite(s)):
+            raise StepFailure(f"the singular values of the chain's product are not finite ({s})")
+        self._sv_cache = [(y, compute_uv, out)] + self._sv_cache[:3]
+        return out
 
     def singular_values(self, y: np.ndarray) -> np.ndarray:
-        return self._svd_values(y)
+        """s of the product from the factors, each s_i to a relative error of about
+        N eps (s_1 / s_i)^(1/N) (:func:`linrank.flows.chain_linalg.chain_svd`)."""
+        out = self._svd(y, False)
+        return out if isinstance(out, np.ndarray) else out[1]
 
     def point(self, y: np.ndarray) -> FixedRankPoint:
-        Ws = self.split(y)
-        Bt = self._prefix(Ws)[-1]
-        qa, ra = np.linalg.qr(Ws[-1])
-        qb, rb = np.linalg.qr(Bt.T)
-        a, s, bt = np.linalg.svd(ra @ rb.T)
-        if not (np.all(np.isfinite(s)) and s[-1] > 0):
+        u, s, vt = self._svd(y, True)
+        if not s[-1] > 0:
             raise StepFailure(f"the chain lost rank k = {self.k} (singular values {s})")
-        return FixedRankPoint(qa @ a, s, (qb @ bt.T).T.copy())
+        return FixedRankPoint(u.copy(), s.copy(), vt.copy())
+
+    def _orientation(self, y: np.ndarray) -> float | None:
+        """The product of sign det W_j over the inner k x k factors (None for N = 2). On M_k
+        each inner factor of a balanced chain has singular values s^(1/N) > 0, so the sign never
+        changes; it is computed by LU, right as long as s_k^(1/N) exceeds ~k eps s_1^(1/N)."""
+        if self.depth < 3:
+            return None
+        sign = 1.0
+        for W in self.split(y)[1:-1]:
+            sign *= float(np.linalg.slogdet(W)[0])
+        return sign
 
     # right-hand side
     def rhs(self, y: np.ndarray) -> LazyEvaluation:
         Ws = self.split(y)
         N = self.depth
         R = self._prefix(Ws, y)
-        Gb, Gta, loss = self.point_products(Ws[-1], self._ones, R[-1])  # G B, G^T W_N, f
+        Gb, Gta, loss = self._products(Ws[-1], R[-1])  # G B, G^T W_N, f
         K = np.empty(y.shape[0])
         Ks = self.split(K)
         np.negative(Gb, out=Ks[-1])
@@ -211,6 +248,8 @@ class ChainSystem(ManifoldFlowSystem):
         relative imbalance is computed only when the estimate exceeds half the threshold.
         """
         Ws = self.split(y)
+        if self.relative_control and self._spread(y) > self.balance_tol:
+            return self._rebalance(y, Ws)
         Z = self._probe
         for j in range(self.depth - 1):
             a, b = Ws[j + 1], Ws[j]
@@ -220,9 +259,30 @@ class ChainSystem(ManifoldFlowSystem):
                 raise StepFailure("a factor of the chain is zero or not finite")
             est = float(np.sqrt(np.sum(dz * dz) / Z.shape[1]))
             if est > 0.5 * self.balance_tol * ref and self._imbalance(a, b) > self.balance_tol:
-                self.rebalanced += 1
-                return self.initial_state(self.point(y))
+                return self._rebalance(y, Ws)
         return y
+
+    def _rebalance(self, y: np.ndarray, Ws: list[np.ndarray]) -> np.ndarray:
+        """The balanced chain of the product's SVD from the factors (:func:`chain_svd`: W kept
+        to the factors' relative accuracy), or y itself when an inner factor's determinant
+        is not positive (a crossing of det = 0, left to the collapse rule)."""
+        if any(np.linalg.slogdet(W)[0] <= 0 for W in Ws[1:-1]):
+            return y
+        self.rebalanced += 1
+        return self.initial_state(self.point(y))
+
+    def _spread(self, y: np.ndarray) -> float:
+        r"""The relative spread :math:`\max_a (\max_j r_{j,a} - \min_j r_{j,a}) / \min_j r_{j,a}`
+        of the factors' a-th singular values (equal in a balanced chain). The conserved
+        :math:`D_j` holds the balance of the a-th direction only to an absolute
+        :math:`arepsilon\|W_j\|^2`, which is all of :math:`r_a^2` once :math:`r_a^2 \lesssim
+        arepsilon r_1^2`: without this per-direction test the small directions drift out of
+        balance (measured: N = 2, s_2/s_1 ~ 1e-16)."""
+        r = np.array([f[1] for f in self._frames(y)])
+        lo = r.min(axis=0)
+        if not np.all(lo > 0):
+            return 0.0  # a factor lost rank: left to the collapse rule
+        return float(np.max((r.max(axis=0) - lo) / lo))
 
     @staticmethod
     def _imbalance(a: np.ndarray, b: np.ndarray) -> float:
@@ -253,9 +313,30 @@ class ChainSystem(ManifoldFlowSystem):
         return top * float(np.sqrt(max(float(np.sum((Xs.T @ Xs) * (Y @ Y.T))), 0.0)))
 
     def error_scale(self, a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> float:
-        na = float(np.linalg.norm(self.singular_values(a)))
-        nb = float(np.linalg.norm(self.singular_values(b)))
-        return atol + rtol * max(na, nb) / self.size
+        self._rtol = rtol
+        return atol + rtol * max(self._norm(a), self._norm(b)) / self.size
+
+    def _frames(self, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The SVD (L, r, R^T) of every factor of the state y (cached for the last state)."""
+        if self._frames_cache[0] is y:
+            return self._frames_cache[1]
+        out = [np.linalg.svd(W, full_matrices=False) for W in self.split(y)]
+        self._frames_cache = (y, out)
+        return out
+
+    def _relative_error(self, base: np.ndarray, E: np.ndarray) -> float:
+        r"""max over factors j and their singular values r_a of the first-order relative change
+        :math:`|l_a^T E_j \rho_a| / r_a` (l_a, rho_a the factor's singular vectors at ``base``):
+        for a balanced chain, s_a of the product changes by the sum over j of these, so a bound
+        on them keeps every singular value of W, however small, to a relative accuracy."""
+        worst = 0.0
+        for (L, r, Rt), Ej in zip(self._frames(base), self.split(E)):
+            d = np.abs(np.einsum("ia,ij,aj->a", L, Ej, Rt))
+            ok = r > 0
+            if not np.all(ok):
+                return float("inf") if np.any(d[~ok] > 0) else worst
+            worst = max(worst, float(np.max(d / r)))
+        return worst
 
     def error_norm(self, base: np.ndarray, coeffs: Sequence[float], evals: Sequence[Any],
                    scale: float) -> float:
@@ -265,7 +346,10 @@ class ChainSystem(ManifoldFlowSystem):
             if c != 0.0:
                 np.multiply(ev.K, c, out=tmp)
                 E += tmp
-        return self._dw_norm(base, E) / self.size / scale
+        err = self._dw_norm(base, E) / self.size / scale
+        if self.relative_control and self._rtol > 0:
+            err = max(err, self._relative_error(base, E) / self._rtol)
+        return err
 
     def state_norm(self, y: np.ndarray, scale: float) -> float:
-        return float(np.linalg.norm(self.singular_values(y))) / self.size / scale
+        return self._norm(y) / self.size / scale

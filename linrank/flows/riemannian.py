@@ -9,6 +9,7 @@ import numpy as np
 
 from ..data import as_data
 from ..metric import check_depth
+from .chain import ChainSystem
 from .factored import FactoredSystem
 from .integrator import integrate
 from .manifold_base import parse_start
@@ -17,11 +18,11 @@ from .projected import ProjectedSystem
 from .result import FlowResult
 from .targets import parse_target
 
-__all__ = ["ENGINES", "OWN", "check_collapse_tol", "check_start_shape", "choose_engine",
-           "manifold_flow"]
+__all__ = ["CHAIN_MAX_DEPTH", "ENGINES", "OWN", "check_collapse_tol", "check_start_shape",
+           "choose_engine", "manifold_engine", "manifold_flow"]
 
 #: the engines of manifold_flow by name
-ENGINES = {"factored": FactoredSystem, "projected": ProjectedSystem}
+ENGINES = {"factored": FactoredSystem, "projected": ProjectedSystem, "chain": ChainSystem}
 
 
 def manifold_flow(
@@ -84,20 +85,45 @@ def manifold_flow(
     N = check_depth(depth)
     t_end = check_t_end(t_end)
     opts = parse_options(t_end, **check_option_names("manifold_flow", options, OWN))
-    engine_cls = choose_engine(engine, N)
+    engine_cls = manifold_engine(engine, N, opts.method)
     ct = check_collapse_tol(collapse_tol)
     data = as_data(X, Y, covariance=covariance, form=form, yy=yy)
     check_start_shape(W0, data, covariance)
     p = parse_start(W0, data.d_y, data.d_x, N, rank)
     tgt = parse_target(target, data.d_y, data.d_x, as_point=True)
     system = engine_cls(data, N, p.s.size, tgt, ct, p.s.copy())
+    if isinstance(system, ChainSystem):
+        system.balance_tol = float(opts.rtol)
+        system.relative_control = True
     return integrate(system, system.initial_state(p), t_end, opts)
+
+
+#: the largest depth at which manifold_flow's engine="auto" integrates the balanced chain
+#: (cost per evaluation growing like N; BENCHMARKS.md "Tiny singular values")
+CHAIN_MAX_DEPTH = 8
+
+
+def manifold_engine(engine: object, depth: int, method: str) -> type:
+    """The engine class of manifold_flow: "chain" on request (N >= 2), and for "auto" with
+    RK45 (whose error control then follows tiny singular values) at 2 <= N <=
+    :data:`CHAIN_MAX_DEPTH`; else :func:`choose_engine` (factored for N >= 2, projected for
+    N = 1)."""
+    if engine == "chain":
+        if depth < 2:
+            raise ValueError("engine='chain' needs depth N >= 2 (a chain of N factors); use "
+                             "'projected' or 'auto' for N = 1")
+        return ChainSystem
+    cls = choose_engine(engine, depth)
+    if engine == "auto" and 2 <= depth <= CHAIN_MAX_DEPTH and method == "RK45":
+        return ChainSystem
+    return cls
 
 
 def choose_engine(engine: object, depth: int) -> type:
     """The engine class for ``engine`` ("auto", "factored", "projected") at this depth."""
     if not isinstance(engine, str) or engine not in ("auto", "factored", "projected"):
-        raise ValueError(f"engine must be 'auto', 'factored' or 'projected', got {engine!r}")
+        raise ValueError(f"engine must be 'auto', 'factored', 'projected' (or, for manifold_flow "
+                         f"and riemannian_flow, 'chain'), got {engine!r}")
     if engine == "auto":
         engine = "factored" if depth >= 2 else "projected"
     if engine == "factored" and depth < 2:
