@@ -1,5 +1,5 @@
-r"""The chain engine of :func:`linrank.riemannian_flow`: the flow (31) on M_k integrated as a
-balanced chain of N factors of width k, for small depths.
+r"""The chain engine of :func:`linrank.manifold_flow` and :func:`linrank.riemannian_flow`: the
+flow (31) on M_k integrated as a balanced chain of N factors of width k, for small depths.
 
 By Corollary 8 (whose chain-rule argument holds for any loss f of the product) the product of the
 layer-wise gradient flow from balanced factors is the Riemannian gradient flow of f on
@@ -12,28 +12,44 @@ layer-wise gradient flow from balanced factors is the Riemannian gradient flow o
 
 has rank at most k, and its right-hand side
 :math:`\dot W_j = -(W_N \cdots W_{j+1})^T \nabla f(W)\,(W_{j-1} \cdots W_1)^T` needs only the two
-products :math:`\nabla f(W) B` and :math:`\nabla f(W)^T W_N` (:math:`B^T = W_{N-1}\cdots W_1`) and
+products :math:`\nabla f(W) B` and :math:`\nabla f(W)^T W_N` (:math:`B^T = W_{N-1}\cdots W_1`;
+for the data of :math:`L^1` by :func:`linrank.flows.chain_linalg.linear_chain_products`) and
 O(N k^2 (m + n)) matrix products: no k x k SVD per evaluation, where the factored engine
 (:mod:`linrank.flows.factored`) needs one (about 0.1 ms at k = 30 and 1 ms at k = 100, the bulk
 of its right-hand side at full width). Its cost grows with N, the factored engine's does not:
-``engine="auto"`` takes the chain for small N only (:func:`chain_is_cheaper`).
+``engine="auto"`` takes the chain for small N only (riemannian_flow: :func:`chain_is_cheaper`;
+manifold_flow: N <= :data:`linrank.flows.riemannian.CHAIN_MAX_DEPTH` with RK45).
 
-What keeps it the Riemannian flow:
+**Why it resolves tiny singular values.** The factored engine holds s in a k x k core whose
+rounding is absolute, :math:`\varepsilon s_1`: :math:`s_k/s_1 \lesssim 10^{-12}` loses its
+relative accuracy. Each factor of the chain holds :math:`s^{1/N}` with absolute rounding
+:math:`\varepsilon s_1^{1/N}`, which moves :math:`s_k` by a relative
+:math:`\sim N\varepsilon(s_1/s_k)^{1/N}` only (5e-11 at N = 3 and :math:`s_k/s_1 = 10^{-16}`), and
+nothing here forms W. Three things keep that precision (docs/theory.rst, "Tiny singular
+values"):
 
-* error control on W as in the factored engine: the first-order change of W,
-  :math:`\Delta W = \sum_j W_N\cdots W_{j+1} E_j W_{j-1}\cdots W_1` for the factor errors
-  :math:`E_j`, in Frobenius norm against ``atol sqrt(m n) + rtol ||W||_F``;
+* singular values, points and rebalancing from the factors, never from the product:
+  :func:`linrank.flows.chain_linalg.chain_svd` (a sweep of preconditioned Jacobi SVDs, each
+  :math:`s_i` to the relative error the rounding of the factors causes);
+* error control (``relative_control``, set by manifold_flow): the first-order change of W in
+  Frobenius norm against ``atol sqrt(m n) + rtol ||W||_F`` as in the factored engine, and also
+  the first-order relative change :math:`|l_a^TE_j\rho_a|/r_a` of every singular value r_a of
+  every factor below ``rtol`` per step (a normwise control lets s_k drift by rtol s_1 per step);
 * balance: the flow conserves :math:`D_j = W_{j+1}^T W_{j+1} - W_j W_j^T` exactly (Lemma 2(3)),
-  the integrator to its local error. After every step whose imbalance
-  :math:`\max_j \|D_j\|_F` exceeds ``rtol`` times :math:`\max_j \|W_j W_j^T\|_F` the chain is
-  rebuilt balanced from the SVD of its product (W unchanged to rounding), so the vector field
-  followed is the Riemannian one to within the tolerance;
-* singular values (records, the collapse test) from the product's SVD at accepted points: QR of
-  :math:`W_N` and :math:`B^T`, then the k x k SVD of the R factors' product (absolute error
-  ~eps ||W||).
+  the integrator to its local error. The chain is rebuilt balanced from :func:`chain_svd`
+  (W unchanged to the factors' relative accuracy) after every step whose imbalance
+  :math:`\max_j \|D_j\|_F` exceeds ``rtol`` times :math:`\max_j \|W_j W_j^T\|_F`, and (with
+  ``relative_control``) whenever the factors' a-th singular values differ by more than ``rtol``
+  relative: :math:`D_j` holds the balance of a direction only to an absolute
+  :math:`\varepsilon\|W_j\|^2`, all of :math:`r_a^2` once :math:`r_a^2 \lesssim \varepsilon`.
 
-Nothing is divided by a singular value, so small and collapsing singular values are as harmless
-as in the factored engine.
+Nothing is divided by a singular value. What the chain cannot do: follow a trajectory whose own
+conditioning is worse than its precision (a decay towards a saddle of lower rank amplifies
+relative perturbations exponentially; measured at N = 2 in docs/theory.rst). At large N the
+chain would resolve nearly everything above underflow (:math:`N\varepsilon(s_1/s_k)^{1/N} \to
+N\varepsilon` as :math:`s^{1/N} \to 1`) but costs O(N) per evaluation: ``auto`` uses the
+factored engine there, whose cost is independent of N and which resolves
+:math:`s_k/s_1 \gtrsim 10^{-12}` (the message says when a run goes below).
 """
 
 from __future__ import annotations
@@ -47,7 +63,7 @@ from scipy.linalg.lapack import dgeqrf
 from ..data import LinearData
 from ..manifold import FixedRankPoint
 from .chain_linalg import chain_svd, linear_chain_products
-from .manifold_base import ManifoldFlowSystem
+from .manifold_base import RESOLUTION, ManifoldFlowSystem
 from .system import LazyEvaluation, StepFailure, safe_norm
 
 __all__ = ["ChainSystem", "chain_is_cheaper"]
@@ -195,6 +211,12 @@ class ChainSystem(ManifoldFlowSystem):
         if not s[-1] > 0:
             raise StepFailure(f"the chain lost rank k = {self.k} (singular values {s})")
         return FixedRankPoint(u.copy(), s.copy(), vt.copy())
+
+    def resolution(self) -> tuple[float, str]:
+        """1e-12^N: the factors hold s^(1/N), so s_k keeps a relative accuracy of about
+        N eps (s_1 / s_k)^(1/N) (:func:`chain_svd`), 1e-4 at s_k / s_1 ~ 1e-12^N."""
+        return RESOLUTION ** self.depth, (f"each factor holds s^(1/{self.depth}) with absolute "
+                                          "rounding eps s_1^(1/N)")
 
     def _orientation(self, y: np.ndarray) -> float | None:
         """The product of sign det W_j over the inner k x k factors (None for N = 2). On M_k

@@ -1,5 +1,6 @@
 r"""The Riemannian gradient flow (31) on M_k: the public entry point :func:`manifold_flow`, which
-picks one of the two engines (:mod:`linrank.flows.factored`, :mod:`linrank.flows.projected`)."""
+picks one of the engines (:mod:`linrank.flows.chain`, :mod:`linrank.flows.factored`,
+:mod:`linrank.flows.projected`)."""
 
 from __future__ import annotations
 
@@ -62,10 +63,14 @@ def manifold_flow(
         (:mod:`linrank.flows.manifold_base`: the one collapse rule of every flow on M_k).
     target : a d_y x d_x matrix or a point; ||W(t) - target||_F is recorded (from factors, error
         ~eps ||W||, for a point target).
-    engine : "auto" (default: "factored" for N >= 2, "projected" for N = 1), "factored" (the
-        dynamical low-rank ODE in factors u S v^T, Koch-Lubich; N >= 2 only, since for N = 1 its
-        right-hand side divides by the singular values) or "projected" (projected Runge-Kutta
-        with truncated SVDs of low-rank sums; any N). See the package docstring.
+    engine : "auto" (default: "chain" for 2 <= N <= :data:`CHAIN_MAX_DEPTH` with RK45,
+        "factored" for other N >= 2 and methods, "projected" for N = 1), "chain" (a balanced
+        chain of N factors of width k, :mod:`linrank.flows.chain`: follows singular values far
+        below eps s_1 to relative accuracy, cost per evaluation growing with N; N >= 2),
+        "factored" (the dynamical low-rank ODE in factors u S v^T, Koch-Lubich; cost independent
+        of N, resolves s_k / s_1 down to ~1e-12; N >= 2 only, since for N = 1 its right-hand
+        side divides by the singular values) or "projected" (projected Runge-Kutta with
+        truncated SVDs of low-rank sums; any N). See the package docstring.
     **options : see the package docstring.
 
     Returns
@@ -73,8 +78,12 @@ def manifold_flow(
     FlowResult with ``point`` (final (u, s, vt)), ``W``, ``singular_values``.
 
     Accuracy: RK45 keeps each step's local error below ``atol sqrt(d_x d_y) + rtol ||W||_F``
-    in Frobenius norm. Memory O((d_x + d_y) k) beyond the data, cost per right-hand side
-    O((d_x + d_y) k^2 + products with the data), independent of the depth.
+    in Frobenius norm; the chain engine also keeps the relative change of every singular value
+    of every factor below rtol per step, so tiny singular values (and the time of an escape from
+    a critical point of lower rank) keep a relative accuracy. Memory O((d_x + d_y) k) beyond
+    the data (the chain: O((d_x + d_y) k + N k^2)), cost per right-hand side O((d_x + d_y) k^2
+    + products with the data), independent of the depth for the factored engine, growing like
+    N for the chain.
 
     Raises
     ------
