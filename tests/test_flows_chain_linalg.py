@@ -154,3 +154,30 @@ def test_linear_chain_products_at_graded_factors(kind):
         assert np.all(np.abs(got[:, 1] - ref[:, 1]) <= 1e-10 * np.abs(ref[:, 1]).max())
     W = A @ Bt
     assert abs(loss - rloss) <= 100 * EPS * (np.sum(Y * Y) + np.sum((W @ X) ** 2))
+
+
+def test_chain_orientation_rule_sees_an_inner_factor_crossing():
+    """Collapse rule (d) for the chain engine: an inner k x k factor whose determinant changed
+    sign (it passed through a singular matrix, which the exact flow on M_k never does) ends the
+    run "collapsed"; a rebalancing never hides it (normalize leaves such a state alone)."""
+    from linrank.flows.chain import ChainSystem
+    from linrank.flows.manifold_base import parse_start
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((6, 20))
+    data = as_data(X, None)
+    W0 = rng.standard_normal((6, 2)) @ rng.standard_normal((2, 6))
+    p = parse_start(W0, 6, 6, 3, None)
+    sysm = ChainSystem(data, 3, 2, None, None, p.s.copy())
+    sysm.run_state = {}
+    y0 = sysm.initial_state(p)
+    assert sysm.check_stop(y0, 0.0) is None
+    y1 = y0.copy()
+    sysm.split(y1)[1][1] *= -1.0  # inner factor: det < 0 (and W_3 compensates: same |W|)
+    sysm.split(y1)[2][:, 1] *= -1.0
+    assert np.linalg.det(sysm.split(y1)[1]) < 0
+    sysm.relative_control, sysm.balance_tol = True, -1.0  # would rebalance any state
+    assert sysm.normalize(y0) is not y0 and sysm.rebalanced == 1
+    assert sysm.normalize(y1) is y1 and sysm.rebalanced == 1
+    status, message, info = sysm.check_stop(y1, 1.0)
+    assert status == "collapsed" and "det W_j of an inner factor changed sign" in message

@@ -104,6 +104,7 @@ class ChainSystem(ManifoldFlowSystem):
     """
 
     engine = "chain"
+    orientation_name = "det W_j of an inner factor"
 
     #: relative imbalance above which a step's result is rebuilt balanced (set from rtol)
     balance_tol: float = 1e-8

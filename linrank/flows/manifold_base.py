@@ -144,6 +144,8 @@ class ManifoldFlowSystem(FlowSystem):
 
     name = "manifold"
     engine = "manifold"
+    #: what carries the orientation of a state (collapse rule (d))
+    orientation_name = "det S"
 
     def __init__(self, data: LinearData, depth: int, k: int, target: Any,
                  collapse_tol: float | None, s0: Any):
@@ -190,7 +192,8 @@ class ManifoldFlowSystem(FlowSystem):
         info = {"index": i, "value": sk, "peak": peak, "t": t}
         sign = self._orientation(y)
         if sign is not None and sign != st.setdefault("orientation", sign):
-            why = ("det S changed sign: the computed trajectory passed through a matrix of rank "
+            why = (f"{self.orientation_name} changed sign: the computed trajectory passed through "
+                   "a matrix of rank "
                    f"< k within the last step (s_{i + 1} = {sk:.3e} was below the step's error "
                    "tolerance and the step carried it across 0), which the exact flow on M_k, "
                    "keeping the sign, never does; smaller rtol/atol follow it further")

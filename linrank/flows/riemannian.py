@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data import as_data
+from ..data import LinearData, as_data
 from ..metric import check_depth
 from .chain import ChainSystem
 from .factored import FactoredSystem
@@ -97,6 +97,13 @@ def manifold_flow(
     engine_cls = manifold_engine(engine, N, opts.method)
     ct = check_collapse_tol(collapse_tol)
     data = as_data(X, Y, covariance=covariance, form=form, yy=yy)
+    if engine_cls is ChainSystem and type(data).point_products is not LinearData.point_products:
+        # data whose products are overridden (a wrapper) are only known at orthonormal factors
+        if engine == "chain":
+            raise ValueError("engine='chain' needs plain LinearData (its products at factors "
+                             f"that are not orthonormal); {type(data).__name__} overrides "
+                             "point_products: use engine='factored'")
+        engine_cls = choose_engine("auto", N)
     check_start_shape(W0, data, covariance)
     p = parse_start(W0, data.d_y, data.d_x, N, rank)
     tgt = parse_target(target, data.d_y, data.d_x, as_point=True)
