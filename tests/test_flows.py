@@ -15,7 +15,7 @@ from linrank import (
     product,
     top_projector,
 )
-from linrank.flows.factored import FactoredSystem
+from linrank.flows.riemannian import manifold_engine
 from linrank.metric import dense_A
 
 TOL = {"rtol": 1e-10, "atol": 1e-12}
@@ -206,11 +206,20 @@ def test_remark33_manifold_flow_integrates_through_the_decay():
     assert r.rank_decay["law"] == "exponential"
     assert r.rank_decay["rate"] == pytest.approx(4.0, rel=1e-3)
     assert "approaches a critical point of rank < 1" in r.message and "exp(-4 t)" in r.message
-    # Remark 33: the computed flow follows s down to ~1e-16, where a step (its error tolerance
-    # atol ~ 1e-16 above s) carries it across 0: det S changes sign, the trajectory passed
-    # through W = 0 (rank 0), which the exact flow on M_1 never does: "collapsed" (rule (d))
+    # the chain engine (auto at N = 2) controls the relative error of s: it follows the closed
+    # form to 1e-8 relative down to s = 1e-16 and is not stopped
+    rch = manifold_flow(X, None, -u1 @ u1.T, 2, 10.0, rtol=1e-10, atol=1e-16)
+    assert rch.status == "completed" and rch.collapse is None
+    exact = 1.0 / (2.0 * np.exp(4.0 * rch.t) - 1.0)
+    keep = exact > 1e-16
+    np.testing.assert_allclose(rch.singular_values[keep, 0], exact[keep], rtol=1e-8)
+    # Remark 33 with the factored engine: the computed flow follows s down to ~1e-16, where a
+    # step (its error tolerance atol ~ 1e-16 above s) carries it across 0: det S changes sign,
+    # the trajectory passed through W = 0 (rank 0), which the exact flow on M_1 never does:
+    # "collapsed" (rule (d))
     with pytest.warns(RuntimeWarning, match="det S changed sign"):
-        r30 = manifold_flow(X, None, -u1 @ u1.T, 2, 30.0, rtol=1e-10, atol=1e-16)
+        r30 = manifold_flow(X, None, -u1 @ u1.T, 2, 30.0, rtol=1e-10, atol=1e-16,
+                            engine="factored")
     assert r30.status == "collapsed" and r30.collapse["value"] < 1e-12
     assert r30.collapse["t"] > 6.0
     with pytest.warns(RuntimeWarning, match="Remark 33"):
@@ -289,7 +298,7 @@ def test_checkpoint_resume_is_bit_identical(tmp_path, monkeypatch, flow, method)
 
         # the interrupt comes from inside the right-hand side of the engine in use
         hook_cls, hook = ((LinearData, "point_products") if engine == "projected"
-                          else (FactoredSystem, "rhs"))
+                          else (manifold_engine("auto", 2, method), "rhs"))
     full = call()
     path = tmp_path / "ck.npz"
     with monkeypatch.context() as mp:

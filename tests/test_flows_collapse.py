@@ -188,7 +188,7 @@ def test_a_singular_value_below_the_resolution_is_reported():
     X, lam, U, _ = _section7(seed=4)
     W0 = U[:, :2] @ np.diag([1.0, -0.5]) @ U[:, :2].T
     with pytest.warns(RuntimeWarning, match="det S changed sign"):
-        r = manifold_flow(X, None, W0, 2, 6.0, rtol=1e-13, atol=0.0)
+        r = manifold_flow(X, None, W0, 2, 6.0, rtol=1e-13, atol=0.0, engine="factored")
     assert r.status == "collapsed" and r.collapse["index"] == 1
     assert r.rank_decay["ratio_min"] < 1e-12 and "resolves the 2-th singular pair" in r.message
     exact = 1.0 / (3.0 * np.exp(2 * lam[1] * r.t) - 1.0)
@@ -196,5 +196,31 @@ def test_a_singular_value_below_the_resolution_is_reported():
     # normwise error control: s_2 to rtol relative plus ~10 rtol ||W|| absolute
     np.testing.assert_allclose(r.singular_values[keep, 1], exact[keep], rtol=1e-6, atol=1e-12)
     assert np.all(r.singular_values[:, 1] > 0)
-    short = manifold_flow(X, None, W0, 2, 1.0, rtol=1e-13, atol=0.0)
+    short = manifold_flow(X, None, W0, 2, 1.0, rtol=1e-13, atol=0.0, engine="factored")
     assert short.status == "completed" and "rounding" not in short.message
+
+
+def test_chain_follows_a_singular_value_far_below_eps_s1():
+    """N = 2, second pair of the autoencoder on the invariant set {U_2 diag(.) U_2^T}, closed
+    forms (Remark 33's ODE in the second direction, s' = -2 lambda_2 s (s - 1)):
+    escape from s_2(0) = 1e-20, s_2 = 1 / (1 + (1/s_0 - 1) e^(-2 lambda_2 t)), and decay from
+    -0.5, s_2 = 1 / (3 e^(2 lambda_2 t) - 1). manifold_flow (auto: the chain engine) follows both
+    to ~1e-7 relative while s_2 / s_1 is far below eps (escape time right); the factored engine
+    holds s_2 in a k x k core with absolute rounding eps s_1 and misses the escape by > 10%
+    (and stops the decay "collapsed" at s_2 ~ 1e-10, rtol 1e-10 being normwise there)."""
+    X, lam, U, _ = _section7(seed=4)
+    s0 = 1e-20
+    start = (U[:, :2].copy(), np.array([1.0, s0]), U[:, :2].T.copy())
+    grid = np.linspace(0.0, 6.0, 25)
+    r = manifold_flow(X, None, start, 2, 6.0, rtol=1e-10, atol=0.0, t_eval=grid)
+    exact = 1.0 / (1.0 + (1.0 / s0 - 1.0) * np.exp(-2 * lam[1] * r.t))
+    assert r.status == "completed" and r.collapse is None
+    np.testing.assert_allclose(r.singular_values[:, 1], exact, rtol=1e-7)
+    f = manifold_flow(X, None, start, 2, 6.0, rtol=1e-10, atol=0.0, t_eval=grid,
+                      engine="factored")
+    assert np.max(np.abs(f.singular_values[:, 1] / exact - 1)) > 0.1
+    W0 = U[:, :2] @ np.diag([1.0, -0.5]) @ U[:, :2].T
+    d = manifold_flow(X, None, W0, 2, 3.0, rtol=1e-10, atol=0.0, t_eval=np.linspace(0, 3, 13))
+    exact = 1.0 / (3.0 * np.exp(2 * lam[1] * d.t) - 1.0)
+    assert d.status == "completed" and d.collapse is None and exact[-1] < 2e-14
+    np.testing.assert_allclose(d.singular_values[:, 1], exact, rtol=1e-5)

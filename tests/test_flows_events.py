@@ -16,6 +16,7 @@ from linrank import (
     product,
     riemannian_flow,
 )
+from linrank.flows.chain import ChainSystem
 from linrank.flows.factored import FactoredSystem
 
 LAM1 = 2.0
@@ -181,16 +182,16 @@ def test_records_and_singular_values_of_factor_flow():
 
 
 def _interrupt_rhs_after(monkeypatch, n_calls):
-    orig = FactoredSystem.rhs
+    """KeyboardInterrupt from the n-th right-hand side of either engine of manifold_flow."""
     count = {"n": 0}
+    for cls in (FactoredSystem, ChainSystem):
+        def wrapper(self, y, orig=cls.rhs):
+            count["n"] += 1
+            if count["n"] == n_calls:
+                raise KeyboardInterrupt
+            return orig(self, y)
 
-    def wrapper(self, y):
-        count["n"] += 1
-        if count["n"] == n_calls:
-            raise KeyboardInterrupt
-        return orig(self, y)
-
-    monkeypatch.setattr(FactoredSystem, "rhs", wrapper)
+        monkeypatch.setattr(cls, "rhs", wrapper)
 
 
 def test_checkpoint_resume_keeps_events_records_and_stop_rules(tmp_path, monkeypatch):

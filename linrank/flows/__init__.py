@@ -13,13 +13,15 @@ API summary
 
 ``manifold_flow(X, Y, W0, depth, t_end, **options) -> FlowResult``
     The Riemannian gradient flow (31) on M_k, :math:`\dot W = -\mathcal{A}_W(\nabla L^1(W))`,
-    with state the thin SVD (u, s, vt): memory O((d_x + d_y) k) beyond the data (plus X X^T when
-    the data are used as covariances), cost per step independent of the depth. W0 is dense (k =
-    its numerical rank, or ``rank=k``) or a point (u, s, vt). The result has ``point``.
-    ``engine``: "auto" (``"factored"`` for N >= 2, ``"projected"`` for N = 1), "factored"
-    (:mod:`linrank.flows.factored`: Koch-Lubich ODE in factors u S v^T, nothing divided by a
-    singular value for N >= 2) or "projected" (:mod:`linrank.flows.projected`: projected
-    Runge-Kutta with truncated SVDs, any N).
+    with memory O((d_x + d_y) k) beyond the data (plus X X^T when the data are used as
+    covariances). W0 is dense (k = its numerical rank, or ``rank=k``) or a point (u, s, vt). The
+    result has ``point``. ``engine``: "auto" ("chain" for 2 <= N <= 8 with RK45, "factored" for
+    other N >= 2, "projected" for N = 1), "chain" (:mod:`linrank.flows.chain`: a balanced chain
+    of N factors of width k; singular values far below eps s_1 followed to relative accuracy,
+    cost growing with N), "factored" (:mod:`linrank.flows.factored`: Koch-Lubich ODE in factors
+    u S v^T, nothing divided by a singular value for N >= 2, cost per step independent of the
+    depth, s_k / s_1 resolved down to ~1e-12) or "projected" (:mod:`linrank.flows.projected`:
+    projected Runge-Kutta with truncated SVDs, any N).
 
 ``riemannian_flow(problem, x0, t_end, **options) -> FlowResult``
     The same flow for the loss f of any pymanopt Problem on a DeepLinearFixedRank (its depth and
@@ -108,11 +110,13 @@ The collapse rule (manifold_flow, riemannian_flow; :mod:`linrank.flows.manifold_
     One rule for both engines; ``collapse_tol`` defaults to None. "collapsed" only where the
     state leaves M_k: the smallest singular value s_k underflows to 0, or, for N = 1, falls to
     the rounding level max(m, n) eps s_1 after falling, or (factored engine) det S of
-    W = u S v^T changes sign (a step carried s_k across 0); with ``collapse_tol`` also where
+    W = u S v^T (chain engine, N >= 3: of an inner factor) changes sign (a step carried s_k
+    across 0); with ``collapse_tol`` also where
     s_k < collapse_tol * (its own peak so far). No run whose s_k did not fall is stopped. For
     N >= 2 nothing is divided by s_k: a flow that approaches a critical point of lower rank runs
     to t_end, and ``message`` and ``FlowResult.rank_decay`` give the decay law of s_k (power or
-    exponential, fitted on the last half of its fall).
+    exponential, fitted on the last half of its fall). When s_k / s_1 falls below what the
+    engine resolves (1e-12 factored/projected, 1e-12^N chain) the message says so.
 
 :class:`FlowResult` attributes: ``t``, ``loss`` (L^1 at ``t``), ``grad_norm`` (Riemannian gradient
 norm at ``t``; for factor_flow the norm of the layer gradient, equal to it for balanced factors),
@@ -147,7 +151,8 @@ Modelled on scipy.integrate: one integrator, many systems, one result type.
 ``manifold_base``              flow (31), shared by both engines: start, the collapse rule, the
                                decay-law note, records
 ``factored``, ``projected``    the two engines of flow (31)
-``chain``                      the third engine of :func:`riemannian_flow`: a balanced chain
+``chain``                      the third engine (manifold_flow, riemannian_flow): a balanced chain
+``chain_linalg``               product SVD from the factors, data products at general factors
 ``riemannian``                 :func:`manifold_flow` (engine choice)
 ``problem_flow``               :func:`riemannian_flow`: the same engines for the loss of any
                                pymanopt Problem on DeepLinearFixedRank

@@ -1,5 +1,5 @@
-r"""The chain engine of :func:`linrank.riemannian_flow`: the flow (31) on M_k integrated as a
-balanced chain of N factors of width k, for small depths.
+r"""The chain engine of :func:`linrank.manifold_flow` and :func:`linrank.riemannian_flow`: the
+flow (31) on M_k integrated as a balanced chain of N factors of width k, for small depths.
 
 By Corollary 8 (whose chain-rule argument holds for any loss f of the product) the product of the
 layer-wise gradient flow from balanced factors is the Riemannian gradient flow of f on
@@ -12,28 +12,45 @@ layer-wise gradient flow from balanced factors is the Riemannian gradient flow o
 
 has rank at most k, and its right-hand side
 :math:`\dot W_j = -(W_N \cdots W_{j+1})^T \nabla f(W)\,(W_{j-1} \cdots W_1)^T` needs only the two
-products :math:`\nabla f(W) B` and :math:`\nabla f(W)^T W_N` (:math:`B^T = W_{N-1}\cdots W_1`) and
+products :math:`\nabla f(W) B` and :math:`\nabla f(W)^T W_N` (:math:`B^T = W_{N-1}\cdots W_1`;
+for the data of :math:`L^1` by :func:`linrank.flows.chain_linalg.linear_chain_products`) and
 O(N k^2 (m + n)) matrix products: no k x k SVD per evaluation, where the factored engine
 (:mod:`linrank.flows.factored`) needs one (about 0.1 ms at k = 30 and 1 ms at k = 100, the bulk
 of its right-hand side at full width). Its cost grows with N, the factored engine's does not:
-``engine="auto"`` takes the chain for small N only (:func:`chain_is_cheaper`).
+``engine="auto"`` takes the chain for small N only (riemannian_flow: :func:`chain_is_cheaper`;
+manifold_flow: N <= :data:`linrank.flows.riemannian.CHAIN_MAX_DEPTH` with RK45).
 
-What keeps it the Riemannian flow:
+**Why it resolves tiny singular values.** The factored engine holds s in a k x k core whose
+rounding is absolute, :math:`\varepsilon s_1`: :math:`s_k/s_1 \lesssim 10^{-12}` loses its
+relative accuracy. Each factor of the chain holds :math:`s^{1/N}` with absolute rounding
+:math:`\varepsilon s_1^{1/N}`, which moves :math:`s_k` by a relative
+:math:`\sim N\varepsilon(s_1/s_k)^{1/N}` only (5e-11 at N = 3 and :math:`s_k/s_1 = 10^{-16}`), and
+nothing here forms W. Three things keep that precision (docs/theory.rst, "Tiny singular
+values"):
 
-* error control on W as in the factored engine: the first-order change of W,
-  :math:`\Delta W = \sum_j W_N\cdots W_{j+1} E_j W_{j-1}\cdots W_1` for the factor errors
-  :math:`E_j`, in Frobenius norm against ``atol sqrt(m n) + rtol ||W||_F``;
+* singular values, points and rebalancing from the factors, never from the product:
+  :func:`linrank.flows.chain_linalg.chain_svd` (a sweep of preconditioned Jacobi SVDs, each
+  :math:`s_i` to the relative error the rounding of the factors causes) with
+  ``relative_control``; without it (riemannian_flow) the product's SVD as before;
+* error control (``relative_control``, set by manifold_flow): the first-order change of W in
+  Frobenius norm against ``atol sqrt(m n) + rtol ||W||_F`` as in the factored engine, and also
+  the first-order relative change :math:`|l_a^TE_j\rho_a|/r_a` of every singular value r_a of
+  every factor below ``rtol`` per step (a normwise control lets s_k drift by rtol s_1 per step);
 * balance: the flow conserves :math:`D_j = W_{j+1}^T W_{j+1} - W_j W_j^T` exactly (Lemma 2(3)),
-  the integrator to its local error. After every step whose imbalance
-  :math:`\max_j \|D_j\|_F` exceeds ``rtol`` times :math:`\max_j \|W_j W_j^T\|_F` the chain is
-  rebuilt balanced from the SVD of its product (W unchanged to rounding), so the vector field
-  followed is the Riemannian one to within the tolerance;
-* singular values (records, the collapse test) from the product's SVD at accepted points: QR of
-  :math:`W_N` and :math:`B^T`, then the k x k SVD of the R factors' product (absolute error
-  ~eps ||W||).
+  the integrator to its local error. The chain is rebuilt balanced from :func:`chain_svd`
+  (W unchanged to the factors' relative accuracy) after every step whose imbalance
+  :math:`\max_j \|D_j\|_F` exceeds ``rtol`` times :math:`\max_j \|W_j W_j^T\|_F`, and (with
+  ``relative_control``) whenever the factors' a-th singular values differ by more than ``rtol``
+  relative: :math:`D_j` holds the balance of a direction only to an absolute
+  :math:`\varepsilon\|W_j\|^2`, all of :math:`r_a^2` once :math:`r_a^2 \lesssim \varepsilon`.
 
-Nothing is divided by a singular value, so small and collapsing singular values are as harmless
-as in the factored engine.
+Nothing is divided by a singular value. What the chain cannot do: follow a trajectory whose own
+conditioning is worse than its precision (a decay towards a saddle of lower rank amplifies
+relative perturbations exponentially; measured at N = 2 in docs/theory.rst). At large N the
+chain would resolve nearly everything above underflow (:math:`N\varepsilon(s_1/s_k)^{1/N} \to
+N\varepsilon` as :math:`s^{1/N} \to 1`) but costs O(N) per evaluation: ``auto`` uses the
+factored engine there, whose cost is independent of N and which resolves
+:math:`s_k/s_1 \gtrsim 10^{-12}` (the message says when a run goes below).
 """
 
 from __future__ import annotations
@@ -42,10 +59,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.linalg.lapack import dgeqrf, dgesdd
+from scipy.linalg.lapack import dgeqrf
 
+from ..data import LinearData
 from ..manifold import FixedRankPoint
-from .manifold_base import ManifoldFlowSystem
+from .chain_linalg import chain_svd, linear_chain_products
+from .manifold_base import RESOLUTION, ManifoldFlowSystem
 from .system import LazyEvaluation, StepFailure, safe_norm
 
 __all__ = ["ChainSystem", "chain_is_cheaper"]
@@ -75,6 +94,17 @@ def _r_factor(A: np.ndarray) -> np.ndarray:
     return np.triu(qr[: A.shape[1]])
 
 
+def _product_svd(A: np.ndarray, Bt: np.ndarray, compute_uv: bool):
+    """The SVD of A Bt (A m x k, Bt k x n) from QR of A and of Bt^T and the k x k SVD of the R
+    factors' product: absolute error ~eps ||A Bt||."""
+    qa, ra = np.linalg.qr(A)
+    qb, rb = np.linalg.qr(Bt.T)
+    if not compute_uv:
+        return np.linalg.svd(ra @ rb.T, compute_uv=False)
+    a, s, bt = np.linalg.svd(ra @ rb.T)
+    return qa @ a, s, (qb @ bt.T).T.copy()
+
+
 class ChainSystem(ManifoldFlowSystem):
     r"""The flow (31) on M_k as the layer-wise flow of a balanced chain of N factors of width k.
 
@@ -86,9 +116,13 @@ class ChainSystem(ManifoldFlowSystem):
     """
 
     engine = "chain"
+    orientation_name = "det W_j of an inner factor"
 
     #: relative imbalance above which a step's result is rebuilt balanced (set from rtol)
     balance_tol: float = 1e-8
+    #: also keep the relative error of every singular value of every factor below rtol per step
+    #: (manifold_flow sets it: tiny singular values followed to relative accuracy)
+    relative_control: bool = False
 
     def __init__(self, *args: Any):
         super().__init__(*args)
@@ -99,12 +133,22 @@ class ChainSystem(ManifoldFlowSystem):
         self.offsets = np.cumsum([0] + [a * b for a, b in self.shapes])
         self.size = float(np.sqrt(m * n))
         self._ones = np.ones(k)
-        self._sv_cache: list[tuple[Any, Any]] = []  # (state, s) of the last few states
+        self._sv_cache: list[tuple[Any, bool, Any]] = []  # (state, with vectors, svd)
+        self._norm_cache: list[tuple[Any, float]] = []  # (state, ||W||_F)
+        self._frames_cache: tuple[Any, Any] = (None, None)  # (state, SVDs of the factors)
+        self._rtol = 0.0
         self._prefix_cache: list[tuple[Any, Any]] = []  # (state, prefix products)
         self._direct_norm = m * n <= 4 * (m + n) * k  # form dW, else its Gram matrices
         self._probe = np.random.default_rng(20190101).standard_normal((k, min(k, 4)))
         #: number of rebalancing rebuilds (a diagnostic for tests and benchmarks)
         self.rebalanced = 0
+
+    def _products(self, A: np.ndarray, Bt: np.ndarray):
+        """(G B, G^T A, loss) at W = A Bt for factors that are not orthonormal: the data of L^1
+        through :func:`linear_chain_products`, a problem through its own point_products."""
+        if isinstance(self.data, LinearData):
+            return linear_chain_products(self.data, A, Bt, self.orientations)
+        return self.point_products(A, self._ones, Bt)
 
     # state representation
     def split(self, y: np.ndarray) -> list[np.ndarray]:
@@ -139,43 +183,78 @@ class ChainSystem(ManifoldFlowSystem):
             self._prefix_cache = [(y, R)] + self._prefix_cache[:7]
         return R
 
-    def _svd_values(self, y: np.ndarray) -> np.ndarray:
-        for state, s in self._sv_cache:  # by identity: the integrator asks for the step's two
-            if state is y:                # ends several times (error scale, stop test, records)
-                return s
+    def _norm(self, y: np.ndarray) -> float:
+        """||W||_F of the state (error scale), from the product's k x k core (QR of W_N and of
+        B^T): absolute error ~eps ||W||, enough for a norm."""
+        for state, nrm in self._norm_cache:  # by identity: the integrator asks for the step's
+            if state is y:                    # two ends several times
+                return nrm
         Ws = self.split(y)
         Bt = self._prefix(Ws)[-1]
         if self._direct_norm:  # small m n: the product itself (same absolute accuracy)
             core = Ws[-1] @ Bt
         else:
             core = _r_factor(Ws[-1]) @ _r_factor(Bt.T).T
-        _, s, _, info = dgesdd(core, compute_uv=0)
-        s = s[: self.k]
-        if info != 0 or not np.all(np.isfinite(s)):
-            raise StepFailure(f"the singular values of the chain's product are not finite "
-                              f"(LAPACK info {info})")
-        self._sv_cache = [(y, s)] + self._sv_cache[:3]
-        return s
+        nrm = safe_norm(float(np.sqrt(np.einsum("ij,ij->", core, core))), lambda: (core,))
+        if not np.isfinite(nrm):
+            raise StepFailure("the chain's product is not finite")
+        self._norm_cache = [(y, nrm)] + self._norm_cache[:3]
+        return nrm
+
+    def _svd(self, y: np.ndarray, compute_uv: bool):
+        """The SVD of the state's product (cached by identity): with ``relative_control``
+        :func:`chain_svd` of the factors (relative accuracy), else the product's own SVD
+        (:func:`_product_svd`: absolute error ~eps ||W||, 3-17x cheaper at k = 10-30)."""
+        for state, uv, out in self._sv_cache:
+            if state is y and (uv or not compute_uv):
+                return out
+        Ws = self.split(y)
+        out = chain_svd(Ws, compute_uv) if self.relative_control else _product_svd(
+            Ws[-1], self._prefix(Ws)[-1], compute_uv)
+        s = out[1] if compute_uv else out
+        if not np.all(np.isfinite(s)):
+            raise StepFailure(f"the singular values of the chain's product are not finite ({s})")
+        self._sv_cache = [(y, compute_uv, out)] + self._sv_cache[:3]
+        return out
 
     def singular_values(self, y: np.ndarray) -> np.ndarray:
-        return self._svd_values(y)
+        """s of the product from the factors, each s_i to a relative error of about
+        N eps (s_1 / s_i)^(1/N) (:func:`linrank.flows.chain_linalg.chain_svd`)."""
+        out = self._svd(y, False)
+        return out if isinstance(out, np.ndarray) else out[1]
 
     def point(self, y: np.ndarray) -> FixedRankPoint:
-        Ws = self.split(y)
-        Bt = self._prefix(Ws)[-1]
-        qa, ra = np.linalg.qr(Ws[-1])
-        qb, rb = np.linalg.qr(Bt.T)
-        a, s, bt = np.linalg.svd(ra @ rb.T)
-        if not (np.all(np.isfinite(s)) and s[-1] > 0):
+        u, s, vt = self._svd(y, True)
+        if not s[-1] > 0:
             raise StepFailure(f"the chain lost rank k = {self.k} (singular values {s})")
-        return FixedRankPoint(qa @ a, s, (qb @ bt.T).T.copy())
+        return FixedRankPoint(u.copy(), s.copy(), vt.copy())
+
+    def resolution(self) -> tuple[float, str]:
+        """1e-12^N with ``relative_control``: the factors hold s^(1/N), so s_k keeps a relative
+        accuracy of about N eps (s_1 / s_k)^(1/N) (:func:`chain_svd`), 1e-4 at s_k / s_1 ~
+        1e-12^N; without it the base's 1e-12 (normwise error control, product SVD)."""
+        if not self.relative_control:
+            return super().resolution()
+        return RESOLUTION ** self.depth, (f"each factor holds s^(1/{self.depth}) with absolute "
+                                          "rounding eps s_1^(1/N)")
+
+    def _orientation(self, y: np.ndarray) -> float | None:
+        """The product of sign det W_j over the inner k x k factors (None for N = 2). On M_k
+        each inner factor of a balanced chain has singular values s^(1/N) > 0, so the sign never
+        changes; it is computed by LU, right as long as s_k^(1/N) exceeds ~k eps s_1^(1/N)."""
+        if self.depth < 3:
+            return None
+        sign = 1.0
+        for W in self.split(y)[1:-1]:
+            sign *= float(np.linalg.slogdet(W)[0])
+        return sign
 
     # right-hand side
     def rhs(self, y: np.ndarray) -> LazyEvaluation:
         Ws = self.split(y)
         N = self.depth
         R = self._prefix(Ws, y)
-        Gb, Gta, loss = self.point_products(Ws[-1], self._ones, R[-1])  # G B, G^T W_N, f
+        Gb, Gta, loss = self._products(Ws[-1], R[-1])  # G B, G^T W_N, f
         K = np.empty(y.shape[0])
         Ks = self.split(K)
         np.negative(Gb, out=Ks[-1])
@@ -211,6 +290,8 @@ class ChainSystem(ManifoldFlowSystem):
         relative imbalance is computed only when the estimate exceeds half the threshold.
         """
         Ws = self.split(y)
+        if self.relative_control and self._spread(y) > self.balance_tol:
+            return self._rebalance(y, Ws)
         Z = self._probe
         for j in range(self.depth - 1):
             a, b = Ws[j + 1], Ws[j]
@@ -220,9 +301,30 @@ class ChainSystem(ManifoldFlowSystem):
                 raise StepFailure("a factor of the chain is zero or not finite")
             est = float(np.sqrt(np.sum(dz * dz) / Z.shape[1]))
             if est > 0.5 * self.balance_tol * ref and self._imbalance(a, b) > self.balance_tol:
-                self.rebalanced += 1
-                return self.initial_state(self.point(y))
+                return self._rebalance(y, Ws)
         return y
+
+    def _rebalance(self, y: np.ndarray, Ws: list[np.ndarray]) -> np.ndarray:
+        """The balanced chain of the product's SVD from the factors (:func:`chain_svd`: W kept
+        to the factors' relative accuracy), or y itself when an inner factor's determinant
+        is not positive (a crossing of det = 0, left to the collapse rule)."""
+        if any(np.linalg.slogdet(W)[0] <= 0 for W in Ws[1:-1]):
+            return y
+        self.rebalanced += 1
+        return self.initial_state(self.point(y))
+
+    def _spread(self, y: np.ndarray) -> float:
+        r"""The relative spread :math:`\max_a (\max_j r_{j,a} - \min_j r_{j,a}) / \min_j r_{j,a}`
+        of the factors' a-th singular values (equal in a balanced chain). The conserved
+        :math:`D_j` holds the balance of the a-th direction only to an absolute
+        :math:`arepsilon\|W_j\|^2`, which is all of :math:`r_a^2` once :math:`r_a^2 \lesssim
+        arepsilon r_1^2`: without this per-direction test the small directions drift out of
+        balance (measured: N = 2, s_2/s_1 ~ 1e-16)."""
+        r = np.array([f[1] for f in self._frames(y)])
+        lo = r.min(axis=0)
+        if not np.all(lo > 0):
+            return 0.0  # a factor lost rank: left to the collapse rule
+        return float(np.max((r.max(axis=0) - lo) / lo))
 
     @staticmethod
     def _imbalance(a: np.ndarray, b: np.ndarray) -> float:
@@ -253,9 +355,30 @@ class ChainSystem(ManifoldFlowSystem):
         return top * float(np.sqrt(max(float(np.sum((Xs.T @ Xs) * (Y @ Y.T))), 0.0)))
 
     def error_scale(self, a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> float:
-        na = float(np.linalg.norm(self.singular_values(a)))
-        nb = float(np.linalg.norm(self.singular_values(b)))
-        return atol + rtol * max(na, nb) / self.size
+        self._rtol = rtol
+        return atol + rtol * max(self._norm(a), self._norm(b)) / self.size
+
+    def _frames(self, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The SVD (L, r, R^T) of every factor of the state y (cached for the last state)."""
+        if self._frames_cache[0] is y:
+            return self._frames_cache[1]
+        out = [np.linalg.svd(W, full_matrices=False) for W in self.split(y)]
+        self._frames_cache = (y, out)
+        return out
+
+    def _relative_error(self, base: np.ndarray, E: np.ndarray) -> float:
+        r"""max over factors j and their singular values r_a of the first-order relative change
+        :math:`|l_a^T E_j \rho_a| / r_a` (l_a, rho_a the factor's singular vectors at ``base``):
+        for a balanced chain, s_a of the product changes by the sum over j of these, so a bound
+        on them keeps every singular value of W, however small, to a relative accuracy."""
+        worst = 0.0
+        for (L, r, Rt), Ej in zip(self._frames(base), self.split(E)):
+            d = np.abs(np.einsum("ia,ij,aj->a", L, Ej, Rt))
+            ok = r > 0
+            if not np.all(ok):
+                return float("inf") if np.any(d[~ok] > 0) else worst
+            worst = max(worst, float(np.max(d / r)))
+        return worst
 
     def error_norm(self, base: np.ndarray, coeffs: Sequence[float], evals: Sequence[Any],
                    scale: float) -> float:
@@ -265,7 +388,10 @@ class ChainSystem(ManifoldFlowSystem):
             if c != 0.0:
                 np.multiply(ev.K, c, out=tmp)
                 E += tmp
-        return self._dw_norm(base, E) / self.size / scale
+        err = self._dw_norm(base, E) / self.size / scale
+        if self.relative_control and self._rtol > 0:
+            err = max(err, self._relative_error(base, E) / self._rtol)
+        return err
 
     def state_norm(self, y: np.ndarray, scale: float) -> float:
-        return float(np.linalg.norm(self.singular_values(y))) / self.size / scale
+        return self._norm(y) / self.size / scale

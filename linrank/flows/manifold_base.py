@@ -15,7 +15,9 @@ where the state leaves M_k,
 (d) the factored engine: det S of W = u S v^T changed sign between accepted steps. On M_k it
     cannot (u, v move continuously, the re-orthonormalization keeps their orientation): a step
     whose error tolerance exceeds s_k carried it across 0, through a matrix of rank < k (e.g.
-    N = 2, where s_k decays exponentially to the tolerance level). The projected engine's
+    N = 2, where s_k decays exponentially to the tolerance level). The chain engine (N >= 3):
+    the sign of det W_j of an inner k x k factor changed (each has singular values s^(1/N) > 0
+    on M_k; computed by LU, right while s_k^(1/N) > ~k eps s_1^(1/N)). The projected engine's
     points carry no orientation: there such a crossing is stepped over.
 
 No run whose s_k did not fall is stopped: (a) and (d) need s_k to reach 0 (or the error
@@ -24,10 +26,12 @@ tolerance), (b) and (c) compare s_k with its own past. For N >= 2 nothing is div
 0 like a power of t for N >= 3, exponentially for N = 2) is integrated to t_end and says so:
 when s_k fell by 1e3 from its peak and still falls at the end (by 2 over the last half of the fall), the message and
 ``FlowResult.rank_decay`` give the decay law fitted on the last half of the fall
-(:func:`decay_law`). When s_k / s_1 falls below :data:`RESOLUTION` (1e-12), the message also
-says that from there the k-th singular pair is resolved only to rounding (both engines hold it
-in a k x k core with absolute rounding eps s_1): what follows from it, e.g. the time of an escape
-from a critical point of lower rank, is not accurate (measured in docs/theory.rst).
+(:func:`decay_law`). When s_k / s_1 falls below the engine's resolution (:meth:`resolution`:
+:data:`RESOLUTION` = 1e-12 for the factored and projected engines, which hold s in a k x k core
+with absolute rounding eps s_1; 1e-12^N for the chain engine, whose factors hold s^(1/N)), the
+message also says that from there the k-th singular pair is resolved only to rounding: what
+follows from it, e.g. the time of an escape from a critical point of lower rank, is not accurate
+(measured in docs/theory.rst, "Tiny singular values").
 """
 
 from __future__ import annotations
@@ -140,6 +144,8 @@ class ManifoldFlowSystem(FlowSystem):
 
     name = "manifold"
     engine = "manifold"
+    #: what carries the orientation of a state (collapse rule (d))
+    orientation_name = "det S"
 
     def __init__(self, data: LinearData, depth: int, k: int, target: Any,
                  collapse_tol: float | None, s0: Any):
@@ -186,7 +192,8 @@ class ManifoldFlowSystem(FlowSystem):
         info = {"index": i, "value": sk, "peak": peak, "t": t}
         sign = self._orientation(y)
         if sign is not None and sign != st.setdefault("orientation", sign):
-            why = ("det S changed sign: the computed trajectory passed through a matrix of rank "
+            why = (f"{self.orientation_name} changed sign: the computed trajectory passed through "
+                   "a matrix of rank "
                    f"< k within the last step (s_{i + 1} = {sk:.3e} was below the step's error "
                    "tolerance and the step carried it across 0), which the exact flow on M_k, "
                    "keeping the sign, never does; smaller rtol/atol follow it further")
@@ -204,6 +211,12 @@ class ManifoldFlowSystem(FlowSystem):
         else:
             return None
         return "collapsed", f"{why} at t = {t:.6g} (Remark 33)", info
+
+    def resolution(self) -> tuple[float, str]:
+        """The s_k / s_1 below which the state resolves the k-th singular pair only to rounding
+        (relative error of s_k above ~1e-4), and why: :data:`RESOLUTION` for states that hold
+        the singular values in a k x k core (absolute rounding eps s_1)."""
+        return RESOLUTION, "absolute eps s_1 in the k x k core"
 
     def _orientation(self, y: Any) -> float | None:
         """sign det S of a factored state u S v^T (u, v move continuously and the
@@ -232,12 +245,13 @@ class ManifoldFlowSystem(FlowSystem):
                     f"approaches a critical point of rank < {k}")
             info.update(law)
         ratio = self.run_state.get("ratio_min", np.inf)
-        if k > 1 and ratio < RESOLUTION:
+        limit, how = self.resolution()
+        if k > 1 and ratio < limit:
             t_r = self.run_state["t_ratio_min"]
-            note += (f"; s_{k} / s_1 fell to {ratio:.1e} (t = {t_r:.6g}): below ~{RESOLUTION:g} "
-                     f"the state resolves the {k}-th singular pair only to rounding (absolute "
-                     "eps s_1 in the k x k core), so what follows from it (e.g. an escape from "
-                     "a critical point of lower rank, and its time) is not accurate")
+            note += (f"; s_{k} / s_1 fell to {ratio:.1e} (t = {t_r:.6g}): below ~{limit:.0e} "
+                     f"the state resolves the {k}-th singular pair only to rounding ({how}), so "
+                     "what follows from it (e.g. an escape from a critical point of lower rank, "
+                     "and its time) is not accurate")
             info.update({"ratio_min": ratio, "t_ratio_min": t_r})
         return (note, info) if note else None
 

@@ -1,5 +1,6 @@
 r"""The Riemannian gradient flow (31) on M_k: the public entry point :func:`manifold_flow`, which
-picks one of the two engines (:mod:`linrank.flows.factored`, :mod:`linrank.flows.projected`)."""
+picks one of the engines (:mod:`linrank.flows.chain`, :mod:`linrank.flows.factored`,
+:mod:`linrank.flows.projected`)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ..data import as_data
+from ..data import LinearData, as_data
 from ..metric import check_depth
+from .chain import ChainSystem
 from .factored import FactoredSystem
 from .integrator import integrate
 from .manifold_base import parse_start
@@ -17,11 +19,11 @@ from .projected import ProjectedSystem
 from .result import FlowResult
 from .targets import parse_target
 
-__all__ = ["ENGINES", "OWN", "check_collapse_tol", "check_start_shape", "choose_engine",
-           "manifold_flow"]
+__all__ = ["CHAIN_MAX_DEPTH", "ENGINES", "OWN", "check_collapse_tol", "check_start_shape",
+           "choose_engine", "manifold_engine", "manifold_flow"]
 
 #: the engines of manifold_flow by name
-ENGINES = {"factored": FactoredSystem, "projected": ProjectedSystem}
+ENGINES = {"factored": FactoredSystem, "projected": ProjectedSystem, "chain": ChainSystem}
 
 
 def manifold_flow(
@@ -61,10 +63,14 @@ def manifold_flow(
         (:mod:`linrank.flows.manifold_base`: the one collapse rule of every flow on M_k).
     target : a d_y x d_x matrix or a point; ||W(t) - target||_F is recorded (from factors, error
         ~eps ||W||, for a point target).
-    engine : "auto" (default: "factored" for N >= 2, "projected" for N = 1), "factored" (the
-        dynamical low-rank ODE in factors u S v^T, Koch-Lubich; N >= 2 only, since for N = 1 its
-        right-hand side divides by the singular values) or "projected" (projected Runge-Kutta
-        with truncated SVDs of low-rank sums; any N). See the package docstring.
+    engine : "auto" (default: "chain" for 2 <= N <= :data:`CHAIN_MAX_DEPTH` with RK45,
+        "factored" for other N >= 2 and methods, "projected" for N = 1), "chain" (a balanced
+        chain of N factors of width k, :mod:`linrank.flows.chain`: follows singular values far
+        below eps s_1 to relative accuracy, cost per evaluation growing with N; N >= 2),
+        "factored" (the dynamical low-rank ODE in factors u S v^T, Koch-Lubich; cost independent
+        of N, resolves s_k / s_1 down to ~1e-12; N >= 2 only, since for N = 1 its right-hand
+        side divides by the singular values) or "projected" (projected Runge-Kutta with
+        truncated SVDs of low-rank sums; any N). See the package docstring.
     **options : see the package docstring.
 
     Returns
@@ -72,8 +78,12 @@ def manifold_flow(
     FlowResult with ``point`` (final (u, s, vt)), ``W``, ``singular_values``.
 
     Accuracy: RK45 keeps each step's local error below ``atol sqrt(d_x d_y) + rtol ||W||_F``
-    in Frobenius norm. Memory O((d_x + d_y) k) beyond the data, cost per right-hand side
-    O((d_x + d_y) k^2 + products with the data), independent of the depth.
+    in Frobenius norm; the chain engine also keeps the relative change of every singular value
+    of every factor below rtol per step, so tiny singular values (and the time of an escape from
+    a critical point of lower rank) keep a relative accuracy. Memory O((d_x + d_y) k) beyond
+    the data (the chain: O((d_x + d_y) k + N k^2)), cost per right-hand side O((d_x + d_y) k^2
+    + products with the data), independent of the depth for the factored engine, growing like
+    N for the chain.
 
     Raises
     ------
@@ -84,20 +94,52 @@ def manifold_flow(
     N = check_depth(depth)
     t_end = check_t_end(t_end)
     opts = parse_options(t_end, **check_option_names("manifold_flow", options, OWN))
-    engine_cls = choose_engine(engine, N)
+    engine_cls = manifold_engine(engine, N, opts.method)
     ct = check_collapse_tol(collapse_tol)
     data = as_data(X, Y, covariance=covariance, form=form, yy=yy)
+    if engine_cls is ChainSystem and type(data).point_products is not LinearData.point_products:
+        # data whose products are overridden (a wrapper) are only known at orthonormal factors
+        if engine == "chain":
+            raise ValueError("engine='chain' needs plain LinearData (its products at factors "
+                             f"that are not orthonormal); {type(data).__name__} overrides "
+                             "point_products: use engine='factored'")
+        engine_cls = choose_engine("auto", N)
     check_start_shape(W0, data, covariance)
     p = parse_start(W0, data.d_y, data.d_x, N, rank)
     tgt = parse_target(target, data.d_y, data.d_x, as_point=True)
     system = engine_cls(data, N, p.s.size, tgt, ct, p.s.copy())
+    if isinstance(system, ChainSystem):
+        system.balance_tol = float(opts.rtol)
+        system.relative_control = True
     return integrate(system, system.initial_state(p), t_end, opts)
+
+
+#: the largest depth at which manifold_flow's engine="auto" integrates the balanced chain
+#: (cost per evaluation growing like N; BENCHMARKS.md "Tiny singular values")
+CHAIN_MAX_DEPTH = 8
+
+
+def manifold_engine(engine: object, depth: int, method: str) -> type:
+    """The engine class of manifold_flow: "chain" on request (N >= 2), and for "auto" with
+    RK45 (whose error control then follows tiny singular values) at 2 <= N <=
+    :data:`CHAIN_MAX_DEPTH`; else :func:`choose_engine` (factored for N >= 2, projected for
+    N = 1)."""
+    if engine == "chain":
+        if depth < 2:
+            raise ValueError("engine='chain' needs depth N >= 2 (a chain of N factors); use "
+                             "'projected' or 'auto' for N = 1")
+        return ChainSystem
+    cls = choose_engine(engine, depth)
+    if engine == "auto" and 2 <= depth <= CHAIN_MAX_DEPTH and method == "RK45":
+        return ChainSystem
+    return cls
 
 
 def choose_engine(engine: object, depth: int) -> type:
     """The engine class for ``engine`` ("auto", "factored", "projected") at this depth."""
     if not isinstance(engine, str) or engine not in ("auto", "factored", "projected"):
-        raise ValueError(f"engine must be 'auto', 'factored' or 'projected', got {engine!r}")
+        raise ValueError(f"engine must be 'auto', 'factored', 'projected' (or, for manifold_flow "
+                         f"and riemannian_flow, 'chain'), got {engine!r}")
     if engine == "auto":
         engine = "factored" if depth >= 2 else "projected"
     if engine == "factored" and depth < 2:
