@@ -24,10 +24,16 @@ candidate, columns :data:`linrank.experiments.startfile.COLUMNS`, sorted by obje
 first, when the search returns), ``report.md``. Guarantees, as for the sweep:
 
 * Rows are appended (flushed, fsync'ed) when a unit ends; an interrupted unit leaves no row.
-* Every row is verified on reading (its checksum covers the configuration key and its values):
-  a cut, edited or foreign row is named (``SearchResult.problems``, and on stderr by the command)
-  and its unit is recomputed; so is a unit that lacks rows. Rerunning the same call resumes, and
-  a search that was interrupted and resumed ends with the same worst.csv as one that was not.
+* Every row carries the identity of what computed it (``config``: the configuration's key;
+  ``code``: :func:`linrank.experiments.startfile.code_key`, linrank's version, the source of the
+  modules the search runs and the numerical libraries' versions) and a checksum over all its
+  values, and is verified on reading: a cut-off or edited (*changed*), *foreign* (another
+  configuration) or *stale* (other code) row is named (``SearchResult.problems``, and on stderr
+  by the command) and its unit is recomputed; so is a unit that lacks rows. A directory written
+  by an older file format of the search has all its rows named stale and recomputed. Rerunning
+  the same call resumes, and a search that was interrupted and resumed ends with the same
+  worst.csv as one that was not. Rows that come back from a worker running other code (a Dask
+  cluster with another linrank) stop the search with a SearchError.
 * ``DIR`` is linrank's: locked while a search writes it (:class:`.outputs.OutputDir`); a
   directory holding other files, or a search of another configuration, is refused.
 """
@@ -47,12 +53,20 @@ import numpy as np
 from .outputs import CACHE, LOCK, MANIFEST, OutputDir, OutputError, atomic_write_text
 from .resources import executor
 from .search_objective import SearchConfig, SearchProblem
-from .startfile import COLUMNS, RESULTS, format_value, read_rows, row_checksum
+from .startfile import (
+    COLUMNS,
+    RESULTS,
+    code_identity,
+    code_key,
+    format_value,
+    read_rows,
+    row_checksum,
+)
 from .startfile import MANIFEST as CONFIG
 
 __all__ = ["SearchError", "SearchResult", "search", "run_unit", "config_key"]
 
-_FORMAT = 1
+_FORMAT = 2  # 2: rows carry config and code
 _ALLOWED = {CONFIG, RESULTS, "report.md", LOCK, MANIFEST, CACHE}
 
 
@@ -101,7 +115,7 @@ def run_unit(cfg: SearchConfig, unit: str) -> list[dict]:
     from scipy.optimize import minimize
     from threadpoolctl import threadpool_limits
 
-    key = config_key(cfg)
+    key, code = config_key(cfg), code_key()
     with threadpool_limits(limits=1):
         prob = SearchProblem(cfg)
         rng = _rng(cfg, unit)
@@ -142,14 +156,21 @@ def run_unit(cfg: SearchConfig, unit: str) -> list[dict]:
     for i, (kind, row) in enumerate(found):
         full = {c: "" for c in COLUMNS}
         full.update({k: format_value(v) for k, v in row.items()})
-        full.update(unit=unit, index=str(i), of=str(len(found)), kind=kind)
-        full["checksum"] = row_checksum(full, key)
+        full.update(unit=unit, index=str(i), of=str(len(found)), kind=kind, config=key,
+                    code=code)
+        full["checksum"] = row_checksum(full)
         rows.append(full)
     return rows
 
 
 # ---------------------------------------------------------------------- the directory
-def _open_dir(out: str, cfg: SearchConfig) -> OutputDir:
+def _manifest(cfg: SearchConfig) -> str:
+    return json.dumps({"writer": "linrank search", "format": _FORMAT, "key": config_key(cfg),
+                       "config": cfg.to_dict(), "code": code_identity(),
+                       "code_key": code_key()}, indent=1)
+
+
+def _open_dir(out: str, cfg: SearchConfig, problems: list[str]) -> OutputDir:
     od = OutputDir(out)
     od.__enter__()
     try:
@@ -165,16 +186,26 @@ def _open_dir(out: str, cfg: SearchConfig) -> OutputDir:
                     man = json.load(fh)
             except (OSError, ValueError) as exc:
                 raise OutputError(f"{cpath} is unreadable ({exc})") from None
-            if not isinstance(man, dict) or man.get("key") != config_key(cfg):
+            if not isinstance(man, dict) or man.get("writer") != "linrank search":
+                raise OutputError(f"{cpath} is not a linrank search manifest")
+            had, now = man.get("config") or {}, cfg.to_dict()
+            if man.get("format") != _FORMAT and isinstance(had, dict) and all(
+                    had[k] == now[k] for k in set(had) & set(now)):
+                # an older file format of the same search: its rows cannot prove their code
+                rpath = os.path.join(od.path, RESULTS)
+                n = 0
+                if os.path.exists(rpath):
+                    with open(rpath, newline="") as fh:
+                        n = max(sum(1 for _ in fh) - 1, 0)
+                    atomic_write_text(rpath, ",".join(COLUMNS) + "\n")
+                problems.append(f"{rpath}: {n} rows of file format {man.get('format')} of "
+                                "linrank search (no code identity): stale, recomputed")
+            elif man.get("key") != config_key(cfg):
                 raise OutputError(f"{out} holds a search of another configuration "
-                                  f"({man.get('config') if isinstance(man, dict) else '?'}): "
-                                  "choose another --out")
+                                  f"({man.get('config')}): choose another --out")
         elif os.path.exists(os.path.join(od.path, RESULTS)):
             raise OutputError(f"{out}/{RESULTS} exists without {CONFIG}: not a linrank search")
-        else:
-            od.write_text(CONFIG, json.dumps({"writer": "linrank search", "format": _FORMAT,
-                                              "key": config_key(cfg),
-                                              "config": cfg.to_dict()}, indent=1))
+        od.write_text(CONFIG, _manifest(cfg))
     except BaseException:
         od.__exit__(None, None, None)
         raise
@@ -278,10 +309,12 @@ def search(hypothesis: str, d: int, rank: int, depth: int, out: str | os.PathLik
         raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}")
     out = os.fspath(out)
     key = config_key(cfg)
-    od = _open_dir(out, cfg)
+    problems: list[str] = []
+    od = _open_dir(out, cfg, problems)
     try:
         path = os.path.join(od.path, RESULTS)
-        rows, problems = read_rows(path, key)
+        rows, bad = read_rows(path, key)
+        problems += bad
         units = _complete_units(rows, problems)
         before = len(units)
         _write_rows(path, _sorted_rows(units))  # drops what did not verify
@@ -320,6 +353,7 @@ def _run_units(cfg: SearchConfig, units: dict[str, list[dict]], path: str, t0: f
             k += 1
 
     ctx, client = _executor(n_jobs, scheduler)
+    code = code_key()
     ran = 0
     try:
         with ctx, open(path, "a", newline="") as fh:
@@ -327,6 +361,11 @@ def _run_units(cfg: SearchConfig, units: dict[str, list[dict]], path: str, t0: f
             jobs = -1 if scheduler is not None else n_jobs
             for unit_rows in Parallel(n_jobs=jobs, return_as="generator_unordered",
                                       batch_size=1, pre_dispatch="n_jobs")(tasks()):
+                other = {r["code"] for r in unit_rows} - {code}
+                if other:
+                    raise SearchError(f"unit {unit_rows[0]['unit']} came back from a worker "
+                                      f"running other code ({', '.join(sorted(other))}; this "
+                                      f"is {code}): install the same linrank on the workers")
                 for r in unit_rows:
                     writer.writerow(r)
                 fh.flush()
