@@ -2,16 +2,15 @@ r"""``linrank search``: adversarial starts inside a hypothesis, by a derivative-
 
 :func:`search` maximizes the objective of :mod:`linrank.experiments.search_objective` (time to
 converge relative to the horizon, or 1 + the distance to :math:`U_rU_r^T` at the horizon) over
-the parametrization of the start described there, by scipy's Nelder-Mead (adaptive, Gao and Han
-2012) from random starts inside the hypothesis, with restarts. Work comes in *units*:
+the parametrization of the start described there, by a derivative-free optimizer
+(:mod:`linrank.experiments.search_optim`: CMA-ES by default, or scipy's Nelder-Mead) from random
+starts inside the hypothesis, with restarts. Work comes in *units*:
 
 * ``random-NNNN`` -- one random start inside the hypothesis (the baseline whose median time to
   converge the report compares with), ``config.random`` of them;
-* ``restart-NNNN`` -- a Nelder-Mead search of at most ``config.evals`` flow evaluations from its
-  own random start; one row per distinct candidate it evaluated. For r < d it first moves the
-  two weights off span U_r alone (a scan of the common exponent a over -9, -6, -3, 3, 6, 9, then a
-  2-d Nelder-Mead from the best, at most a quarter of the evaluations in all: in 2dr + 2
-  dimensions the full simplex alone would use up the budget), then every parameter.
+* ``restart-NNNN`` -- one run of the optimizer (``config.optimizer``) of at most
+  ``config.evals`` flow evaluations from its own random start; one row per distinct candidate
+  it evaluated.
 
 Each unit depends only on the configuration and its name (its random numbers come from
 ``SeedSequence([seed, unit number, kind])``, BLAS is held to one thread), so it gives the same
@@ -53,6 +52,7 @@ import numpy as np
 from .outputs import CACHE, LOCK, MANIFEST, OutputDir, OutputError, atomic_write_text
 from .resources import executor
 from .search_objective import SearchConfig, SearchProblem
+from .search_optim import run_optimizer
 from .startfile import (
     COLUMNS,
     RESULTS,
@@ -112,7 +112,6 @@ def _rng(cfg: SearchConfig, unit: str) -> np.random.Generator:
 def run_unit(cfg: SearchConfig, unit: str) -> list[dict]:
     """The rows of one unit (``random-NNNN`` or ``restart-NNNN``), checksummed; see the module
     docstring. KeyboardInterrupt passes through (no partial unit is ever returned)."""
-    from scipy.optimize import minimize
     from threadpoolctl import threadpool_limits
 
     key, code = config_key(cfg), code_key()
@@ -123,35 +122,7 @@ def run_unit(cfg: SearchConfig, unit: str) -> list[dict]:
         if unit.startswith("random-"):
             found = [("random", prob.evaluate(x0))]
         else:
-            cache: dict[bytes, float] = {}
-            found = []
-
-            def f(x: np.ndarray) -> float:
-                k = np.asarray(x, dtype=float).tobytes()
-                if k not in cache:
-                    row = prob.evaluate(x)
-                    found.append(("search", row))
-                    cache[k] = -float(row["objective"])
-                return cache[k]
-
-            n, m = x0.size, 2 * cfg.d * cfg.rank
-            opts = dict(adaptive=True, xatol=1e-8, fatol=1e-10)
-            if n > m:  # first the two weights off span U_r alone (a 2-d search)
-                def g(ab: np.ndarray) -> float:
-                    return f(np.concatenate([x0[:m], ab]))
-
-                # a coarse scan of the common weight in both directions, then Nelder-Mead
-                scan = [x0[m:]] + [np.array([a, 0.0]) for a in (-9.0, -6.0, -3.0, 3.0, 6.0, 9.0)]
-                ab0 = min(scan, key=g)
-                res = minimize(g, ab0, method="Nelder-Mead",
-                               options=dict(opts, maxfev=cfg.evals // 4,
-                                            initial_simplex=np.vstack([ab0, ab0 + np.eye(2)])))
-                x0 = np.concatenate([x0[:m], res.x])
-            left = cfg.evals - len(found)
-            if left > 0:
-                minimize(f, x0, method="Nelder-Mead",
-                         options=dict(opts, maxfev=left,
-                                      initial_simplex=np.vstack([x0, x0 + np.eye(n)])))
+            found = [("search", row) for row in run_optimizer(prob, x0, rng)]
     rows = []
     for i, (kind, row) in enumerate(found):
         full = {c: "" for c in COLUMNS}
@@ -256,6 +227,7 @@ def _executor(n_jobs: int, scheduler: object):
 def search(hypothesis: str, d: int, rank: int, depth: int, out: str | os.PathLike, *,
            budget: float | None = None, restarts: int | None = None, seed: int = 0,
            horizon: float = 200.0, evals: int = 120, random: int = 16, tol: float = 1e-6,
+           optimizer: str = "cma",
            scale: float | None = None, rtol: float = 1e-8, atol: float = 1e-12,
            max_steps: int = 200_000, n_jobs: int = 2, scheduler: object = None,
            report: bool = True) -> SearchResult:
@@ -276,6 +248,7 @@ def search(hypothesis: str, d: int, rank: int, depth: int, out: str | os.PathLik
     horizon : flow time of each evaluation; evals : flow evaluations per restart;
     random : random starts of the baseline; tol : convergence when
         ``||W - U_rU_r^T||_F <= tol ||U_rU_r^T||_F``; scale : ``||W(0)||_F`` (default sqrt(r));
+    optimizer : "cma" (CMA-ES, default) or "nelder-mead" (:mod:`.search_optim`).
     rtol, atol, max_steps : of each flow (RK45).
     n_jobs : local worker processes (ignored with a scheduler).
     scheduler : None, a Dask scheduler address or a ``distributed.Client``.
@@ -296,6 +269,7 @@ def search(hypothesis: str, d: int, rank: int, depth: int, out: str | os.PathLik
     t0 = time.monotonic()
     cfg = SearchConfig(hypothesis=hypothesis, d=d, rank=rank, depth=depth, seed=seed,
                        horizon=horizon, tol=tol, scale=scale, evals=evals, random=random,
+                       optimizer=optimizer,
                        rtol=rtol, atol=atol, max_steps=max_steps)
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
                                or not budget >= 0):
