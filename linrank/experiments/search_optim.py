@@ -61,15 +61,24 @@ def run_optimizer(prob: object, x0: np.ndarray, rng: np.random.Generator
     def row_of(x: np.ndarray) -> dict:
         k = np.asarray(x, dtype=float).tobytes()
         if k not in cache:
+            if len(found) >= cfg.evals:
+                raise _BudgetSpent
             cache[k] = prob.evaluate(x)
             found.append(cache[k])
         return cache[k]
 
-    if cfg.optimizer == "cma":
-        _cma(prob, x0, rng, row_of)
-    else:
-        _nelder_mead(prob, x0, row_of, found)
+    try:
+        if cfg.optimizer == "cma":
+            _cma(prob, x0, rng, row_of)
+        else:
+            _nelder_mead(prob, x0, row_of, found)
+    except _BudgetSpent:
+        pass
     return found
+
+
+class _BudgetSpent(Exception):
+    """Raised by a restart's evaluation past ``cfg.evals`` distinct candidates."""
 
 
 def _cma(prob, x0: np.ndarray, rng: np.random.Generator, row_of: Callable) -> None:
