@@ -157,6 +157,17 @@ def test_command_line(quick, tmp_path, capsys):
         search("theorem31", 3, 3, 3, tmp_path / "y", **QUICK, scheduler="tcp://127.0.0.1:1")
 
 
+# a smaller search for the hostile-file tests (each recomputes units)
+TINY = {**QUICK, "restarts": 1, "evals": 4, "random": 1}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("search") / "tiny"
+    search("theorem31", 3, 3, 3, out, **TINY)
+    return out
+
+
 def _copy_search(src, dst):
     dst.mkdir()
     for name in ("search.json", ".linrank-manifest.json", "worst.csv"):
@@ -197,13 +208,13 @@ def test_rows_carry_their_identity(quick):
     assert man["code_key"] == code_key() and man["code"] == ident
 
 
-def test_stale_and_foreign_rows_are_named_and_recomputed(quick, tmp_path):
-    out, _ = quick
+def test_stale_and_foreign_rows_are_named_and_recomputed(tiny, tmp_path):
+    out = tiny
     good = _text(out)
     # a row computed by other code (a valid checksum, another code key)
     d = _copy_search(out, tmp_path / "stale")
     old = _rewrite(d / "worst.csv", lambda r: r.update(code="0123456789abcdef"))
-    res = search("theorem31", 3, 3, 3, d, **QUICK)
+    res = search("theorem31", 3, 3, 3, d, **TINY)
     text = " | ".join(res.problems)
     assert "stale (computed by other code, 0123456789abcdef" in text
     assert f"unit {old['unit']}" in text and "recomputed" in text
@@ -211,22 +222,22 @@ def test_stale_and_foreign_rows_are_named_and_recomputed(quick, tmp_path):
     # a row of another configuration, re-sealed with a matching checksum: foreign
     d = _copy_search(out, tmp_path / "foreign")
     _rewrite(d / "worst.csv", lambda r: r.update(config="fedcba9876543210", depth="4"))
-    res = search("theorem31", 3, 3, 3, d, **QUICK)
+    res = search("theorem31", 3, 3, 3, d, **TINY)
     assert "foreign (computed for another search, configuration fedcba9876543210" in " ".join(
         res.problems)
     assert _text(d) == good
     # a file cut in its header: no row survives; every unit is recomputed
     d = _copy_search(out, tmp_path / "cut")
     (d / "worst.csv").write_text(good[:30])
-    res = search("theorem31", 3, 3, 3, d, **QUICK)
-    assert "cut off" in " ".join(res.problems) and res.units_run == 4
+    res = search("theorem31", 3, 3, 3, d, **TINY)
+    assert "cut off" in " ".join(res.problems) and res.units_run == 2
     assert _text(d) == good
 
 
-def test_older_file_format_is_stale(quick, tmp_path):
+def test_older_file_format_is_stale(tiny, tmp_path):
     import json
 
-    out, _ = quick
+    out = tiny
     d = _copy_search(out, tmp_path / "v1")
     man = json.loads((d / "search.json").read_text())
     man["format"] = 1
@@ -241,9 +252,9 @@ def test_older_file_format_is_stale(quick, tmp_path):
     # format 1 had no config/code columns
     lines = [",".join(x.split(",")[:-3] + x.split(",")[-1:]) for x in _text(d).splitlines()]
     (d / "worst.csv").write_text("\n".join(lines) + "\n")
-    res = search("theorem31", 3, 3, 3, d, **QUICK)
+    res = search("theorem31", 3, 3, 3, d, **TINY)
     assert any("file format 1" in p and "stale, recomputed" in p for p in res.problems)
-    assert res.units_before == 0 and res.units_run == 4 and _text(d) == _text(out)
+    assert res.units_before == 0 and res.units_run == 2 and _text(d) == _text(out)
 
 
 def test_rows_from_a_worker_with_other_code_stop_the_search(tmp_path, monkeypatch):
