@@ -279,3 +279,29 @@ def test_search_starts_refuse_stale_rows(quick, tmp_path):
     (d / "worst.csv").write_text(text)
     with pytest.raises(StartFileError, match="no row that verifies"):
         search_starts(d, 3, 3)
+
+
+def test_report_sentences_hold_for_its_rows(quick):
+    from linrank.experiments.search_report import baseline_median, worst_per_restart
+
+    out, res = quick
+    report = (out / "report.md").read_text()
+    base = [r for r in res.rows if r["kind"] == "random"]
+    conv = sum(r["status"] == "converged" for r in base)
+    med, c, n = baseline_median(res.rows)
+    assert (c, n) == (conv, len(base))
+    assert f"{conv} of {len(base)} converged by T" in report
+    if conv * 2 <= len(base):
+        assert np.isnan(med) and "half or more did not converge" in report
+    worst = worst_per_restart(res.rows)
+    neg = sum(float(r["det_r"]) < 0 for r in worst)
+    assert f"| det(U_r^T W(0) U_r) < 0 | {neg} | {sum(float(r['det_r']) < 0 for r in base)} |" \
+        in report
+    n_cert = sum(1 for r in res.rows if r["inside"] == "True" and r["certificate"])
+    assert f"{n_cert} with a certificate" in report
+    for r in worst:  # the certificate column agrees with the determinant at r = d
+        assert (r["certificate"] == "det W(0) < 0 at r = d") == (float(r["det_r"]) < 0)
+    # synthetic: exactly half converged -> no median
+    rows = [dict(kind="random", inside="True", status="converged", t_converge="5.0"),
+            dict(kind="random", inside="True", status="approaching", t_converge="")]
+    assert np.isnan(baseline_median(rows)[0])

@@ -30,8 +30,8 @@ def _f(v: str) -> float:
 def baseline_median(rows: list[dict]) -> tuple[float, int, int]:
     """(median time to converge of the random starts, converged count, count).
 
-    Starts that did not converge count as slower than every converged one (median nan if more
-    than half of them did not converge, or there are none)."""
+    Starts that did not converge count as slower than every converged one (median nan if half
+    or more of them did not converge, or there are none)."""
     base = [r for r in rows if r["kind"] == "random" and r["inside"] == "True"]
     times = sorted(_f(r["t_converge"]) if r["status"] == "converged" else math.inf
                    for r in base)
@@ -102,7 +102,7 @@ def report_text(result: object) -> str:
     if nbase:
         L.append(f"Random starts inside the hypothesis: {conv} of {nbase} converged by T; "
                  + (f"median time to converge {med:.4g}." if not math.isnan(med) else
-                    "more than half did not converge (no median)."))
+                    "half or more did not converge (no median)."))
     else:
         L.append("No random starts were run (random = 0): no baseline.")
     top = worst[0] if worst else None
