@@ -155,3 +155,153 @@ def test_command_line(quick, tmp_path, capsys):
               "--out", str(tmp_path)])
     with pytest.raises(SearchError, match="Dask scheduler"):
         search("theorem31", 3, 3, 3, tmp_path / "y", **QUICK, scheduler="tcp://127.0.0.1:1")
+
+
+# a smaller search for the hostile-file tests (each recomputes units)
+TINY = {**QUICK, "restarts": 1, "evals": 4, "random": 1}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("search") / "tiny"
+    search("theorem31", 3, 3, 3, out, **TINY)
+    return out
+
+
+def _copy_search(src, dst):
+    dst.mkdir()
+    for name in ("search.json", ".linrank-manifest.json", "worst.csv"):
+        (dst / name).write_text((src / name).read_text())
+    return dst
+
+
+def _rewrite(path, edit):
+    """Apply ``edit`` to the first data row of a worst.csv and re-seal it (a valid checksum)."""
+    import csv
+    import io
+
+    from linrank.experiments.startfile import COLUMNS, row_checksum
+
+    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    edit(rows[0])
+    rows[0]["checksum"] = row_checksum(rows[0])
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    path.write_text(buf.getvalue())
+    return rows[0]
+
+
+def test_rows_carry_their_identity(quick):
+    from linrank.experiments.search import config_key
+    from linrank.experiments.startfile import code_identity, code_key
+
+    out, res = quick
+    ident = code_identity()
+    assert ident["source"] and ident["modules"] > 10 and ident["numpy"] == np.__version__
+    assert {r["code"] for r in res.rows} == {code_key()}
+    assert {r["config"] for r in res.rows} == {config_key(res.config)}
+    import json
+
+    man = json.loads((out / "search.json").read_text())
+    assert man["code_key"] == code_key() and man["code"] == ident
+
+
+def test_stale_and_foreign_rows_are_named_and_recomputed(tiny, tmp_path):
+    out = tiny
+    good = _text(out)
+    # a row computed by other code (a valid checksum, another code key)
+    d = _copy_search(out, tmp_path / "stale")
+    old = _rewrite(d / "worst.csv", lambda r: r.update(code="0123456789abcdef"))
+    res = search("theorem31", 3, 3, 3, d, **TINY)
+    text = " | ".join(res.problems)
+    assert "stale (computed by other code, 0123456789abcdef" in text
+    assert f"unit {old['unit']}" in text and "recomputed" in text
+    assert _text(d) == good
+    # a row of another configuration, re-sealed with a matching checksum: foreign
+    d = _copy_search(out, tmp_path / "foreign")
+    _rewrite(d / "worst.csv", lambda r: r.update(config="fedcba9876543210", depth="4"))
+    res = search("theorem31", 3, 3, 3, d, **TINY)
+    assert "foreign (computed for another search, configuration fedcba9876543210" in " ".join(
+        res.problems)
+    assert _text(d) == good
+    # a file cut in its header: no row survives; every unit is recomputed
+    d = _copy_search(out, tmp_path / "cut")
+    (d / "worst.csv").write_text(good[:30])
+    res = search("theorem31", 3, 3, 3, d, **TINY)
+    assert "cut off" in " ".join(res.problems) and res.units_run == 2
+    assert _text(d) == good
+
+
+def test_older_file_format_is_stale(tiny, tmp_path):
+    import json
+
+    out = tiny
+    d = _copy_search(out, tmp_path / "v1")
+    man = json.loads((d / "search.json").read_text())
+    man["format"] = 1
+    man["config"].pop("optimizer", None)
+    (d / "search.json").write_text(json.dumps(man))
+    # as linrank search of format 1 wrote it: its manifest knows the file
+    import hashlib
+
+    lm = json.loads((d / ".linrank-manifest.json").read_text())
+    lm["files"]["search.json"] = hashlib.sha256((d / "search.json").read_bytes()).hexdigest()
+    (d / ".linrank-manifest.json").write_text(json.dumps(lm))
+    # format 1 had no config/code columns
+    lines = [",".join(x.split(",")[:-3] + x.split(",")[-1:]) for x in _text(d).splitlines()]
+    (d / "worst.csv").write_text("\n".join(lines) + "\n")
+    res = search("theorem31", 3, 3, 3, d, **TINY)
+    assert any("file format 1" in p and "stale, recomputed" in p for p in res.problems)
+    assert res.units_before == 0 and res.units_run == 2 and _text(d) == _text(out)
+
+
+def test_rows_from_a_worker_with_other_code_stop_the_search(tmp_path, monkeypatch):
+    real = search_mod.run_unit
+
+    def other(cfg, unit):
+        rows = real(cfg, unit)
+        return [dict(r, code="0" * 16) for r in rows]
+
+    monkeypatch.setattr(search_mod, "run_unit", other)
+    with pytest.raises(SearchError, match="worker running other code"):
+        search("theorem31", 3, 3, 3, tmp_path / "w", **{**QUICK, "random": 1, "restarts": 0})
+    assert "0000000000000000" not in _text(tmp_path / "w")
+
+
+def test_search_starts_refuse_stale_rows(quick, tmp_path):
+    from linrank.experiments.startfile import StartFileError, search_starts
+
+    out, _ = quick
+    d = _copy_search(out, tmp_path / "s")
+    text = _text(d).replace(_text(d).splitlines()[1].split(",")[-2], "0123456789abcdef")
+    (d / "worst.csv").write_text(text)
+    with pytest.raises(StartFileError, match="no row that verifies"):
+        search_starts(d, 3, 3)
+
+
+def test_report_sentences_hold_for_its_rows(quick):
+    from linrank.experiments.search_report import baseline_median, worst_per_restart
+
+    out, res = quick
+    report = (out / "report.md").read_text()
+    base = [r for r in res.rows if r["kind"] == "random"]
+    conv = sum(r["status"] == "converged" for r in base)
+    med, c, n = baseline_median(res.rows)
+    assert (c, n) == (conv, len(base))
+    assert f"{conv} of {len(base)} converged by T" in report
+    if conv * 2 <= len(base):
+        assert np.isnan(med) and "half or more did not converge" in report
+    worst = worst_per_restart(res.rows)
+    neg = sum(float(r["det_r"]) < 0 for r in worst)
+    assert f"| det(U_r^T W(0) U_r) < 0 | {neg} | {sum(float(r['det_r']) < 0 for r in base)} |" \
+        in report
+    n_cert = sum(1 for r in res.rows if r["inside"] == "True" and r["certificate"])
+    assert f"{n_cert} with a certificate" in report
+    for r in worst:  # the certificate column agrees with the determinant at r = d
+        assert (r["certificate"] == "det W(0) < 0 at r = d") == (float(r["det_r"]) < 0)
+    # synthetic: exactly half converged -> no median
+    rows = [dict(kind="random", inside="True", status="converged", t_converge="5.0"),
+            dict(kind="random", inside="True", status="approaching", t_converge="")]
+    assert np.isnan(baseline_median(rows)[0])

@@ -2,7 +2,7 @@
 
 ``linrank search --hypothesis NAME --d D --rank R --depth N [--budget SECONDS] [--seed S]
 [--scheduler ADDRESS] --out DIR`` runs random starts inside the hypothesis (the baseline) and
-Nelder-Mead restarts that maximize the time to converge (or the distance to U_rU_r^T at the
+CMA-ES (or Nelder-Mead) restarts that maximize the time to converge (or the distance to U_rU_r^T at the
 horizon), writing DIR/worst.csv (one row per candidate, worst first) and DIR/report.md. Rerunning
 the same command resumes; rows that do not verify are named and recomputed.
 Exit status: 0 done, 2 bad input, 130 interrupted.
@@ -63,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="flow evaluations per restart (120)")
     parser.add_argument("--random", type=non_negative_int, default=16,
                         help="random starts of the baseline (16)")
+    parser.add_argument("--optimizer", choices=["cma", "nelder-mead"], default="cma",
+                        help="CMA-ES from starts with little weight off span U_r (cma), or "
+                             "Nelder-Mead (nelder-mead)")
     parser.add_argument("--tol", type=_positive, default=1e-6,
                         help="converged when ||W - W*|| <= tol ||W*|| (1e-6)")
     parser.add_argument("--scale", type=_positive, default=None,
@@ -81,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         res = search(args.hypothesis, args.d, args.rank, args.depth, args.out,
                      budget=args.budget, restarts=args.restarts, seed=args.seed,
                      horizon=args.horizon, evals=args.evals, random=args.random, tol=args.tol,
+                     optimizer=args.optimizer,
                      scale=args.scale, n_jobs=args.jobs, scheduler=args.scheduler)
     except KeyboardInterrupt:
         print("linrank search: interrupted; finished units are in "

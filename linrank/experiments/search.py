@@ -2,16 +2,15 @@ r"""``linrank search``: adversarial starts inside a hypothesis, by a derivative-
 
 :func:`search` maximizes the objective of :mod:`linrank.experiments.search_objective` (time to
 converge relative to the horizon, or 1 + the distance to :math:`U_rU_r^T` at the horizon) over
-the parametrization of the start described there, by scipy's Nelder-Mead (adaptive, Gao and Han
-2012) from random starts inside the hypothesis, with restarts. Work comes in *units*:
+the parametrization of the start described there, by a derivative-free optimizer
+(:mod:`linrank.experiments.search_optim`: CMA-ES by default, or scipy's Nelder-Mead) from random
+starts inside the hypothesis, with restarts. Work comes in *units*:
 
 * ``random-NNNN`` -- one random start inside the hypothesis (the baseline whose median time to
   converge the report compares with), ``config.random`` of them;
-* ``restart-NNNN`` -- a Nelder-Mead search of at most ``config.evals`` flow evaluations from its
-  own random start; one row per distinct candidate it evaluated. For r < d it first moves the
-  two weights off span U_r alone (a scan of the common exponent a over -9, -6, -3, 3, 6, 9, then a
-  2-d Nelder-Mead from the best, at most a quarter of the evaluations in all: in 2dr + 2
-  dimensions the full simplex alone would use up the budget), then every parameter.
+* ``restart-NNNN`` -- one run of the optimizer (``config.optimizer``) of at most
+  ``config.evals`` flow evaluations from its own random start; one row per distinct candidate
+  it evaluated.
 
 Each unit depends only on the configuration and its name (its random numbers come from
 ``SeedSequence([seed, unit number, kind])``, BLAS is held to one thread), so it gives the same
@@ -24,10 +23,16 @@ candidate, columns :data:`linrank.experiments.startfile.COLUMNS`, sorted by obje
 first, when the search returns), ``report.md``. Guarantees, as for the sweep:
 
 * Rows are appended (flushed, fsync'ed) when a unit ends; an interrupted unit leaves no row.
-* Every row is verified on reading (its checksum covers the configuration key and its values):
-  a cut, edited or foreign row is named (``SearchResult.problems``, and on stderr by the command)
-  and its unit is recomputed; so is a unit that lacks rows. Rerunning the same call resumes, and
-  a search that was interrupted and resumed ends with the same worst.csv as one that was not.
+* Every row carries the identity of what computed it (``config``: the configuration's key;
+  ``code``: :func:`linrank.experiments.startfile.code_key`, linrank's version, the source of the
+  modules the search runs and the numerical libraries' versions) and a checksum over all its
+  values, and is verified on reading: a cut-off or edited (*changed*), *foreign* (another
+  configuration) or *stale* (other code) row is named (``SearchResult.problems``, and on stderr
+  by the command) and its unit is recomputed; so is a unit that lacks rows. A directory written
+  by an older file format of the search has all its rows named stale and recomputed. Rerunning
+  the same call resumes, and a search that was interrupted and resumed ends with the same
+  worst.csv as one that was not. Rows that come back from a worker running other code (a Dask
+  cluster with another linrank) stop the search with a SearchError.
 * ``DIR`` is linrank's: locked while a search writes it (:class:`.outputs.OutputDir`); a
   directory holding other files, or a search of another configuration, is refused.
 """
@@ -47,12 +52,21 @@ import numpy as np
 from .outputs import CACHE, LOCK, MANIFEST, OutputDir, OutputError, atomic_write_text
 from .resources import executor
 from .search_objective import SearchConfig, SearchProblem
-from .startfile import COLUMNS, RESULTS, format_value, read_rows, row_checksum
+from .search_optim import run_optimizer
+from .startfile import (
+    COLUMNS,
+    RESULTS,
+    code_identity,
+    code_key,
+    format_value,
+    read_rows,
+    row_checksum,
+)
 from .startfile import MANIFEST as CONFIG
 
 __all__ = ["SearchError", "SearchResult", "search", "run_unit", "config_key"]
 
-_FORMAT = 1
+_FORMAT = 2  # 2: rows carry config and code
 _ALLOWED = {CONFIG, RESULTS, "report.md", LOCK, MANIFEST, CACHE}
 
 
@@ -98,10 +112,9 @@ def _rng(cfg: SearchConfig, unit: str) -> np.random.Generator:
 def run_unit(cfg: SearchConfig, unit: str) -> list[dict]:
     """The rows of one unit (``random-NNNN`` or ``restart-NNNN``), checksummed; see the module
     docstring. KeyboardInterrupt passes through (no partial unit is ever returned)."""
-    from scipy.optimize import minimize
     from threadpoolctl import threadpool_limits
 
-    key = config_key(cfg)
+    key, code = config_key(cfg), code_key()
     with threadpool_limits(limits=1):
         prob = SearchProblem(cfg)
         rng = _rng(cfg, unit)
@@ -109,47 +122,26 @@ def run_unit(cfg: SearchConfig, unit: str) -> list[dict]:
         if unit.startswith("random-"):
             found = [("random", prob.evaluate(x0))]
         else:
-            cache: dict[bytes, float] = {}
-            found = []
-
-            def f(x: np.ndarray) -> float:
-                k = np.asarray(x, dtype=float).tobytes()
-                if k not in cache:
-                    row = prob.evaluate(x)
-                    found.append(("search", row))
-                    cache[k] = -float(row["objective"])
-                return cache[k]
-
-            n, m = x0.size, 2 * cfg.d * cfg.rank
-            opts = dict(adaptive=True, xatol=1e-8, fatol=1e-10)
-            if n > m:  # first the two weights off span U_r alone (a 2-d search)
-                def g(ab: np.ndarray) -> float:
-                    return f(np.concatenate([x0[:m], ab]))
-
-                # a coarse scan of the common weight in both directions, then Nelder-Mead
-                scan = [x0[m:]] + [np.array([a, 0.0]) for a in (-9.0, -6.0, -3.0, 3.0, 6.0, 9.0)]
-                ab0 = min(scan, key=g)
-                res = minimize(g, ab0, method="Nelder-Mead",
-                               options=dict(opts, maxfev=cfg.evals // 4,
-                                            initial_simplex=np.vstack([ab0, ab0 + np.eye(2)])))
-                x0 = np.concatenate([x0[:m], res.x])
-            left = cfg.evals - len(found)
-            if left > 0:
-                minimize(f, x0, method="Nelder-Mead",
-                         options=dict(opts, maxfev=left,
-                                      initial_simplex=np.vstack([x0, x0 + np.eye(n)])))
+            found = [("search", row) for row in run_optimizer(prob, x0, rng)]
     rows = []
     for i, (kind, row) in enumerate(found):
         full = {c: "" for c in COLUMNS}
         full.update({k: format_value(v) for k, v in row.items()})
-        full.update(unit=unit, index=str(i), of=str(len(found)), kind=kind)
-        full["checksum"] = row_checksum(full, key)
+        full.update(unit=unit, index=str(i), of=str(len(found)), kind=kind, config=key,
+                    code=code)
+        full["checksum"] = row_checksum(full)
         rows.append(full)
     return rows
 
 
 # ---------------------------------------------------------------------- the directory
-def _open_dir(out: str, cfg: SearchConfig) -> OutputDir:
+def _manifest(cfg: SearchConfig) -> str:
+    return json.dumps({"writer": "linrank search", "format": _FORMAT, "key": config_key(cfg),
+                       "config": cfg.to_dict(), "code": code_identity(),
+                       "code_key": code_key()}, indent=1)
+
+
+def _open_dir(out: str, cfg: SearchConfig, problems: list[str]) -> OutputDir:
     od = OutputDir(out)
     od.__enter__()
     try:
@@ -165,16 +157,26 @@ def _open_dir(out: str, cfg: SearchConfig) -> OutputDir:
                     man = json.load(fh)
             except (OSError, ValueError) as exc:
                 raise OutputError(f"{cpath} is unreadable ({exc})") from None
-            if not isinstance(man, dict) or man.get("key") != config_key(cfg):
+            if not isinstance(man, dict) or man.get("writer") != "linrank search":
+                raise OutputError(f"{cpath} is not a linrank search manifest")
+            had, now = man.get("config") or {}, cfg.to_dict()
+            if man.get("format") != _FORMAT and isinstance(had, dict) and all(
+                    had[k] == now[k] for k in set(had) & set(now)):
+                # an older file format of the same search: its rows cannot prove their code
+                rpath = os.path.join(od.path, RESULTS)
+                n = 0
+                if os.path.exists(rpath):
+                    with open(rpath, newline="") as fh:
+                        n = max(sum(1 for _ in fh) - 1, 0)
+                    atomic_write_text(rpath, ",".join(COLUMNS) + "\n")
+                problems.append(f"{rpath}: {n} rows of file format {man.get('format')} of "
+                                "linrank search (no code identity): stale, recomputed")
+            elif man.get("key") != config_key(cfg):
                 raise OutputError(f"{out} holds a search of another configuration "
-                                  f"({man.get('config') if isinstance(man, dict) else '?'}): "
-                                  "choose another --out")
+                                  f"({man.get('config')}): choose another --out")
         elif os.path.exists(os.path.join(od.path, RESULTS)):
             raise OutputError(f"{out}/{RESULTS} exists without {CONFIG}: not a linrank search")
-        else:
-            od.write_text(CONFIG, json.dumps({"writer": "linrank search", "format": _FORMAT,
-                                              "key": config_key(cfg),
-                                              "config": cfg.to_dict()}, indent=1))
+        od.write_text(CONFIG, _manifest(cfg))
     except BaseException:
         od.__exit__(None, None, None)
         raise
@@ -225,6 +227,7 @@ def _executor(n_jobs: int, scheduler: object):
 def search(hypothesis: str, d: int, rank: int, depth: int, out: str | os.PathLike, *,
            budget: float | None = None, restarts: int | None = None, seed: int = 0,
            horizon: float = 200.0, evals: int = 120, random: int = 16, tol: float = 1e-6,
+           optimizer: str = "cma",
            scale: float | None = None, rtol: float = 1e-8, atol: float = 1e-12,
            max_steps: int = 200_000, n_jobs: int = 2, scheduler: object = None,
            report: bool = True) -> SearchResult:
@@ -245,6 +248,7 @@ def search(hypothesis: str, d: int, rank: int, depth: int, out: str | os.PathLik
     horizon : flow time of each evaluation; evals : flow evaluations per restart;
     random : random starts of the baseline; tol : convergence when
         ``||W - U_rU_r^T||_F <= tol ||U_rU_r^T||_F``; scale : ``||W(0)||_F`` (default sqrt(r));
+    optimizer : "cma" (CMA-ES, default) or "nelder-mead" (:mod:`.search_optim`).
     rtol, atol, max_steps : of each flow (RK45).
     n_jobs : local worker processes (ignored with a scheduler).
     scheduler : None, a Dask scheduler address or a ``distributed.Client``.
@@ -265,6 +269,7 @@ def search(hypothesis: str, d: int, rank: int, depth: int, out: str | os.PathLik
     t0 = time.monotonic()
     cfg = SearchConfig(hypothesis=hypothesis, d=d, rank=rank, depth=depth, seed=seed,
                        horizon=horizon, tol=tol, scale=scale, evals=evals, random=random,
+                       optimizer=optimizer,
                        rtol=rtol, atol=atol, max_steps=max_steps)
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
                                or not budget >= 0):
@@ -278,10 +283,12 @@ def search(hypothesis: str, d: int, rank: int, depth: int, out: str | os.PathLik
         raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}")
     out = os.fspath(out)
     key = config_key(cfg)
-    od = _open_dir(out, cfg)
+    problems: list[str] = []
+    od = _open_dir(out, cfg, problems)
     try:
         path = os.path.join(od.path, RESULTS)
-        rows, problems = read_rows(path, key)
+        rows, bad = read_rows(path, key)
+        problems += bad
         units = _complete_units(rows, problems)
         before = len(units)
         _write_rows(path, _sorted_rows(units))  # drops what did not verify
@@ -320,6 +327,7 @@ def _run_units(cfg: SearchConfig, units: dict[str, list[dict]], path: str, t0: f
             k += 1
 
     ctx, client = _executor(n_jobs, scheduler)
+    code = code_key()
     ran = 0
     try:
         with ctx, open(path, "a", newline="") as fh:
@@ -327,6 +335,11 @@ def _run_units(cfg: SearchConfig, units: dict[str, list[dict]], path: str, t0: f
             jobs = -1 if scheduler is not None else n_jobs
             for unit_rows in Parallel(n_jobs=jobs, return_as="generator_unordered",
                                       batch_size=1, pre_dispatch="n_jobs")(tasks()):
+                other = {r["code"] for r in unit_rows} - {code}
+                if other:
+                    raise SearchError(f"unit {unit_rows[0]['unit']} came back from a worker "
+                                      f"running other code ({', '.join(sorted(other))}; this "
+                                      f"is {code}): install the same linrank on the workers")
                 for r in unit_rows:
                     writer.writerow(r)
                 fh.flush()

@@ -81,6 +81,7 @@ class SearchConfig:
     tol: float = 1e-6
     scale: float | None = None  # ||W(0)||_F; None: sqrt(rank) = ||W*||_F
     evals: int = 120
+    optimizer: str = "cma"
     random: int = 16
     rtol: float = 1e-8
     atol: float = 1e-12
@@ -95,6 +96,11 @@ class SearchConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+        from .search_optim import OPTIMIZERS
+
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got "
+                             f"{self.optimizer!r}")
         if self.rank > self.d:
             raise ValueError(f"rank must be <= d = {self.d}, got {self.rank}")
         if self.d > 200:

@@ -30,8 +30,8 @@ def _f(v: str) -> float:
 def baseline_median(rows: list[dict]) -> tuple[float, int, int]:
     """(median time to converge of the random starts, converged count, count).
 
-    Starts that did not converge count as slower than every converged one (median nan if more
-    than half of them did not converge, or there are none)."""
+    Starts that did not converge count as slower than every converged one (median nan if half
+    or more of them did not converge, or there are none)."""
     base = [r for r in rows if r["kind"] == "random" and r["inside"] == "True"]
     times = sorted(_f(r["t_converge"]) if r["status"] == "converged" else math.inf
                    for r in base)
@@ -66,7 +66,7 @@ def _share(rows: list[dict]) -> dict:
     return dict(n=n, det_neg=det_neg, off_med=float(np.median(off)) if off else math.nan,
                 off_max=max(off) if off else math.nan,
                 status=Counter(r["status"] for r in rows),
-                J=Counter(r["critical_J"] or "?" for r in rows if r["status"] != "converged"))
+                J=Counter(r["critical_J"] or "?" for r in rows if r["status"] == "approaching"))
 
 
 def report_text(result: object) -> str:
@@ -86,8 +86,12 @@ def report_text(result: object) -> str:
          f"{cfg.start_scale:.4g}, balanced; manifold flow (31), RK45 rtol {cfg.rtol:g}, atol "
          f"{cfg.atol:g}, horizon T = {cfg.horizon:g}, converged when ||W - U_rU_r^T||_F <= "
          f"{cfg.tol:g} ||U_rU_r^T||_F. Objective: t_converge / T if converged, else "
-         "1 + ||W(T) - U_rU_r^T||_F / ||U_rU_r^T||_F. Nelder-Mead, at most "
-         f"{cfg.evals} flows per restart.",
+         "1 + ||W(T) - U_rU_r^T||_F / ||U_rU_r^T||_F. "
+         + (f"CMA-ES (fitness log10(t_converge / T), or log10 of the distance at T over "
+            f"{cfg.tol:g}), mean started at the restart's random start"
+            + (" with weight 1e-3 off span U_r" if cfg.rank < cfg.d else "")
+            if cfg.optimizer == "cma" else "Nelder-Mead on the objective")
+         + f", at most {cfg.evals} flows per restart.",
          "",
          f"Candidates: {len(rows)} ({len(inside)} inside the hypothesis, {outside} outside and "
          f"not run); {len(worst)} restarts; {nbase} random starts of the baseline.",
@@ -98,7 +102,7 @@ def report_text(result: object) -> str:
     if nbase:
         L.append(f"Random starts inside the hypothesis: {conv} of {nbase} converged by T; "
                  + (f"median time to converge {med:.4g}." if not math.isnan(med) else
-                    "more than half did not converge (no median)."))
+                    "half or more did not converge (no median)."))
     else:
         L.append("No random starts were run (random = 0): no baseline.")
     top = worst[0] if worst else None
@@ -111,9 +115,11 @@ def report_text(result: object) -> str:
         else:
             bound = (f" (>= {cfg.horizon / med:.3g} x the median of random starts)"
                      if med and not math.isnan(med) else "")
+            near = ("approaching W_J with J = " if top["status"] == "approaching" else
+                    "nearest critical point W_J (not within 0.05 of it) with J = ")
             L.append(f"Worst start found (unit {top['unit']}, row {top['index']}): did not "
                      f"converge by T = {cfg.horizon:g}{bound}; status {top['status']}, "
-                     f"distance {_g(top['final_distance'])} at T, approaching W_J with J = "
+                     f"distance {_g(top['final_distance'])} at T, {near}"
                      f"{top['critical_J'] or '?'}"
                      + (f"; certificate: {top['certificate']}" if top["certificate"] else "")
                      + ".")
@@ -138,7 +144,7 @@ def report_text(result: object) -> str:
             L.append(f"| {s} | {w['status'][s]} | {b['status'][s]} |")
         L.append("")
         if w["J"]:
-            L.append("Critical points approached by the worst starts that did not converge: "
+            L.append("Critical points approached (within 0.05) by the worst starts: "
                      + ", ".join(f"W_J, J = {j}: {c}" for j, c in w["J"].most_common()) + ".")
         frac = w["det_neg"] / w["n"]
         L.append(f"{w['det_neg']} of {w['n']} worst starts have det(U_r^T W(0) U_r) < 0 "
@@ -147,11 +153,14 @@ def report_text(result: object) -> str:
                     "{U_r M U_r^T}, and at r = d for every start (docs/theory.rst)."
                     if frac >= 0.5 else "."))
         if cfg.rank < cfg.d:
-            nw = sum(1 for r in worst if _f(r["off_subspace"]) <= 1e-3)
+            near = [r for r in worst if _f(r["off_subspace"]) <= 1e-3]
+            nwd = sum(1 for r in near if _f(r["det_r"]) < 0)
             nb = sum(1 for r in base if _f(r["off_subspace"]) <= 1e-3)
-            L.append(f"{nw} of {w['n']} worst starts lie within span U_r on both sides up to a "
-                     f"weight 1e-3 off it (random starts: {nb} of {b['n']}); near the invariant "
-                     "set {U_r M U_r^T} with det M < 0 the time to converge grows without bound.")
+            L.append(f"{len(near)} of {w['n']} worst starts have weight <= 1e-3 off span U_r "
+                     f"(random starts: {nb} of {b['n']}), {nwd} of them with "
+                     "det(U_r^T W(0) U_r) < 0: near the invariant set {U_r M U_r^T} with "
+                     "det M < 0, where the flow cannot converge (docs/theory.rst), the time to "
+                     "converge grows without bound as the weight off it goes to 0.")
     else:
         L.append("No restart has run yet.")
     L += ["", "## The worst starts", "",

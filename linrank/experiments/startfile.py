@@ -7,14 +7,18 @@ Shared by the search (which writes them) and the sweep (which takes them as a st
 :math:`W(0) = E' B E'^T` keeps what the search found (the signs of :math:`u_i^TW(0)u_i`, the
 determinant of the top block, the weight off span U_r), whatever the data.
 
-Every row carries a checksum (sha256 over the search's configuration key and the row's other
-values): a row that was cut off, edited, or copied from another search does not verify and is
-named by :func:`read_rows`, never used.
+Every row carries the identity of what computed it -- ``config`` (the key of the search's
+configuration: hypothesis, sizes, seed, optimizer and flow settings) and ``code`` (the key of
+:func:`code_identity`: linrank's version, a sha256 over the source of every linrank module the
+search runs, and the versions of numpy, scipy and cma) -- and a checksum over all its values.
+:func:`read_rows` names and drops a row that was cut off or edited (*changed*), one of another
+search (*foreign*) and one computed by other code (*stale*); none of them is ever used.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -28,7 +32,7 @@ from ..network import balanced_factors
 
 __all__ = ["COLUMNS", "RESULTS", "MANIFEST", "StartFileError", "format_value", "format_matrix",
            "parse_matrix", "row_checksum", "read_rows", "read_config", "search_starts",
-           "eigenbasis", "eigenbasis_start"]
+           "eigenbasis", "eigenbasis_start", "code_identity", "code_key"]
 
 RESULTS = "worst.csv"
 MANIFEST = "search.json"
@@ -39,8 +43,11 @@ COLUMNS = [
     "objective", "inside", "hyp_margin", "condition_47", "margin_47", "det_r", "off_subspace",
     "status", "t_converge", "t_final", "nsteps", "final_distance", "final_loss_gap",
     "critical_J", "critical_distance", "critical_loss_gap", "certificate", "params", "B",
-    "checksum",
+    "config", "code", "checksum",
 ]
+
+#: the module whose transitive linrank imports make up the code that computes a row
+CODE_ROOT = "linrank.experiments.search"
 
 
 class StartFileError(ValueError):
@@ -71,9 +78,62 @@ def parse_matrix(text: str, shape: tuple[int, ...]) -> np.ndarray:
     return vals.reshape(shape)
 
 
-def row_checksum(row: dict, key: str) -> str:
-    """16 hex digits of sha256 over ``key`` and the row's values (all columns but the last)."""
-    text = "\x1f".join([key, *(format_value(row.get(c, "")) for c in COLUMNS[:-1])])
+def row_checksum(row: dict) -> str:
+    """16 hex digits of sha256 over the row's values (all columns but the last, the identity
+    columns ``config`` and ``code`` among them)."""
+    text = "\x1f".join(["linrank search row", *(format_value(row.get(c, ""))
+                                                 for c in COLUMNS[:-1])])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=1)
+def code_identity() -> dict:
+    """What computes a search's rows, as far as it can change their numbers.
+
+    ``linrank`` (the package version), ``source`` (sha256, 24 hex digits, over the path and
+    bytes of every linrank module that :data:`CODE_ROOT` imports, transitively, found by the
+    import graph of :func:`linrank.devtools.layout.scan`: any edit there, even of a comment,
+    makes earlier rows stale), and the versions of numpy, scipy and cma (None if absent).
+    Computed once per process (about a second: it parses the package).
+    """
+    from importlib import metadata
+
+    from .. import __version__
+    from ..devtools.layout import scan
+
+    layout = scan()
+    graph = layout.graph()
+    seen, stack = set(), [CODE_ROOT]
+    while stack:
+        mod = stack.pop()
+        if mod not in seen:
+            seen.add(mod)
+            stack.extend(graph.get(mod, ()))
+    h = hashlib.sha256()
+    root = layout.root
+    for mod in sorted(seen):
+        parts = mod.split(".")[1:]
+        path = root.joinpath(*parts).with_suffix(".py")
+        if not path.exists():
+            path = root.joinpath(*parts, "__init__.py")
+        rel = path.relative_to(root.parent).as_posix()
+        h.update(f"{rel}\0".encode())
+        h.update(path.read_bytes())
+        h.update(b"\0")
+
+    def version(dist: str) -> str | None:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {"linrank": __version__, "source": h.hexdigest()[:24], "modules": len(seen),
+            "numpy": np.__version__, "scipy": version("scipy"), "cma": version("cma")}
+
+
+def code_key() -> str:
+    """16 hex digits of sha256 over :func:`code_identity` (the ``code`` column of a row)."""
+    text = json.dumps(code_identity(), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -94,13 +154,17 @@ def read_config(directory: str | os.PathLike) -> dict:
     return man
 
 
-def read_rows(path: str | os.PathLike, key: str) -> tuple[list[dict], list[str]]:
+def read_rows(path: str | os.PathLike, key: str,
+              code: str | None = None) -> tuple[list[dict], list[str]]:
     """The verified rows of a worst.csv and the problems met (one line each, naming the row).
 
-    A row is used only if its checksum matches ``key`` and its values; a last line without its
-    newline (cut by a kill), a row with the wrong number of fields or a bad checksum is reported
-    in ``problems`` and left out. A header other than :data:`COLUMNS` raises StartFileError.
+    A row is used only if its checksum matches its values, its ``config`` is ``key`` and its
+    ``code`` is ``code`` (default :func:`code_key`, the code running now). Left out and reported
+    in ``problems``: a last line without its newline (cut by a kill), a row with the wrong number
+    of fields, a changed row (bad checksum), a foreign row (another configuration) and a stale
+    row (other code). A header other than :data:`COLUMNS` raises StartFileError.
     """
+    code = code_key() if code is None else code
     path = os.fspath(path)
     if not os.path.exists(path):
         return [], []
@@ -125,12 +189,18 @@ def read_rows(path: str | os.PathLike, key: str) -> tuple[list[dict], list[str]]
                             f"{len(COLUMNS)}: dropped")
             continue
         row = dict(zip(COLUMNS, fields))
-        if row_checksum(row, key) != row["checksum"]:
-            problems.append(f"{path} line {line_no} (unit {row['unit']}, row {row['index']}): "
-                            "checksum does not match (edited, cut or from another search): "
-                            "dropped")
-            continue
-        rows.append(row)
+        where = f"{path} line {line_no} (unit {row['unit']}, row {row['index']})"
+        if row_checksum(row) != row["checksum"]:
+            problems.append(f"{where}: changed (its checksum does not match its values: edited "
+                            "or damaged): dropped")
+        elif row["config"] != key:
+            problems.append(f"{where}: foreign (computed for another search, configuration "
+                            f"{row['config']}, this one {key}): dropped")
+        elif row["code"] != code:
+            problems.append(f"{where}: stale (computed by other code, {row['code']}; this code "
+                            f"is {code}): dropped")
+        else:
+            rows.append(row)
     return rows, problems
 
 
@@ -146,7 +216,11 @@ def search_starts(directory: str | os.PathLike, d: int, rank: int) -> list[np.nd
     if int(cfg.get("d", -1)) != d or int(cfg.get("rank", -1)) != rank:
         raise StartFileError(f"the search in {directory} has d = {cfg.get('d')}, rank = "
                              f"{cfg.get('rank')}; this run needs d = {d}, rank = {rank}")
-    rows, _ = read_rows(os.path.join(directory, RESULTS), man["key"])
+    rows, problems = read_rows(os.path.join(directory, RESULTS), man["key"])
+    if problems and not rows:
+        raise StartFileError(f"{directory}/{RESULTS} has no row that verifies ({problems[0]}"
+                             + (f"; and {len(problems) - 1} more" if len(problems) > 1 else "")
+                             + "): run the same linrank search again to recompute them")
     rows = [r for r in rows if r["inside"] == "True" and r["B"]]
     rows.sort(key=lambda r: (-float(r["objective"]), r["unit"], int(r["index"])))
     out: list[np.ndarray] = []
