@@ -196,7 +196,8 @@ def test_auto_switches_on_a_stiff_run_and_not_on_a_non_stiff_one():
     stiff = factor_flow(X, None, fac, t_end=200.0, method="auto", rtol=1e-6, atol=1e-9)
     rk = factor_flow(X, None, fac, t_end=200.0, rtol=1e-6, atol=1e-9)
     assert stiff.success and stiff.stepper["switches"]
-    assert stiff.stepper["switches"][-1][1] == "stiff"
+    # Chebyshev stepping (RKC) covers this spectrum within its stage cap
+    assert stiff.stepper["switches"][-1][1] in ("chebyshev", "stiff")
     assert stiff.nfev < rk.nfev / 3
     assert np.linalg.norm(stiff.W - rk.W) <= 1e-5 * np.linalg.norm(rk.W)
     # the README example: RK45 is held by accuracy (rtol 1e-10), never by stability
@@ -229,7 +230,7 @@ def test_auto_resume_is_bit_identical(tmp_path, monkeypatch, where):
 
         def jv(z):
             calls[0] += 1
-            if calls[0] == 400:  # inside a power iteration or a Krylov solve
+            if calls[0] == 30:  # inside a power iteration (48 products in the run)
                 raise KeyboardInterrupt
             return J(z)
 
