@@ -14,6 +14,7 @@ from linrank import (
     balanced_factors,
     factor_flow,
     gaussian_data,
+    manifold_flow,
     matrix_completion_problem,
 )
 from linrank.flows.chebyshev import S_MAX, rkc_coefficients, rkc_stages, rkc_step
@@ -151,3 +152,15 @@ def test_non_stiff_run_never_leaves_dormand_prince():
     b = factor_flow(X, None, fac, t_end=10.0, rtol=1e-10, atol=1e-12)
     assert a.stepper["switches"] == []
     assert np.array_equal(a.W, b.W)  # the same Dormand-Prince steps
+
+
+def test_auto_on_the_factored_manifold_engine():
+    """manifold_flow (factored engine on M_k, difference-quotient JVPs): auto takes Chebyshev
+    steps on a stiff autoencoder and ends within 1e-6 of a tight RK45 run."""
+    X = 3.0 * gaussian_data(8, seed=0)
+    rng = np.random.default_rng(1)
+    W0 = rng.standard_normal((8, 3)) @ rng.standard_normal((3, 8)) / 8
+    ref = manifold_flow(X, None, W0, depth=3, t_end=20.0, rtol=1e-11, atol=1e-13)
+    a = manifold_flow(X, None, W0, depth=3, t_end=20.0, method="auto", rtol=1e-6, atol=1e-9)
+    assert a.success and "chebyshev" in [mode for _, mode in a.stepper["switches"]]
+    assert np.linalg.norm(a.W - ref.W) <= 1e-6 * np.linalg.norm(ref.W)
