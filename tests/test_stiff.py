@@ -136,6 +136,39 @@ def test_layer_jvp_against_central_differences(problem):
     assert np.linalg.norm(Jz - fd) <= 1e-7 * np.linalg.norm(fd)
 
 
+def test_layer_jvp_against_autograd():
+    """The Jacobian of flow (5) is minus the Hessian of L^N: J z against autograd's
+    Hessian-vector product of L^N written out for matrix completion (the loss checked first)."""
+    import autograd.numpy as anp
+    from autograd import grad
+
+    rng = np.random.default_rng(5)
+    m, n, N = 7, 6, 3
+    A = rng.standard_normal((m, 2)) @ rng.standard_normal((2, n))
+    rows, cols = np.nonzero(rng.random((m, n)) < 0.5)
+    data = ProblemData(matrix_completion_problem(DeepLinearFixedRank(m, n, 2, N), rows, cols,
+                                                 A[rows, cols]))
+    dims = [n, 5, 8, m]
+    Ws = [rng.standard_normal((dims[j + 1], dims[j])) for j in range(N)]
+    sysm = LayerSystem(data, [W.shape for W in Ws], None, False, None)
+    y = sysm.initial_state(Ws)
+
+    def loss(v):
+        W = None
+        for j in range(N):
+            a, b = sysm.offsets[j], sysm.offsets[j + 1]
+            F = anp.reshape(v[a:b], sysm.shapes[j])
+            W = F if W is None else anp.dot(F, W)
+        return 0.5 * anp.sum((W[rows, cols] - A[rows, cols]) ** 2)
+
+    assert loss(y) == pytest.approx(sysm.rhs(y).loss, rel=1e-12)
+    z = rng.standard_normal(y.size)
+    hz = grad(lambda v: anp.dot(grad(loss)(v), z))(y)
+    Jz = sysm.jacobian(y)(z)
+    # both exact: the difference is rounding, ~ eps times the products' size
+    assert np.linalg.norm(Jz + hz) <= 1e-10 * np.linalg.norm(hz)
+
+
 def test_hessian_vector_products_exact():
     sysm, _ = _layer_setup(True)
     hvp, exact = loss_hessian_vector(sysm.data)
@@ -196,7 +229,8 @@ def test_auto_switches_on_a_stiff_run_and_not_on_a_non_stiff_one():
     stiff = factor_flow(X, None, fac, t_end=200.0, method="auto", rtol=1e-6, atol=1e-9)
     rk = factor_flow(X, None, fac, t_end=200.0, rtol=1e-6, atol=1e-9)
     assert stiff.success and stiff.stepper["switches"]
-    assert stiff.stepper["switches"][-1][1] == "stiff"
+    # Chebyshev stepping (RKC) covers this spectrum within its stage cap
+    assert stiff.stepper["switches"][-1][1] in ("chebyshev", "stiff")
     assert stiff.nfev < rk.nfev / 3
     assert np.linalg.norm(stiff.W - rk.W) <= 1e-5 * np.linalg.norm(rk.W)
     # the README example: RK45 is held by accuracy (rtol 1e-10), never by stability
@@ -229,7 +263,7 @@ def test_auto_resume_is_bit_identical(tmp_path, monkeypatch, where):
 
         def jv(z):
             calls[0] += 1
-            if calls[0] == 400:  # inside a power iteration or a Krylov solve
+            if calls[0] == 30:  # inside a power iteration (48 products in the run)
                 raise KeyboardInterrupt
             return J(z)
 

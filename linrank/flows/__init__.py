@@ -52,13 +52,13 @@ Common options (keyword only)
     fixed step), "Euler" (explicit, fixed step: plain gradient descent, the paper's choice),
     "Rosenbrock" (ROS34PW2, an L-stable linearly implicit Rosenbrock-W method of order 3 with an
     order-2 error estimate, its linear systems solved by GMRES on Jacobian-vector products: for
-    stiff runs) or "auto" (Dormand-Prince, switching to ROS34PW2 when a power iteration on
-    Jacobian-vector products shows that the explicit step is held by stability, and back when the
-    explicit method would be cheaper; :mod:`linrank.flows.stiff`; not the default, see
+    stiff runs) or "auto" (Dormand-Prince, switching to Runge-Kutta-Chebyshev and to ROS34PW2
+    when a power iteration on Jacobian-vector products shows that the explicit step is held by
+    stability, and between them by cost; :mod:`linrank.flows.stiff`; not the default, see
     BENCHMARKS.md "Stiff stepping"); the stiff methods are available for factor_flow and for the
     factored engine of manifold_flow / riemannian_flow (depth >= 2), and report their counters
-    in ``FlowResult.stepper``; events and ftol are located at the end of a Rosenbrock step (no
-    continuous extension);
+    in ``FlowResult.stepper``; events and ftol are located at the end of a Rosenbrock or
+    Chebyshev step (no continuous extension);
     ``rtol`` (1e-6), ``atol`` (1e-9): as in scipy's solve_ivp (manifold_flow measures the error
     in the Frobenius norm of the product: ``||E||_F <= atol sqrt(d_x d_y) + rtol ||W||_F`` per
     step); ``step``: the step of RK4/Euler (required for them); ``first_step``, ``max_step``,
@@ -144,6 +144,7 @@ Modelled on scipy.integrate: one integrator, many systems, one result type.
 ``checkpoint``                 fingerprint, atomic .npz files, the integrator's saved state
 ``stiff``                      ROS34PW2 with Krylov solves, automatic switching (the stepper
                                the integrator asks for a step under "Rosenbrock" / "auto")
+``chebyshev``                  Runge-Kutta-Chebyshev steps (stabilized explicit) for "auto"
 ``jacobians``                  Jacobian-vector products: loss Hessians, forward mode of flow (5),
                                differences
 ``targets``                    recorded distances to a target matrix or point

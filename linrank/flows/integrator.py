@@ -315,6 +315,8 @@ class Integrator:
                 y_new, ev_new, _ = self._fixed_step(y, ev, o.step)
             return (self.nsteps + 1) * o.step, y_new, ev_new, o.step
         while True:
+            if self.stepper is not None:  # stiff stepper hook: the Chebyshev stages' cap
+                h = self.stepper.limit(h)
             h_try = min(h, stop - t)
             if t + h_try >= stop - 1e-12 * max(abs(stop), h_try):
                 t_new, h_try = stop, stop - t

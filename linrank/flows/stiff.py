@@ -1,5 +1,6 @@
 r"""Stiff stepping for the flows: a Krylov Rosenbrock-W method (ROS34PW2) and LSODA-like automatic
-switching between it and Dormand-Prince (``method="Rosenbrock"`` and ``method="auto"``).
+switching between Dormand-Prince, Runge-Kutta-Chebyshev and ROS34PW2 (``method="Rosenbrock"``
+and ``method="auto"``).
 
 The method
 ----------
@@ -39,21 +40,33 @@ the exponent -1/3 of an order-2 error estimate (the error is handed over as
 
 Switching (``method="auto"``)
 -----------------------------
-The run starts with Dormand-Prince. Every ``_CHECK`` = 40 accepted steps the dominant eigenvalue
-modulus :math:`\rho` of the Jacobian is estimated by ``_POWER`` = 3 power iterations on
-Jacobian-vector products (warm-started from the last estimate's vector). Dormand-Prince's
-stability interval reaches to about 3.3 on the negative real axis; when its accepted steps
-satisfy :math:`h\rho \ge 2.5` at two checks in a row, the step is held by stability, not
-accuracy, and the run switches to ROS34PW2. In stiff mode, every 40 steps, the time advanced per
-unit of work since the last check (work = right-hand sides + Jacobian-vector products +
-preconditioner applications + 2 per Jacobian set up, :meth:`RosenbrockStepper.cost`) is compared
-with Dormand-Prince's at its stability limit, :math:`(2.8/\rho)/6`; when Dormand-Prince would be
-cheaper at two checks in a row, the run switches back and does not test again for
-:math:`40 \cdot 2^j` steps (j = the number of such switches so far), which bounds the cost of
-switching back and forth. The switches are listed in ``FlowResult.stepper["switches"]`` as
-(t, mode). All decisions depend on counts and computed numbers only, never on timings, so a run
-is reproducible and a resumed run (the stepper's state is checkpointed) is bit-identical to an
+Three modes: Dormand-Prince ("explicit"), the Runge-Kutta-Chebyshev method RKC
+(:mod:`linrank.flows.chebyshev`, "chebyshev": stabilized explicit, for the real or nearly real
+spectra of gradient flows) and ROS34PW2 ("stiff"). The run starts with Dormand-Prince. Every
+``_CHECK`` = 40 accepted steps the dominant eigenvalue modulus :math:`\rho` of the Jacobian is
+estimated by ``_POWER`` = 3 power iterations on Jacobian-vector products (warm-started from the
+last estimate's vector). Dormand-Prince's stability interval reaches to about 3.3 on the negative
+real axis; when its accepted steps satisfy :math:`h\rho \ge 2.5` at two checks in a row, the step
+is held by stability, not accuracy, and the run switches to RKC. In Chebyshev mode :math:`\rho`
+is re-estimated every ``_CHECK_CHEB`` = 20 accepted steps and after every rejected step (power
+iterations until the estimate changes by < 1%, at most 10), each step takes the least number of
+stages s whose interval covers :math:`[-1.2\rho h, 0]`, and the step is capped where s would
+exceed ``S_MAX`` = 250. At each check in the Chebyshev or stiff mode, the time advanced per unit
+of work since the last check (work = right-hand sides + Jacobian-vector products +
+preconditioner applications + 2 per Jacobian set up, :meth:`RosenbrockStepper.cost`) is
+compared with the alternatives: Dormand-Prince at its stability limit, :math:`(2.8/\rho)/6`;
+from the stiff mode, RKC at the current step, :math:`h/(s(1.2\rho h) + 0.5)`; from the Chebyshev
+mode, ROS34PW2 when the stage cap held at least half of the steps since the last check. The best
+alternative, when it wins at two checks in a row, becomes the mode; after every switch but the
+first the next test waits :math:`40 \cdot 2^j` steps (j = the number of switches so far, at most
+12), which bounds the cost of switching back and forth. The switches are listed in
+``FlowResult.stepper["switches"]`` as (t, mode). All decisions depend on counts and computed
+numbers only, never on timings, so a run is reproducible and a resumed run (the stepper's state
+is checkpointed, as of the first attempt of the step in progress) is bit-identical to an
 uninterrupted one.
+
+Events and ``ftol`` are located at the end of a Rosenbrock or Chebyshev step (neither has a
+continuous extension here); records at ``t_eval`` are exact (the steps land on them).
 """
 
 from __future__ import annotations
@@ -64,6 +77,7 @@ from typing import Any
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, gmres
 
+from .chebyshev import S_MAX, rkc_coefficients, rkc_stages, rkc_step
 from .system import FlowSystem, StepFailure
 
 __all__ = ["ROS34PW2", "RosenbrockStepper", "make_stepper"]
@@ -105,7 +119,10 @@ _LIN_TOL = 0.1
 _LIN_MAXITER = 400
 _RESTART = 60
 _CHECK = 40
+_CHECK_CHEB = 20  # Chebyshev mode: accepted steps between spectral-radius estimates
 _POWER = 3
+_POWER_MAX = 10  # Chebyshev mode: power iterations until the estimate changes by < 1%
+_RHO_SAFETY = 1.2  # the Chebyshev stages cover [-1.2 rho, 0]
 _TO_STIFF = 2.5
 _DP_STABLE = 2.8  # a Dormand-Prince step h with h rho <= 2.8 is stable (boundary ~3.3)
 
@@ -144,6 +161,9 @@ class RosenbrockStepper:
         self._hold = 0  # explicit steps before the next test for stiffness
         self._backoffs = 0
         self._mark = (0.0, 0.0)  # (t, cost) at the last check in stiff mode
+        self._want = ""  # the mode voted for at the last check
+        self._capped = 0  # Chebyshev steps since the last check whose length the cap S_MAX held
+        self._refresh = False  # re-estimate rho before the next attempt (a rejected one)
         self._vec: np.ndarray | None = None
         self._jac: tuple[Any, Callable] | None = None
         self._coef = ROS34PW2
@@ -171,6 +191,7 @@ class RosenbrockStepper:
         return {"mode": self.mode, "rho": None if np.isnan(self.rho) else self.rho,
                 "votes": self._votes, "since": self._since, "switches": list(self.switches),
                 "hold": self._hold, "backoffs": self._backoffs, "mark": list(self._mark),
+                "want": self._want, "capped": self._capped, "refresh": self._refresh,
                 "counts": [self.njev, self.nlin, self.nprec, self.nsetup, self.nrhs],
                 "vec": None if (self._vec is None or not vec) else self._vec.tolist(),
                 "switches_n": len(self.switches)}
@@ -181,6 +202,9 @@ class RosenbrockStepper:
         self._votes, self._since = int(st["votes"]), int(st["since"])
         self._hold, self._backoffs = int(st["hold"]), int(st["backoffs"])
         self._mark = (float(st["mark"][0]), float(st["mark"][1]))
+        self._want = str(st.get("want", ""))
+        self._capped = int(st.get("capped", 0))
+        self._refresh = bool(st.get("refresh", False))
         self.switches = [(float(t), str(m)) for t, m in st["switches"]]
         self.njev, self.nlin, self.nprec, self.nsetup, self.nrhs = (int(x) for x in st["counts"])
         self._vec = None if st["vec"] is None else np.array(st["vec"], dtype=float)
@@ -203,20 +227,25 @@ class RosenbrockStepper:
         self.njev += 1
         return J(v)
 
-    def spectral_radius(self, y: Any) -> float:
-        """|lambda_max| of the Jacobian at y by ``_POWER`` power iterations (warm-started)."""
+    def spectral_radius(self, y: Any, iters: int = _POWER) -> float:
+        """|lambda_max| of the Jacobian at y by power iterations (warm-started): ``_POWER``
+        for the switching test, or up to ``iters`` until the estimate changes by < 1%. A lower
+        bound (||J v|| <= rho for a unit v)."""
         J = self._jacobian(y)
         v = self._vec
         if v is None or v.shape != np.shape(y):
             v = np.random.default_rng(0).standard_normal(np.shape(y))
         v = v / np.linalg.norm(v)
-        rho = 0.0
-        for _ in range(_POWER):
+        rho = prev = 0.0
+        for i in range(max(iters, _POWER)):
             w = self._jv(J, v)
             rho = float(np.linalg.norm(w))
             if not (np.isfinite(rho) and rho > 0.0):
                 return 0.0
             v = w / rho
+            if i + 1 >= _POWER and abs(rho - prev) <= 0.01 * rho:
+                break
+            prev = rho
         self._vec = v
         return rho
 
@@ -291,16 +320,44 @@ class RosenbrockStepper:
     def step(self, integ: Any, y: Any, ev0: Any, h: float):
         """The integrator's hook: one attempt of the current mode, and the switching test."""
         self._integ = integ
-        if self.auto:  # cheap: small fields and a reference to the (never mutated) vector
-            snap = self._state_light()
-            self._snap = (integ.nsteps, snap)
+        if self.auto and (self._snap is None or self._snap[0] != integ.nsteps):
+            # at the first attempt of a step (cheap: small fields and a reference to the never
+            # mutated vector); a resumed run repeats the rejected attempts from there
+            self._snap = (integ.nsteps, self._state_light())
         if self.mode == "stiff":
             out = self.rosenbrock_step(integ, y, ev0, h)
+        elif self.mode == "chebyshev":
+            out = self.chebyshev_step(integ, y, ev0, h)
         else:
             out = integ._dp_step(y, ev0, h)
         if self.auto and out[2] <= 1.0:
             self._consider(integ, y, h)
         return out
+
+    def limit(self, h: float) -> float:
+        """The step the current mode can take at most: in Chebyshev mode the stability
+        interval of ``S_MAX`` stages, beta(S_MAX) / (1.2 rho); else h."""
+        if self.mode == "chebyshev" and self.rho > 0.0:
+            return min(h, rkc_coefficients(S_MAX).beta / (_RHO_SAFETY * self.rho))
+        return h
+
+    def chebyshev_step(self, integ: Any, y: Any, ev0: Any, h: float):
+        """One RKC attempt (:mod:`linrank.flows.chebyshev`) with the least number of stages
+        whose stability interval covers [-1.2 rho h, 0]; the error in the integrator's
+        convention (order-2 estimate). A rejected attempt re-estimates rho before the next."""
+        if self._refresh or not self.rho > 0.0:
+            self.rho = self.spectral_radius(y, _POWER_MAX)
+            self._refresh = False
+        s = rkc_stages(_RHO_SAFETY * self.rho * h)
+        if s > S_MAX:  # only after a rho refresh within the step: the cap
+            s = S_MAX
+        if h >= 0.999 * self.limit(np.inf):
+            self._capped += 1
+        self.nrhs += s
+        y_new, ev_new, err = rkc_step(integ, self.sys, y, ev0, h, s, self.rtol, self.atol)
+        if not err <= 1.0:
+            self._refresh = True
+        return y_new, ev_new, err ** (5.0 / 3.0) if np.isfinite(err) else np.inf
 
     def cost(self, integ: Any) -> float:
         """Work so far in right-hand-side equivalents: the stiff steps' evaluations,
@@ -311,32 +368,54 @@ class RosenbrockStepper:
     def _consider(self, integ: Any, y: Any, h: float) -> None:
         """The switching rule (module docstring), at an accepted step of size h from y."""
         t_new = float(integ.t + h)
-        if self.mode == "explicit" and self._hold > 0:
+        self._refresh = False
+        held = self._hold > 0
+        if held:
             self._hold -= 1
-            return
         self._since += 1
-        if self._since < _CHECK:
+        every = _CHECK_CHEB if self.mode == "chebyshev" else _CHECK
+        if self._since < every or (held and self.mode != "chebyshev"):
             return
-        self._since = 0
-        self.rho = self.spectral_radius(y)
+        since, self._since = self._since, 0
+        # Chebyshev mode needs a current rho (its stage count) even while a decision is held
+        self.rho = self.spectral_radius(y, _POWER_MAX if self.mode == "chebyshev" else _POWER)
+        if held:
+            return
         if self.mode == "explicit":
             self._votes = self._votes + 1 if h * self.rho >= _TO_STIFF else 0
             if self._votes >= 2:
-                self.mode, self._votes = "stiff", 0
-                self._mark = (t_new, self.cost(integ))
-                self.switches.append((t_new, "stiff"))
+                self._switch(integ, t_new, "chebyshev")
             return
         t0, c0 = self._mark
         cost = self.cost(integ)
         self._mark = (t_new, cost)
-        stiff_rate = (t_new - t0) / max(cost - c0, 1.0)  # time advanced per unit of work
-        explicit_rate = (_DP_STABLE / self.rho if self.rho > 0 else np.inf) / 6.0
-        self._votes = self._votes + 1 if explicit_rate > stiff_rate else 0
+        rate = {self.mode: (t_new - t0) / max(cost - c0, 1.0)}  # time advanced per unit of work
+        rate["explicit"] = (_DP_STABLE / self.rho if self.rho > 0 else np.inf) / 6.0
+        if self.mode == "stiff":  # Chebyshev at this step length (or at its cap)
+            hc = self.limit(h) if self.rho > 0 else h
+            rate["chebyshev"] = hc / (rkc_stages(_RHO_SAFETY * self.rho * hc) + 0.5)
+        elif 2 * self._capped >= since:  # the cap held most Chebyshev steps: try ROS34PW2
+            rate["stiff"] = np.inf
+        self._capped = 0
+        best = max(rate, key=lambda k: rate[k])
+        if best == self.mode:
+            self._votes, self._want = 0, ""
+            return
+        self._votes = self._votes + 1 if best == self._want else 1
+        self._want = best
         if self._votes >= 2:
-            self.mode, self._votes = "explicit", 0
+            self._switch(integ, t_new, best)
+
+    def _switch(self, integ: Any, t_new: float, mode: str) -> None:
+        """Change the mode; after a switch the next test waits ``_CHECK * 2^j`` steps (j the
+        switches so far, at most 12), which bounds the cost of switching back and forth."""
+        self.mode, self._votes, self._want, self._capped = mode, 0, "", 0
+        self._mark = (t_new, self.cost(integ))
+        self.switches.append((t_new, mode))
+        self._refresh = mode == "chebyshev"  # a converged rho before the first RKC step
+        if len(self.switches) > 1:
             self._hold = _CHECK * 2 ** self._backoffs
             self._backoffs = min(self._backoffs + 1, 12)
-            self.switches.append((t_new, "explicit"))
 
 
 def make_stepper(system: FlowSystem, method: str, rtol: float, atol: float
