@@ -136,16 +136,17 @@ _FIG3 = [
 def _verdict_table(vs: Sequence[Verdict], per_seed: dict[int, list[Verdict]]) -> list[str]:
     seeds = sorted(per_seed)
     head = ("| claim | verdict | runs inside hypothesis | completed | converged | "
-            "counterexamples | unresolved | seeds | " + " | ".join(f"seed {s}" for s in seeds)
-            + " |")
-    L = [head, "|" + "---|" * (8 + len(seeds))]
+            "counterexamples | certified critical | unresolved | seeds | "
+            + " | ".join(f"seed {s}" for s in seeds) + " |")
+    L = [head, "|" + "---|" * (9 + len(seeds))]
     for v in vs:
         cells = []
         for s in seeds:
             match = [w for w in per_seed[s] if w.key == v.key]
             cells.append(match[0].status if match else "-")
         L.append(f"| {v.claim} | **{v.status}** | {v.n_runs} | {v.n_completed} | "
-                 f"{v.n_converged} | {v.n_counterexamples} | {v.n_unfinished} | "
+                 f"{v.n_converged} | {v.n_counterexamples} | {v.n_critical} | "
+                 f"{v.n_unfinished} | "
                  f"{','.join(map(str, v.seeds))} | "
                  + " | ".join(cells) + " |")
     return L
