@@ -26,7 +26,13 @@ flow from balanced factors), the layer-wise flow (5) for the others, RK45 with `
 in chunks of flow time: after each chunk the distance to W* decides (converged when
 :math:`\|W - W^*\|_F \le \text{tol}\,\|W^*\|_F`); the next chunk's length comes from the observed
 decay rate of the distance (at most twice the last), so a run stops soon after it converges. The
-budget is ``t_max`` (flow time) and ``max_steps`` (integrator steps), both deterministic.
+budget is ``t_max`` (flow time) and ``max_steps`` (integrator steps), both deterministic. A run
+not converged at its budget is continued from its state with both budgets doubled, up to
+:data:`EXTEND` times them (not a start proved not to converge: on the invariant set
+{U_r M U_r^T} with det M < 0); what is still not converged is then a ``counterexample`` (proved),
+``critical`` (certified approaching another critical point,
+:func:`~linrank.experiments.families.critical_certificate`) or ``unresolved`` (column
+``outcome``, :func:`outcome`; docs/theory.rst).
 
 Saddle plateaus: stretches of the run where the gradient norm is below
 ``plateau * sigma_1^2 ||W*||_F``; at the step of smallest gradient of each, J is read off the
