@@ -4,8 +4,6 @@ invariant set, the invariant-set argument, and Proposition 29's closed-form crit
 
 from __future__ import annotations
 
-from itertools import combinations
-
 import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
@@ -100,30 +98,87 @@ def test_r_equals_d_negdet_follows_the_scalar_ode(N):
     assert -0.05 < W[1, 1] < 0 and np.linalg.det(res.W) < 0
 
 
-def test_critical_certificate_matches_closed_form_values():
+def test_eigen_J_reads_the_critical_point_and_its_closed_form_value():
     X = _data(7)
     lam, U, V = _eig(X, 3)
-    tr = float(np.sum(lam))
-    for J in [(0,), (1, 2), (0, 1, 3), ()]:
+    rng = np.random.default_rng(1)
+    for J in [(0,), (1, 2), (0, 1, 3), (), (0, 1, 2)]:
         WJ = V[:, list(J)] @ V[:, list(J)].T
-        loss = 0.5 * np.linalg.norm(X - WJ @ X) ** 2
-        c = fam.critical_certificate(loss, lam, 3, 1e-9, 1e-6)
-        assert c.certified and c.J == J
-        assert c.loss_J == pytest.approx(0.5 * (tr - lam[list(J)].sum()), rel=1e-12)
-    # the minimizer is never "another critical point"; a decaying gradient is required
-    Wmin = U @ U.T
-    lmin = 0.5 * np.linalg.norm(X - Wmin @ X) ** 2
-    assert not fam.critical_certificate(lmin, lam, 3, 1e-9, 1e-6).certified
-    l1 = 0.5 * (tr - lam[0])
-    assert not fam.critical_certificate(l1, lam, 3, 1e-6, 1e-9).certified
-    # the nearest value is the brute-force nearest over all |J| <= r, J != top
-    values = {J: 0.5 * (tr - lam[list(J)].sum()) for k in range(4) for J in combinations(range(7), k)
-              if J != (0, 1, 2)}
-    for loss in np.linspace(0.5 * (tr - lam[:3].sum()), 0.5 * tr, 13):
-        best = min(values, key=lambda J: abs(loss - values[J]) / values[J])
-        got = fam.critical_certificate(loss, lam, 3, 0.0, 1.0)
-        assert abs(loss - values[got.J]) / values[got.J] == pytest.approx(
-            abs(loss - values[best]) / values[best], rel=1e-12, abs=1e-15)
+        got, LJ, Ls = fam.eigen_J(WJ + 1e-3 * rng.standard_normal((7, 7)), V, lam, 3)
+        assert got == J
+        # closed form (Proposition 29) against the dense loss at W_J and at U_rU_r^T
+        assert LJ == pytest.approx(0.5 * np.linalg.norm(X - WJ @ X) ** 2, rel=1e-12)
+        assert Ls == pytest.approx(0.5 * np.linalg.norm(X - U @ U.T @ X) ** 2, rel=1e-12)
+    assert fam.eigen_J(np.eye(7), V, lam, 3)[0] is None  # |J| > r: no critical point of rank <= r
+
+
+def _series(T=100.0, n=401):
+    t = np.linspace(0.0, T, n)
+    return t, 2.0 + 0.5 * np.exp(-0.1 * t), 0.3 * np.exp(-0.1 * t)
+
+
+def test_critical_certificate_needs_a_measured_decay():
+    t, loss, g = _series()
+    ok = fam.critical_certificate(t, loss, g, (1,), 2.0, 1.0, (0,))
+    assert ok.certified and ok.reason == "" and ok.J == (1,)
+    assert ok.grad_ratio == pytest.approx(np.exp(-5.0), rel=1e-6)
+    assert ok.rel_loss_diff == pytest.approx(0.5 * np.exp(-10.0), rel=1e-9)
+    # the same final values, but the gradient grows over the last half (leaving a saddle)
+    g_up = g.copy()
+    g_up[t > 50] = g[t > 50][::-1]
+    bad = fam.critical_certificate(t, loss, g_up, (1,), 2.0, 1.0, (0,))
+    assert not bad.certified and "not decreasing" in bad.reason
+    # the loss passes below L(W_J) (moving on), the gradient still decays
+    dip = 2.0 - 0.5 * (t / 100.0) ** 3 * 1e-4
+    assert "|L - L(W_J)| not decreasing" in fam.critical_certificate(
+        t, dip, g, (1,), 2.0, 1.0, (0,)).reason
+    # a gradient that hardly decays, a loss far from L(W_J), the minimizer, no W_J near
+    flat = 0.3 * np.exp(-1e-4 * t)
+    assert "fell only" in fam.critical_certificate(t, loss, flat, (1,), 2.0, 1.0, (0,)).reason
+    assert "above" in fam.critical_certificate(t, loss + 0.1, g, (1,), 2.0, 1.0, (0,)).reason
+    assert not fam.critical_certificate(t, loss, g, (0,), 2.0, 1.0, (0,)).certified
+    assert not fam.critical_certificate(t, loss, g, None, np.nan, 1.0, (0,)).certified
+    with pytest.raises(ValueError, match="1-d series"):
+        fam.critical_certificate(t, loss[:-1], g, (1,), 2.0, 1.0, (0,))
+
+
+def _run(X, factors, T, n=301):
+    lam, U, V = _eig(X, factors[0].shape[0])
+    res = factor_flow(X, None, factors, T, t_eval=np.linspace(0, T, n), trajectory=True,
+                      rtol=1e-10, atol=1e-13)
+    assert res.status != "interrupted"
+    return res, lam, V
+
+
+def test_certify_run_family_a_and_refusal_while_leaving_a_saddle():
+    from linrank.network import balanced_factors
+
+    X = _data(6, 3)
+    lam, U, V = _eig(X, 2)
+    rng = np.random.default_rng(0)
+    fs = fam.family_a_start(U, 2, 3, rng)
+    res, _, _ = _run(X, fs, 300.0)
+    err = [np.linalg.norm(product(f) - U @ U.T) for f in res.trajectory]
+    c = fam.certify_run(res.trajectory, V, 2, lam, res.t, res.loss, res.grad_norm, err, True)
+    crit = c["extra"]["critical"]
+    assert c["extra"]["invariant_certificate"] and crit["certified"] and crit["J"] == (0,)
+    assert crit["rel_loss_diff"] <= fam.CRIT_RTOL and crit["grad_ratio"] <= fam.DECAY_FACTOR
+    # rank 1 near the saddle u_2u_2^T (J = {2}): the flow leaves it towards u_1u_1^T; at a time
+    # where it is leaving, the certificate refuses (its final values alone would not)
+    W0 = np.outer(V[:, 1], V[:, 1]) + 1e-6 * np.outer(V[:, 0], V[:, 1])
+    fs1 = balanced_factors(W0, [6, 1, 1, 6], seed=rng, rank=1)
+    LJ = 0.5 * (lam.sum() - lam[1])
+    res1, _, _ = _run(X, fs1, 400.0, n=801)
+    leaving = np.flatnonzero(res1.loss < LJ - 2e-4 * (LJ - 0.5 * (lam.sum() - lam[0])))
+    assert leaving.size and leaving[0] > 10
+    k = int(leaving[0])
+    err1 = [np.linalg.norm(product(f) - np.outer(V[:, 0], V[:, 0])) for f in res1.trajectory]
+    c1 = fam.certify_run(res1.trajectory[:k + 1], V, 1, lam, res1.t[:k + 1], res1.loss[:k + 1],
+                         res1.grad_norm[:k + 1], err1[:k + 1], False)
+    assert not c1["extra"]["critical"]["certified"]
+    assert c1["extra"]["critical"]["J"] == (1,) and "not decreasing" in c1["extra"]["critical"][
+        "reason"]
+    assert not c1["extra"]["invariant_certificate"]
 
 
 def test_predicates_and_block_start():

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from linrank.cli import main  # noqa: E402
-from linrank.experiments import driver, paper  # noqa: E402
+from linrank.experiments import driver, paper, paper_flow  # noqa: E402
 from linrank.experiments.limits import decay_rate, escape_time, special_norm_exact  # noqa: E402
 from linrank.experiments.paper import (  # noqa: E402
     RunSpec,
@@ -189,7 +189,7 @@ def test_interrupted_run_is_never_cached(tmp_path, monkeypatch):
     """A flow cut off by Ctrl-C raises out of run_spec; only the runs finished before are cached,
     and a rerun computes exactly the missing ones."""
     settings = Settings.quick_settings()
-    real = paper.factor_flow
+    real = paper_flow.factor_flow
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -199,13 +199,13 @@ def test_interrupted_run_is_never_cached(tmp_path, monkeypatch):
             res.status, res.message = "interrupted", "interrupted (KeyboardInterrupt) at t = 1"
         return res
 
-    monkeypatch.setattr(paper, "factor_flow", flaky)
+    monkeypatch.setattr(paper_flow, "factor_flow", flaky)
     tasks = _small_tasks()
     with pytest.raises(KeyboardInterrupt):
         driver.run_tasks(tasks, settings, str(tmp_path), jobs=1)
     cached = sorted(p.name for p in tmp_path.iterdir())
     assert len(cached) == 1 and cached[0].endswith(".cache")
-    monkeypatch.setattr(paper, "factor_flow", real)
+    monkeypatch.setattr(paper_flow, "factor_flow", real)
     computed = []
     orig = driver._compute
     monkeypatch.setattr(driver, "_compute", lambda t, s: computed.append(t) or orig(t, s))
@@ -329,3 +329,33 @@ def test_bad_input():
         main(["reproduce", "--seed", "-1"])
     with pytest.raises(SystemExit):
         main(["reproduce", "--seeds", "4-1"])
+
+
+def test_an_unfinished_run_is_extended_from_its_state_until_it_converges():
+    """A budget too short leaves the run unfinished; doubling the horizon from its final factors
+    converges it, to the closed-form minimizer U_rU_r^T, along the same path."""
+    from linrank.data import LinearData
+    from linrank.experiments.starts import top_eigenbasis
+
+    spec = RunSpec(5, 3, 6, 2, "balanced")
+    X = paper.paper_data(6, 0)
+    U, _ = top_eigenbasis(X, 2)
+    P = U @ U.T
+    fs = paper.make_start(spec, X, 0)
+    opts = dict(target=P, trajectory=True, gtol=1e-9, rtol=1e-10, atol=1e-13)
+    data = LinearData.from_samples(X)
+
+    def grid(T):
+        return np.linspace(0.0, T, 11)
+
+    short = paper_flow.integrate_chunks(data, fs, 5.0, opts, 100.0, grid, None, 1e-9)
+    assert short["status"] == "completed" and short["extensions"] == 0  # budget: unfinished
+    assert short["result"].distance[-1] > 1e-3
+    ext = paper_flow.integrate_chunks(data, fs, 5.0, opts, 100.0, grid, None, 1e-9, 5.0 * 2**9)
+    assert ext["status"] == "converged" and ext["extensions"] >= 1
+    assert ext["t_budget"] == 5.0 * 2 ** ext["extensions"] and ext["t"][-1] <= ext["t_budget"]
+    assert np.linalg.norm(ext["result"].W - P) <= 1e-7
+    # the extended run is the short run continued: the same path on [0, 5]
+    head = ext["t"] <= 5.0
+    assert np.allclose(ext["t"][head], short["t"])
+    assert np.allclose(ext["loss"][head], short["loss"], rtol=1e-12, atol=0)

@@ -94,5 +94,6 @@ def run(args: argparse.Namespace) -> int:
           f"{', '.join(res.figures)}, summary.json, details.json, report.md to {out}")
     for v in res.verdicts:
         print(f"  [{v.status}] {v.claim} ({v.n_converged} converged, {v.n_counterexamples} "
-              f"counterexamples, {v.n_unfinished} unresolved)")
+              f"counterexamples, {v.n_critical} certified critical, {v.n_unfinished} "
+              "unresolved)")
     return 0 if res.ok else 1

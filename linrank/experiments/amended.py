@@ -36,6 +36,7 @@ from .families import (
     compressed_det,
     conjecture32,
     critical_certificate,
+    eigen_J,
     family_a_matrix,
     invariant_defect,
 )
@@ -112,9 +113,12 @@ def decide(case: Case, t_max: float = 2e4, chunk: float = 500.0, tol: float = 1e
     """Integrate ``case`` and say what happened (one row of :func:`study`).
 
     outcome: ``"converged"`` (||W - U_rU_r^T||_F <= tol), ``"critical"`` (certified approaching
-    W_J != U_rU_r^T: loss within 1e-3 relative of L(W_J) and gradient decaying over the last
-    chunk, and the invariant-set certificate: W stays in span U_r (defect <= 1e-8) with
-    det(U_r^T W U_r) <= 0), or ``"unresolved"`` (budget t_max spent without either).
+    W_J != U_rU_r^T at the end of a chunk by
+    :func:`~linrank.experiments.families.critical_certificate` over the whole run so far: J read
+    off the state, loss within 1e-3 (L(W_J) - L*) of L(W_J), gradient norm and |L - L(W_J)|
+    decreasing over [T/2, T]; where the run is, not a proof of its limit: ``det_end`` and
+    ``defect_end`` say whether the invariant-set argument applies), or ``"unresolved"`` (budget
+    t_max spent without either).
     """
     X, fs, U, lam = adversarial_start(case)
     W0 = product(fs)
@@ -122,23 +126,30 @@ def decide(case: Case, t_max: float = 2e4, chunk: float = 500.0, tol: float = 1e
     row = dict(asdict(case), conjecture32=conjecture32(W0, U, case.rank),
                amended_det=amended_det(W0, U, case.rank), amended=amended(W0, U, case.rank),
                det0=compressed_det(W0, U, case.rank), defect0=invariant_defect(W0, U, case.rank))
-    t, g_prev, outcome, cert = 0.0, None, "unresolved", None
+    U_all = np.linalg.svd(X, full_matrices=True)[0]
+    U_all[:, :case.rank] = U
+    t, outcome, cert = 0.0, "unresolved", None
+    ts: list[np.ndarray] = []
+    ls: list[np.ndarray] = []
+    gs: list[np.ndarray] = []
     while t < t_max:
         res = factor_flow(X, None, fs, min(chunk, t_max - t), target=P, rtol=rtol, atol=1e-12)
         if res.status == "interrupted":
             raise KeyboardInterrupt(res.message)
+        ts.append(res.t + t)
+        ls.append(np.asarray(res.loss, dtype=float))
+        gs.append(np.asarray(res.grad_norm, dtype=float))
         fs, t = res.factors, t + float(res.t[-1])
         W = product(fs)
-        g = float(res.grad_norm[-1])
         if float(res.distance[-1]) <= tol:
             outcome = "converged"
             break
-        if g_prev is not None:
-            cert = critical_certificate(float(res.loss[-1]), lam, case.rank, g, g_prev)
-            if cert.certified:
-                outcome = "critical"
-                break
-        g_prev = g
+        J, LJ, Ls = eigen_J(W, U_all, lam, case.rank)
+        cert = critical_certificate(np.concatenate(ts), np.concatenate(ls), np.concatenate(gs),
+                                    J, LJ, Ls, tuple(range(case.rank)))
+        if cert.certified:
+            outcome = "critical"
+            break
     W = product(fs)
     row.update(outcome=outcome, t=t, distance=float(np.linalg.norm(W - P)),
                J=None if cert is None else list(cert.J), det_end=compressed_det(W, U, case.rank),

@@ -57,7 +57,10 @@ __all__ = [
     "amended",
     "CriticalCertificate",
     "critical_certificate",
+    "eigen_J",
     "certify_run",
+    "CRIT_RTOL",
+    "DECAY_FACTOR",
     "predicted_eta_exponent",
     "fit_eta_exponent",
 ]
@@ -222,70 +225,137 @@ def amended(W0: object, U: object, rank: int) -> bool:
                 and theorem31(W0, U, rank))
 
 
+#: the certificate's loss tolerance: |L(W(T)) - L(W_J)| <= CRIT_RTOL (L(W_J) - L*)
+CRIT_RTOL = 1e-3
+#: the gradient must fall at least by this factor over the last half of the run, g(T) <= f g(T/2)
+DECAY_FACTOR = 0.9
+#: the gradient and |L - L(W_J)| are tested at this many + 1 equally spaced times of [T/2, T]
+DECAY_SAMPLES = 8
+#: relative slack of the monotonicity tests (integrator noise of the recorded series)
+MONO_SLACK = 1e-3
+
+
 class CriticalCertificate(NamedTuple):
-    """Where a run that did not converge is heading (:func:`critical_certificate`)."""
+    """Where a run that did not converge is heading at its end (:func:`critical_certificate`)."""
 
-    certified: bool  # loss within rtol of L(W_J), gradient decaying, J not the top-r set
-    J: tuple[int, ...]  # 0-based indices of the nearest critical value's W_J (by loss)
-    loss_J: float  # closed-form L(W_J) = 1/2 (tr XX^T - sum_J lambda_j) (Proposition 29)
-    rel_loss_diff: float  # |L(W(T)) - L(W_J)| / L(W_J)
-    grad_ratio: float  # ||grad(T)|| / ||grad(T/2)|| (< 1: decaying)
+    certified: bool  # every test below passed
+    J: tuple[int, ...]  # 0-based indices of W_J (read off the state by the caller)
+    loss_J: float  # closed-form L(W_J) (Proposition 29)
+    rel_loss_diff: float  # |L(T) - L(W_J)| / (L(W_J) - L*)
+    grad_ratio: float  # g(T) / g(T/2) (measured decay over the last half)
+    grad_monotone: bool  # g non-increasing at the sampled times of [T/2, T]
+    gap_monotone: bool  # |L - L(W_J)| non-increasing at the sampled times of [T/2, T]
+    decay_exponent: float  # least-squares p in g ~ t^-p over [T/2, T] (nan if not fitted)
+    reason: str  # "" when certified, else the first test that failed
 
 
-def critical_certificate(loss: float, lam: Sequence[float], rank: int, grad_end: float,
-                         grad_mid: float, rtol: float = 1e-3) -> CriticalCertificate:
-    r"""Certify that a run approaches a critical point :math:`W_J = \sum_{j\in J}u_ju_j^T`, |J| <= r.
+def critical_certificate(t: Sequence[float], loss: Sequence[float], grad: Sequence[float],
+                         J: Sequence[int] | None, loss_J: float, loss_star: float,
+                         optimal: Sequence[int], rtol: float = CRIT_RTOL) -> CriticalCertificate:
+    r"""Certify that a run is approaching the critical point W_J (not the minimizer) at its end.
 
-    Closed-form critical values (Proposition 29): :math:`L(W_J) = \tfrac12(\operatorname{tr}XX^T
-    - \sum_{j\in J}\lambda_j)`. The run is certified when its final loss is within ``rtol``
-    (relative) of some L(W_J) other than the minimum, and the gradient norm decays (at T below
-    its value at T/2). Among the |J| <= r subsets only the sums of the eigenvalues matter; the
-    nearest one is found by enumerating subsets of the r + 2 largest and the smallest ones
-    (exact for d <= 12; for larger d the nearest value among those subsets).
+    From the recorded series of one run (times ``t`` from 0 to T, its loss and gradient norm)
+    and the critical point W_J the caller read off the final state, with its closed-form value
+    :math:`L(W_J) = \tfrac12(\|Y\|_F^2 - \sum_{j\in J}\sigma_j^2)` (Proposition 29; Y = X:
+    :math:`\tfrac12(\operatorname{tr}XX^T - \sum_J\lambda_j)`). Certified when all hold:
+
+    1. J is known and is not the minimizer's index set ``optimal``, and L(W_J) > L*;
+    2. :math:`|L(T) - L(W_J)| \le` ``rtol`` :math:`(L(W_J) - L^*)` (stated tolerance, relative
+       to the height of W_J above the minimum);
+    3. decay measured, not just final values: at the :data:`DECAY_SAMPLES` + 1 equally spaced
+       times of [T/2, T] (values interpolated between recorded times) the gradient norm and
+       :math:`|L - L(W_J)|` are non-increasing (up to :data:`MONO_SLACK` relative), and
+       :math:`g(T) \le` :data:`DECAY_FACTOR` :math:`g(T/2)`.
+
+    A run leaving a saddle (gradient growing, or the loss passing below L(W_J)) fails 3. The
+    certificate says where the run is at T, not where it ends: a run that sits near a saddle for
+    a long time and then escapes is certified at a T before its escape; only an argument that
+    holds for all t (the invariant-set certificate, :func:`certify_run`) proves the limit.
     """
-    lam = np.sort(np.asarray(lam, dtype=float))[::-1]
-    d = lam.size
+    t = np.asarray(t, dtype=float)
+    loss = np.asarray(loss, dtype=float)
+    grad = np.asarray(grad, dtype=float)
+    nan = float("nan")
+    J = None if J is None else tuple(int(j) for j in J)
+
+    def out(ok: bool, rel: float, ratio: float, gm: bool, lm: bool, p: float,
+            why: str) -> CriticalCertificate:
+        return CriticalCertificate(ok, J if J is not None else (), float(loss_J), float(rel),
+                                   float(ratio), bool(gm), bool(lm), float(p), why)
+
+    if t.ndim != 1 or t.size < 2 or loss.shape != t.shape or grad.shape != t.shape:
+        raise ValueError("t, loss and grad must be 1-d series of one length >= 2")
+    if J is None:
+        return out(False, nan, nan, False, False, nan, "no critical point W_J near the state")
+    if J == tuple(optimal):
+        return out(False, nan, nan, False, False, nan, "the state is near the minimizer")
+    height = float(loss_J) - float(loss_star)
+    if not height > 0:
+        return out(False, nan, nan, False, False, nan, "L(W_J) is not above the minimum")
+    rel = abs(float(loss[-1]) - float(loss_J)) / height
+    T = float(t[-1])
+    s = np.linspace(0.5 * T, T, DECAY_SAMPLES + 1)
+    order = np.argsort(t, kind="stable")
+    gs = np.interp(s, t[order], grad[order])
+    ls = np.abs(np.interp(s, t[order], loss[order]) - float(loss_J))
+    gm = bool(np.all(gs[1:] <= gs[:-1] * (1 + MONO_SLACK)))
+    lm = bool(np.all(ls[1:] <= ls[:-1] * (1 + MONO_SLACK) + 1e-15 * abs(float(loss_J))))
+    ratio = float(gs[-1] / gs[0]) if gs[0] > 0 else nan
+    p = nan
+    if s[0] > 0 and np.all(gs > 0):
+        p = -float(np.polyfit(np.log(s), np.log(gs), 1)[0])
+    why = ""
+    if not rel <= rtol:
+        why = f"loss {rel:.2g} (L(W_J) - L*) from L(W_J), above {rtol:g}"
+    elif not gm:
+        why = "gradient norm not decreasing over [T/2, T]"
+    elif not lm:
+        why = "|L - L(W_J)| not decreasing over [T/2, T]"
+    elif not ratio <= DECAY_FACTOR:
+        why = f"gradient fell only by {ratio:.3g} over [T/2, T] (needs <= {DECAY_FACTOR:g})"
+    return out(not why, rel, ratio, gm, lm, p, why)
+
+
+def eigen_J(W: object, U_all: object, lam: Sequence[float], rank: int
+            ) -> tuple[tuple[int, ...] | None, float, float]:
+    r"""(J, L(W_J), L*) for the autoencoder: J = {j : u_j^T W u_j > 1/2} read off the state
+    (W_J = sum_J u_ju_j^T has u_j^T W_J u_j = 1 on J, 0 off it), None if |J| > rank;
+    :math:`L(W_J) = \tfrac12(\sum_i\lambda_i - \sum_J\lambda_j)` (Proposition 29)."""
+    U_all = np.asarray(U_all, dtype=float)
+    lam = np.asarray(lam, dtype=float)
+    c = np.einsum("ij,ij->j", U_all, np.asarray(W, dtype=float) @ U_all)
+    J = tuple(int(j) for j in np.flatnonzero(c > 0.5))
     total = float(np.sum(lam))
-    idx = list(range(min(d, 12)))
-    if d > 12:
-        idx = list(range(rank + 2)) + list(range(d - (10 - rank), d))
-        idx = sorted(set(i for i in idx if 0 <= i < d))
-    from itertools import combinations
-
-    best: tuple[float, tuple[int, ...], float] | None = None
-    top = tuple(range(rank))
-    for k in range(rank + 1):
-        for J in combinations(idx, k):
-            if J == top:
-                continue
-            LJ = 0.5 * (total - float(np.sum(lam[list(J)])))
-            diff = abs(loss - LJ) / max(LJ, 1e-300)
-            if best is None or diff < best[0]:
-                best = (diff, J, LJ)
-    assert best is not None
-    ratio = grad_end / grad_mid if grad_mid > 0 else float("inf")
-    return CriticalCertificate(bool(best[0] <= rtol and ratio < 1.0), best[1], best[2],
-                               float(best[0]), float(ratio))
+    star = 0.5 * (total - float(np.sum(np.sort(lam)[::-1][:rank])))
+    if len(J) > rank:
+        return None, float("nan"), star
+    return J, 0.5 * (total - float(np.sum(lam[list(J)]))), star
 
 
-def certify_run(trajectory: Sequence[Sequence[np.ndarray]], U: np.ndarray, rank: int,
-                lam: Sequence[float], result: object, errors: Sequence[float],
-                on_invariant_set: bool, rtol: float = 1e-3) -> dict:
-    """Certificates of one run from its recorded factors and its last flow chunk ``result``.
+def certify_run(trajectory: Sequence[Sequence[np.ndarray]], U_all: np.ndarray, rank: int,
+                lam: Sequence[float], t: Sequence[float], loss: Sequence[float],
+                grad: Sequence[float], errors: Sequence[float], on_invariant_set: bool,
+                rtol: float = CRIT_RTOL) -> dict:
+    """Certificates of one autoencoder run from its recorded factors and series.
 
-    ``extra``: the :func:`critical_certificate` (gradient of the last chunk at its end against
-    its start), det(U_r^T W U_r) at the start and the end, whether its sign was kept at every
-    recorded time, the largest :func:`invariant_defect`, the smallest ||W - U_rU_r^T||_F, and
+    ``U_all``: every eigenvector of XX^T (d x d, eigenvalues ``lam`` descending); ``t``,
+    ``loss``, ``grad``: the loss and layer-gradient norm at the recorded times of the whole run.
+
+    ``extra``: the :func:`critical_certificate` (J read off the final state by :func:`eigen_J`),
+    det(U_r^T W U_r) at the start and the end, whether its sign was kept at every recorded time,
+    the largest :func:`invariant_defect`, the smallest ||W - U_rU_r^T||_F, and
     ``invariant_certificate``: the start is on the invariant set with det < 0
     (``on_invariant_set``), and along the run the defect stays <= 1e-8, the sign is kept and
-    ||W - U_rU_r^T||_F >= 1 - 1e-6 (docs/theory.rst). ``more``: the det series.
+    ||W - U_rU_r^T||_F >= 1 - 1e-6 (docs/theory.rst: then no t reaches U_rU_r^T). ``more``: the
+    det series.
     """
     from ..network import product
 
-    g = np.asarray(result.grad_norm, dtype=float)
-    crit = critical_certificate(float(result.loss[-1]), lam, rank, float(g[-1]), float(g[0]),
-                                rtol=rtol)
+    U_all = np.asarray(U_all, dtype=float)
+    U = U_all[:, :rank]
     Ws = [product(fs) for fs in trajectory]
+    J, LJ, Ls = eigen_J(Ws[-1], U_all, lam, rank)
+    crit = critical_certificate(t, loss, grad, J, LJ, Ls, tuple(range(rank)), rtol=rtol)
     dets = np.array([compressed_det(W, U, rank) for W in Ws])
     defect = max(invariant_defect(W, U, rank) for W in Ws)
     kept = bool(np.all(np.sign(dets) == np.sign(dets[0])))

@@ -27,10 +27,14 @@ Stopping rule
 A run stops when the layer gradient norm is <= ``gtol`` (its error ||W - U_rU_r^T|| is then
 ~gtol / the smallest Hessian eigenvalue) or when its time budget is spent:
 ``min(t_cap, t_base + decades / rate)`` with ``rate`` the smallest Riemannian Hessian eigenvalue
-at :math:`U_rU_r^T` (closed form, Proposition 30). Status ``"completed"`` (stopped by the rule),
-``"critical"`` (budget spent, but certified as approaching a critical point W_J other than the
-minimizer: loss within ``CRITICAL_RTOL`` of L(W_J)'s closed form, Proposition 29, and a gradient
-that decays over the last chunk), ``"unfinished"`` (budget spent, neither: unresolved, never a
+at :math:`U_rU_r^T` (closed form, Proposition 30). A run not converged at its budget is continued
+from its state with the horizon doubled, up to :data:`~.paper_flow.EXTEND` times the budget
+(:func:`~.paper_flow.integrate_chunks`; not the starts proved not to converge, ``CERTIFIED``).
+Status ``"completed"`` (stopped by the rule), ``"critical"`` (budget spent after the extensions,
+certified as approaching a critical point W_J other than the minimizer by
+:func:`~.families.critical_certificate`: loss within ``CRITICAL_RTOL`` (L(W_J) - L*) of
+L(W_J)'s closed form, Proposition 29, and the gradient norm and |L - L(W_J)| measured to decay
+over the last half of the run), ``"unfinished"`` (budget spent, neither: unresolved, never a
 verdict either way) or ``"failed"`` (the integrator diverged: Euler above its stability limit). Special starts of depth
 N >= 3 creep towards the saddle W = 0 where the gradient vanishes to high order, so the gradient
 test would stop them there: they run to a fixed horizon ``special_horizon`` (status
@@ -57,11 +61,11 @@ import numpy as np
 
 from ..critical import closed_form_spectrum
 from ..data import LinearData
-from ..flows import factor_flow
 from ..network import conserved_quantities, imbalance, product
 from . import families as fam
 from . import starts as st
 from .limits import decay_rate, escape_time, figure3_limit, special_norm_exact
+from .paper_flow import EXTEND, integrate_chunks
 
 __all__ = [
     "Settings",
@@ -72,11 +76,11 @@ __all__ = [
     "run_spec",
 ]
 
-CACHE_VERSION = 4
+CACHE_VERSION = 5
 INITS = ("balanced", "nonbalanced", "special", "inside47", "outside47", "boundary", "perturbed",
          "familyA", "familyB", "negdet")
 CERTIFIED = ("familyA", "negdet")  # starts on the invariant set with det(U_r^T W U_r) < 0
-CRITICAL_RTOL = 1e-3  # |L(W(T)) - L(W_J)| / L(W_J) for status "critical"
+CRITICAL_RTOL = fam.CRIT_RTOL  # |L(W(T)) - L(W_J)| / (L(W_J) - L*) for "critical"
 CONVERGED = 1e-6  # ||W(T) - U_rU_r^T||_F at which a completed run counts as converged
 
 
@@ -445,48 +449,6 @@ def euler_step_limit(lam1: float, D: np.ndarray) -> float:
     return float(2.0 / (lam1 * (np.max(s) + 1.0 / np.min(s))))
 
 
-def _integrate(data: LinearData, factors: list[np.ndarray], t_end: float, opts: dict,
-               settings: Settings, grid: np.ndarray, h: float | None,
-               etol: float | None) -> dict:
-    """factor_flow in chunks of ``settings.chunk`` time units, stopping by the convergence rule.
-
-    Stops when the flow reports gtol reached, when ||W - U_rU_r^T||_F <= etol at the end of a
-    chunk (the gradient test alone cannot stop runs whose gradient floor, set by the integrator's
-    tolerance, lies above gtol), or at t_end. A restarted chunk is a new RK45 call from the
-    chunk's final factors (deterministic). KeyboardInterrupt if a chunk was interrupted.
-    """
-    chunk = settings.chunk if h is None else h * max(1, round(settings.chunk / h))
-    n_chunks = max(1, int(np.ceil(t_end / chunk - 1e-9)))
-    ts: list[np.ndarray] = []
-    traj: list = []
-    nsteps = nfev = 0
-    fs = factors
-    status, stop, res = "completed", "budget", None
-    for i in range(n_chunks):
-        t0, t1 = i * chunk, min(t_end, (i + 1) * chunk)
-        part = grid[(grid > t0 + 1e-12 * chunk) & (grid < t1 - 1e-12 * chunk)] - t0
-        part = np.concatenate(([0.0] if i == 0 else [], part, [t1 - t0]))
-        res = factor_flow(data, None, fs, t1 - t0, t_eval=part, **opts)
-        if res.status == "interrupted":
-            raise KeyboardInterrupt(res.message)
-        ts.append(res.t + t0)
-        traj += res.trajectory
-        nsteps += int(res.nsteps)
-        nfev += int(res.nfev)
-        fs = res.factors
-        if res.status == "failed":
-            status, stop = "failed", res.message
-            break
-        if res.status == "converged":
-            status, stop = "converged", f"layer gradient norm <= gtol at t = {t0 + res.t_final:.6g}"
-            break
-        if etol is not None and res.distance[-1] <= etol:
-            status, stop = "converged", f"||W - U_rU_r^T||_F <= {etol:g} at t = {t1:.6g}"
-            break
-    return {"t": np.concatenate(ts), "trajectory": traj, "status": status, "stop": stop,
-            "nsteps": nsteps, "nfev": nfev, "result": res}
-
-
 def run_spec(spec: RunSpec, settings: Settings, seed: int) -> RunRecord:
     """Integrate one run with :func:`linrank.flows.factor_flow` and measure it.
 
@@ -518,9 +480,11 @@ def run_spec(spec: RunSpec, settings: Settings, seed: int) -> RunRecord:
         opts.update(method="Euler", step=h)
     else:
         opts.update(rtol=settings.rtol, atol=settings.atol)
-    flow = _integrate(LinearData.from_samples(X), factors, t_end, opts, settings,
-                      settings.grid(t_end, fine=spec.init == "special", step=h), h,
-                      None if fixed_horizon else settings.etol)
+    proved = spec.init in CERTIFIED  # proved not to converge: never continued
+    t_cap = t_end if (fixed_horizon or proved) else EXTEND * t_end
+    flow = integrate_chunks(LinearData.from_samples(X), factors, t_end, opts, settings.chunk,
+                            lambda T: settings.grid(T, fine=spec.init == "special", step=h), h,
+                            None if fixed_horizon else settings.etol, t_cap)
     if flow["status"] == "failed":
         status = "failed"
     elif flow["status"] == "converged" or fixed_horizon:
@@ -529,8 +493,10 @@ def run_spec(spec: RunSpec, settings: Settings, seed: int) -> RunRecord:
         status = "unfinished"
     res = flow["result"]
     ser = _series(N, X, P, flow["trajectory"], D0)
-    cex = fam.certify_run(flow["trajectory"], U, r, lam, res, ser["error"],
-                          spec.init in CERTIFIED, CRITICAL_RTOL)
+    U_all = np.linalg.svd(X, full_matrices=True)[0]
+    U_all[:, :r] = U  # the same U_r as the rest of the run
+    cex = fam.certify_run(flow["trajectory"], U_all, r, lam, flow["t"], flow["loss"],
+                          flow["grad"], ser["error"], spec.init in CERTIFIED, CRITICAL_RTOL)
     cex["extra"]["converge_time"] = (float(flow["t"][-1]) if flow["status"] == "converged"
                                      else None)
     if status == "unfinished" and cex["extra"]["critical"]["certified"]:
@@ -541,7 +507,9 @@ def run_spec(spec: RunSpec, settings: Settings, seed: int) -> RunRecord:
         "status": status,
         "stop": flow["stop"],
         "t_final": float(flow["t"][-1]),
-        "t_budget": float(t_end),
+        "t_budget": float(flow["t_budget"]),
+        "t_budget_first": float(t_end),
+        "extensions": int(flow["extensions"]),
         "nsteps": flow["nsteps"],
         "nfev": flow["nfev"],
         "initial_imbalance": float(imbalance(factors)),

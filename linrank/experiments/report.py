@@ -16,6 +16,7 @@ import numpy as np
 
 from .limits import escape_rate_fit
 from .paper import CONVERGED, RunRecord, Settings
+from .paper_flow import EXTEND
 from .verdicts import DRIFT_MAX, LIMIT_RTOL, Verdict, fmt_number
 
 __all__ = ["SUMMARY_KEYS", "summary_dict", "summary_text", "details_text", "report_text"]
@@ -111,8 +112,11 @@ def _setup(st: Settings) -> list[str]:
         f"Figure 3 study). Stopping rule: the layer gradient norm <= {st.gtol:g}, or "
         f"||W - U_rU_r^T||_F <= {st.etol:g} (tested every {st.chunk:g} time units), or the "
         f"budget min({st.t_cap:g}, {st.t_base:g} + {st.decades:g} / rate) is spent (rate = "
-        f"smallest Riemannian Hessian eigenvalue at U_rU_r^T). Status `completed` or "
-        f"`unfinished` (budget spent; never counted against a claim). The curves end where the "
+        f"smallest Riemannian Hessian eigenvalue at U_rU_r^T); a run not converged then is "
+        f"continued from its state, doubling the horizon up to {EXTEND} x the budget (not the "
+        f"starts proved not to converge). Status `completed`, `critical` (budget spent, "
+        f"certified approaching another critical point: docs/theory.rst) or `unfinished` "
+        f"(neither: unresolved, never counted for or against a claim). The curves end where the "
         f"run stopped, i.e. at the gradient tolerance (errors ~1e-9 to 2e-8), not at an "
         f"integrator floor. A run counts as converged when completed with ||W(T) - "
         f"U_rU_r^T||_F <= {CONVERGED:g}.",
@@ -136,16 +140,17 @@ _FIG3 = [
 def _verdict_table(vs: Sequence[Verdict], per_seed: dict[int, list[Verdict]]) -> list[str]:
     seeds = sorted(per_seed)
     head = ("| claim | verdict | runs inside hypothesis | completed | converged | "
-            "counterexamples | unresolved | seeds | " + " | ".join(f"seed {s}" for s in seeds)
-            + " |")
-    L = [head, "|" + "---|" * (8 + len(seeds))]
+            "counterexamples | certified critical | unresolved | seeds | "
+            + " | ".join(f"seed {s}" for s in seeds) + " |")
+    L = [head, "|" + "---|" * (9 + len(seeds))]
     for v in vs:
         cells = []
         for s in seeds:
             match = [w for w in per_seed[s] if w.key == v.key]
             cells.append(match[0].status if match else "-")
         L.append(f"| {v.claim} | **{v.status}** | {v.n_runs} | {v.n_completed} | "
-                 f"{v.n_converged} | {v.n_counterexamples} | {v.n_unfinished} | "
+                 f"{v.n_converged} | {v.n_counterexamples} | {v.n_critical} | "
+                 f"{v.n_unfinished} | "
                  f"{','.join(map(str, v.seeds))} | "
                  + " | ".join(cells) + " |")
     return L

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .sweep import MANIFEST, SweepError, read_rows
+from .sweep_run import EXTEND
 
 __all__ = ["ReportResult", "write_report", "wilson", "claims", "failure_bound", "data_set",
            "CELL_COLUMNS"]
@@ -81,42 +82,67 @@ def _cell_label(row: dict) -> str:
 
 
 def _pct(k: int, n: int) -> str:
+    """k/n with its 95% Wilson interval, the ends rounded outward to 0.1%."""
+    if not n:
+        return "-"
     lo, hi = wilson(k, n)
-    return f"{k}/{n} = {100 * k / n:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]" if n else "-"
+    lo_s = math.floor(1000 * lo + 1e-9) / 10
+    hi_s = min(100.0, math.ceil(1000 * hi - 1e-9) / 10)
+    return f"{k}/{n} = {100 * k / n:.1f}% [{lo_s:.1f}, {hi_s:.1f}]"
 
 
 @dataclass
 class Claim:
-    """A conjecture or statement with the runs inside its hypothesis."""
+    """A conjecture or statement with the runs inside its hypothesis, counted by outcome."""
 
     name: str
     hypothesis: str
     n: int
     converged: int
-    budget: int
-    other: int
+    budget: int  # unresolved: budget spent after every extension, neither certified nor proved
+    other: int  # collapsed or error
     failures: list
     clusters: int = 0
     counterexamples: int = 0
+    critical: int = 0  # certified approaching a critical point other than the minimizer
+
+    @property
+    def unresolved(self) -> int:
+        return self.budget
 
     @property
     def verdict(self) -> str:
         if self.n == 0:
             return "no run inside its hypothesis"
         if self.counterexamples:
-            return (f"refuted: {self.counterexamples} counterexamples (family A: on the invariant "
-                    "set with det < 0, distance to W* >= 1 as docs/theory.rst proves)")
+            return (f"refuted: {self.counterexamples} counterexamples (on the invariant set "
+                    "{U_r M U_r^T} with det M < 0 along the whole run, distance to U_rU_r^T >= 1: "
+                    "docs/theory.rst proves they cannot converge)")
         if self.converged == self.n:
             up = failure_bound(self.clusters)
             return (f"held in all {self.n} runs on {self.clusters} data sets (95% one-sided "
                     f"bound, clustered by data set: failure probability per data set < "
-                    f"{100 * up:.2g}%, on this grid's distribution of starts only)")
-        if self.other == 0:
-            return (f"converged in {self.converged} of {self.n}; {self.budget} unresolved at the "
-                    "budget (neither converged nor certified: no verdict; see their distance and "
-                    "whether they sit at a saddle)")
-        return (f"converged in {self.converged} of {self.n}; {self.other} ended elsewhere "
-                "(collapsed or error): examine the listed runs")
+                    f"{_pct_up(up)}%, on this grid's distribution of starts only)")
+        parts = [f"converged in {self.converged} of {self.n}"]
+        if self.critical:
+            parts.append(f"{self.critical} certified approaching a critical point other than "
+                         "the minimizer at their end (where they are, not a proof of their limit)")
+        if self.budget:
+            parts.append(f"{self.budget} unresolved (budget spent after extension to "
+                         f"{EXTEND} x; neither converged nor certified)")
+        if self.other:
+            parts.append(f"{self.other} collapsed or failed")
+        return "; ".join(parts) + ": no verdict (these runs neither support nor refute it)"
+
+
+def _pct_up(x: float) -> str:
+    """100 x as a percentage with two significant digits, rounded up."""
+    v = 100 * x
+    if v <= 0:
+        return "0"
+    e = math.floor(math.log10(v)) - 1
+    v = math.ceil(v / 10.0 ** e - 1e-9) * 10.0 ** e
+    return f"{v:.{max(0, -e)}f}"
 
 
 def failure_bound(n_clusters: int, level: float = 0.95) -> float:
@@ -135,15 +161,10 @@ def data_set(row: dict) -> tuple:
 
 
 def is_counterexample(row: dict) -> bool:
-    """A family-A run (W(0) = U_r M U_r^T, det M < 0, inside (47)) that ended at its budget at
-    relative distance >= 1/sqrt(r) from W* = U_rU_r^T (absolute >= 1, the invariant-set bound of
-    docs/theory.rst): a counterexample to Conjecture 32 by that argument, which the run agrees
-    with. The sweep does not record det(U_r^T W U_r) along the run; ``linrank reproduce`` does."""
-    try:
-        far = float(row["final_distance"]) >= (1 - 1e-6) / math.sqrt(float(row["rank"]))
-    except (KeyError, ValueError):
-        return False
-    return row.get("start") == "family_a" and row.get("status") == "budget" and far
+    """Outcome ``counterexample`` (:func:`~linrank.experiments.sweep_run.outcome`): the start
+    lies on the invariant set {U_r M U_r^T} with det M < 0 and the run stayed on it with
+    det(U_r^T W U_r) < 0 and ||W - U_rU_r^T||_F >= 1 at every chunk end (docs/theory.rst)."""
+    return row.get("outcome") == "counterexample"
 
 
 def _is(start: str | set) -> Callable[[dict], bool]:
@@ -151,28 +172,48 @@ def _is(start: str | set) -> Callable[[dict], bool]:
     return lambda r: r["start"] in kinds
 
 
+#: kinds of start whose factors are balanced (whatever flow integrates them)
+BALANCED_KINDS = frozenset({"paper", "balanced_inside", "balanced_outside", "near_boundary",
+                            "family_a", "family_b", "amended"})
+
+
+def _balanced(r: dict) -> bool:
+    return r["start"] in BALANCED_KINDS or r["start"].startswith("search:")
+
+
+def _in_span_boundary(r: dict) -> bool:
+    """Near-boundary starts inside span U_r: W(0) = U_r(eps I + K)U_r^T cannot fail (the flow
+    stays in span U_r, where the symmetric part eps I > 0 ...); reported apart."""
+    return r["start"] == "near_boundary" and r.get("in_span") != "False"
+
+
+def _auto_deep(r: dict) -> bool:
+    return r["data"] == "autoencoder" and _balanced(r) and int(r["depth"]) > 2
+
+
 CLAIMS: list[tuple[str, str, Callable[[dict], bool]]] = [
-    ("Conjecture 32", "balanced, (47) holds, N > 2, Y = X, near-boundary starts apart",
-     lambda r: r["data"] == "autoencoder" and r["flow"] == "manifold" and int(r["depth"]) > 2
-     and r["condition_47"] == "True" and r["start"] != "near_boundary"),
-    ("Near-boundary starts", "W(0) = U_r(eps I + K)U_r^T, N > 2, Y = X: inside (47) and the "
-     "amended hypothesis (symmetric part of U_r^T W(0) U_r = eps I > 0), reported apart",
-     lambda r: r["data"] == "autoencoder" and r["flow"] == "manifold" and int(r["depth"]) > 2
-     and r["start"] == "near_boundary"),
+    ("Conjecture 32", "balanced (every balanced kind of start, search starts included), (47) "
+     "holds, N > 2, Y = X; near-boundary starts within span U_r apart",
+     lambda r: _auto_deep(r) and r["condition_47"] == "True" and not _in_span_boundary(r)),
+    ("Amended hypothesis", "balanced, symmetric part of U_r^T W(0) U_r positive definite (every "
+     "kind of start that satisfies it), N > 2, Y = X; near-boundary starts within span U_r apart",
+     lambda r: _auto_deep(r) and r.get("amended") == "True" and not _in_span_boundary(r)),
+    ("Near-boundary starts within span U_r", "W(0) = U_r(eps I + K)U_r^T, N > 2, Y = X: inside "
+     "(47) and the amended hypothesis, and inside span U_r (cannot fail): reported apart",
+     lambda r: _auto_deep(r) and _in_span_boundary(r)),
     ("Balanced, (47), N = 2", "balanced, (47) holds, N = 2, Y = X",
-     lambda r: r["data"] == "autoencoder" and r["flow"] == "manifold" and int(r["depth"]) == 2
+     lambda r: r["data"] == "autoencoder" and _balanced(r) and int(r["depth"]) == 2
      and r["condition_47"] == "True"),
     ("Balanced outside (47)", "balanced, (47) fails, Y = X (outside the conjecture)",
-     lambda r: r["data"] == "autoencoder" and r["flow"] == "manifold"
-     and r["condition_47"] == "False"),
+     lambda r: r["data"] == "autoencoder" and _balanced(r) and r["condition_47"] == "False"),
     ("Non-balanced starts", "layer-wise flow from Gaussian or perturbed factors, Y = X",
      lambda r: r["data"] == "autoencoder" and _is({"gaussian", "nonbalanced"})(r)),
     ("Family A", "W(0) = U_r M U_r^T, diag M > 0, det M < 0, Y = X: inside (47), cannot "
      "converge (docs/theory.rst); a run that converges here is a numerical error",
      lambda r: r["start"] == "family_a"),
     ("Family B", "family A plus eps off span U_r, Y = X", lambda r: r["start"] == "family_b"),
-    ("Amended hypothesis", "balanced, symmetric part of U_r^T W(0) U_r positive definite, Y = X",
-     lambda r: r["start"] == "amended"),
+    ("Search starts", "the starts `linrank search` found (worst first), carried to each run's "
+     "data, Y = X", lambda r: r["start"].startswith("search:")),
     ("Y != X", "regression data, every start",
      lambda r: r["data"] == "regression"),
     ("Special start", "W(0) = -U_r U_r^T (Remark 33), layer-wise flow in floating point",
@@ -180,19 +221,25 @@ CLAIMS: list[tuple[str, str, Callable[[dict], bool]]] = [
 ]
 
 
+def _errfix(r: dict) -> dict:
+    # a failed run has no (47) column: the kinds drawn inside (47) count as inside
+    if r["status"] != "error":
+        return r
+    return {**r, "condition_47": str(r["start"] in ("balanced_inside", "near_boundary")),
+            "amended": str(r["start"] == "amended")}
+
+
 def claims(rows: list[dict]) -> list[Claim]:
-    """The claims of :data:`CLAIMS` over the rows (failed runs count in ``other``)."""
+    """The claims of :data:`CLAIMS` over the rows, counted by outcome."""
     out = []
     for name, hyp, pred in CLAIMS:
-        # a failed run has no (47) column: the kinds drawn inside (47) count as inside
-        sel = [r for r in rows if pred(r if r["status"] != "error" else {
-            **r, "condition_47": str(r["start"] in ("balanced_inside", "near_boundary"))})]
-        conv = sum(r["status"] == "converged" for r in sel)
-        cex = sum(is_counterexample(r) for r in sel)
-        bud = sum(r["status"] == "budget" for r in sel) - cex
-        out.append(Claim(name, hyp, len(sel), conv, bud, len(sel) - conv - bud - cex,
+        sel = [r for r in rows if pred(_errfix(r))]
+        oc = Counter(r.get("outcome") or ("converged" if r["status"] == "converged" else
+                                          "unresolved") for r in sel)
+        out.append(Claim(name, hyp, len(sel), oc["converged"], oc["unresolved"],
+                         oc["collapsed"] + oc["error"],
                          [r for r in sel if r["status"] != "converged"],
-                         len({data_set(r) for r in sel}), cex))
+                         len({data_set(r) for r in sel}), oc["counterexample"], oc["critical"]))
     return out
 
 
@@ -384,18 +431,30 @@ def write_report(out: str | os.PathLike) -> ReportResult:
                      f"of runs; {est[1]} cells not started yet are left out): {est[0]:.0f} s, "
                      f"{est[0] / 2 / 60:.1f} min on 2 idle cores.")
     L += ["", "Status: " + ", ".join(f"{v} {k}" for k, v in sorted(status.items())) + ".",
+          "Outcomes: " + ", ".join(f"{v} {k}" for k, v in sorted(Counter(
+              r.get("outcome", "") for r in rows).items())) + ".",
           "A run *converged* when ||W - W*||_F <= tol ||W*||_F (W* the global minimizer on rank "
-          "<= r); *budget*: neither within the flow-time nor the step budget (unresolved: no "
-          "verdict either way); *collapsed*: a singular value left M_r; *error*: the run raised.",
+          "<= r). A run that reaches its budget (t_max, max_steps) is continued from its state "
+          f"with both budgets doubled, up to {EXTEND} x them; what is still not converged then is "
+          "a *counterexample* (start on the invariant set {U_r M U_r^T} with det M < 0, and "
+          "det(U_r^T W U_r) < 0, W in span U_r (defect <= 1e-8) and ||W - U_rU_r^T||_F >= 1 at "
+          "every chunk end: docs/theory.rst proves it cannot converge; such runs are not "
+          "continued), *critical* (certified approaching a critical point W_J other than the "
+          "minimizer at its end: J read off the state, |L - L(W_J)| <= 1e-3 (L(W_J) - L*) with "
+          "L(W_J) in closed form, the gradient norm and |L - L(W_J)| non-increasing at 9 "
+          "equally spaced times of [T/2, T] and g(T) <= 0.9 g(T/2); where the run is, not a "
+          "proof of its limit) or *unresolved* (neither: no verdict either way); *collapsed*: a "
+          "singular value left M_r; *error*: the run raised.",
           "*certified*: the final loss is below the lowest non-optimal critical value "
           "L* + (sigma_r^2 - sigma_{r+1}^2)/2, which forces convergence to W*.", "",
           "## Claims", "",
           "| claim | runs inside its hypothesis | data sets | converged (95% Wilson CI) | "
-          "counterexamples | unresolved (budget) | other | verdict |",
-          "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+          "counterexamples | certified critical | unresolved | other | verdict |",
+          "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for c in cl:
         L.append(f"| {c.name} | {c.hypothesis}: {c.n} | {c.clusters} | "
-                 f"{_pct(c.converged, c.n)} | {c.counterexamples} | {c.budget} | {c.other} | "
+                 f"{_pct(c.converged, c.n)} | {c.counterexamples} | {c.critical} | {c.budget} | "
+                 f"{c.other} | "
                  f"{c.verdict} |")
     L += ["", "Per depth:", "", "| claim | " + " | ".join(
         f"N = {N}" for N in sorted({int(r['depth']) for r in rows})) + " |",
@@ -467,15 +526,18 @@ def write_report(out: str | os.PathLike) -> ReportResult:
     L += ["", f"## Runs that did not converge ({len(bad)})", "",
           "Each can be rerun alone: `linrank sweep --rerun DIR RUN_ID`.", ""]
     if bad:
-        L += ["| run_id | seed | cell | status | t_final | distance | loss gap / cert gap | "
-              "certified | last saddle | error |", "| --- | --- | --- | --- | --- | --- | --- | "
-              "--- | --- | --- |"]
+        L += ["| run_id | seed | cell | outcome | t_final | distance | loss gap / cert gap | "
+              "W_J at the end (certificate) | last saddle | error |", "| --- | --- | --- | --- | "
+              "--- | --- | --- | --- | --- | --- |"]
         for r in bad[:2000]:
             ratio = _f(r, "final_loss_gap") / _f(r, "cert_gap") if r["cert_gap"] else math.nan
             last = r["saddle_sets"].split(";")[-1] if r["saddle_sets"] else ""
-            L.append(f"| {r['run_id']} | {r['seed']} | {_cell_label(r)} | {r['status']} | "
-                     f"{_f(r, 't_final'):.4g} | {_f(r, 'final_distance'):.3g} | {ratio:.3g} | "
-                     f"{r['certified']} | {last} | {r['error'][:80]} |")
+            crit = (f"{r.get('crit_J', '')} ({r.get('crit_reason', '')})"
+                    if r.get("crit_reason") else "")
+            L.append(f"| {r['run_id']} | {r['seed']} | {_cell_label(r)} | "
+                     f"{r.get('outcome', r['status'])} | {_f(r, 't_final'):.4g} | "
+                     f"{_f(r, 'final_distance'):.3g} | {ratio:.3g} | {crit} | {last} | "
+                     f"{r['error'][:80]} |")
         if len(bad) > 2000:
             L.append(f"| ... {len(bad) - 2000} more in runs.csv | | | | | | | | | |")
     else:

@@ -26,7 +26,13 @@ flow from balanced factors), the layer-wise flow (5) for the others, RK45 with `
 in chunks of flow time: after each chunk the distance to W* decides (converged when
 :math:`\|W - W^*\|_F \le \text{tol}\,\|W^*\|_F`); the next chunk's length comes from the observed
 decay rate of the distance (at most twice the last), so a run stops soon after it converges. The
-budget is ``t_max`` (flow time) and ``max_steps`` (integrator steps), both deterministic.
+budget is ``t_max`` (flow time) and ``max_steps`` (integrator steps), both deterministic. A run
+not converged at its budget is continued from its state with both budgets doubled, up to
+:data:`EXTEND` times them (not a start proved not to converge: on the invariant set
+{U_r M U_r^T} with det M < 0); what is still not converged is then a ``counterexample`` (proved),
+``critical`` (certified approaching another critical point,
+:func:`~linrank.experiments.families.critical_certificate`) or ``unresolved`` (column
+``outcome``, :func:`outcome`; docs/theory.rst).
 
 Saddle plateaus: stretches of the run where the gradient norm is below
 ``plateau * sigma_1^2 ||W*||_F``; at the step of smallest gradient of each, J is read off the
@@ -50,7 +56,8 @@ from ..network import conserved_quantities, product
 from . import families, starts
 from .sweep_grid import RunSpec
 
-__all__ = ["COLUMNS", "TIMING_COLUMNS", "Landscape", "make_data", "run", "run_safe"]
+__all__ = ["COLUMNS", "TIMING_COLUMNS", "OUTCOMES", "EXTEND", "Landscape", "make_data", "run",
+           "run_safe"]
 
 SPEC_COLUMNS = ["run_id", "seed", "data", "d", "samples", "t_rank", "noise", "rank",
                 "depth", "hidden", "start", "imbalance", "eps", "tol", "t_max", "max_steps",
@@ -60,8 +67,15 @@ RESULT_COLUMNS = [
     "final_distance", "final_loss_gap", "loss0_gap", "cert_gap", "spectral_gap", "sigma1_sq",
     "sigma_k_sq", "sigma_k1_sq", "condition_47", "margin_47", "imbalance0", "imbalance_drift",
     "n_saddles", "saddle_sets", "saddle_indices", "saddle_times", "saddle_time_total",
-    "max_saddle_index", "saddle_loss_err", "error",
+    "max_saddle_index", "saddle_loss_err", "outcome", "t_budget", "extensions", "crit_J",
+    "crit_loss_rel", "crit_grad_ratio", "crit_reason", "amended", "in_span", "det_C0",
+    "det_sign_kept", "invariant_defect_max", "min_distance", "error",
 ]
+#: the outcomes of a run (column ``outcome``): see :func:`outcome`
+OUTCOMES = ("converged", "counterexample", "critical", "unresolved", "collapsed", "error")
+#: a run that ends at its budget is continued from its state, doubling the flow-time and step
+#: budgets, up to EXTEND x (t_max, max_steps)
+EXTEND = 8
 TIMING_COLUMNS = ["wall_s", "cpu_s", "flow_s", "book_s"]
 #: every column of a result row, in file order
 COLUMNS = SPEC_COLUMNS + RESULT_COLUMNS + TIMING_COLUMNS
@@ -190,8 +204,15 @@ def _segments(t: np.ndarray, g: np.ndarray, thr: float) -> list[tuple[int, int]]
     return out
 
 
-def _integrate(spec: RunSpec, land: Landscape, data, factors: list[np.ndarray]) -> dict:
-    """Chunked integration until ||W - W*|| <= tol ||W*|| or the budget; see module docstring."""
+def _integrate(spec: RunSpec, land: Landscape, data, factors: list[np.ndarray],
+               U: np.ndarray | None = None, extend: bool = True) -> dict:
+    """Chunked integration until ||W - W*|| <= tol ||W*|| or the budget; see module docstring.
+
+    At the budget (t_max, max_steps) an unconverged run is continued from its state with both
+    budgets doubled, up to :data:`EXTEND` times them (``extend=False``: not continued). With
+    ``U`` (U_r, autoencoder) det(U_r^T W U_r), the invariant-set defect and ||W - U_rU_r^T||_F
+    are recorded at every chunk end.
+    """
     W_star = land.W_star
     nW = float(np.linalg.norm(W_star))
     goal = spec.tol * nW
@@ -210,9 +231,12 @@ def _integrate(spec: RunSpec, land: Landscape, data, factors: list[np.ndarray]) 
     status = None
     last = None
     last_below = False
+    t_lim, s_lim, extensions = spec.t_max, spec.max_steps, 0
+    series: dict[str, list] = {"t": [], "loss": [], "grad": [], "det": [], "defect": [],
+                               "dist": []}
     while status is None:
-        length = min(chunk, spec.t_max - t_now)
-        o = dict(opts, max_steps=max(1, spec.max_steps - steps))
+        length = min(chunk, t_lim - t_now)
+        o = dict(opts, max_steps=max(1, s_lim - steps))
         if first_step is not None:
             o["first_step"] = min(first_step, length)
         if flow == "manifold":
@@ -238,6 +262,14 @@ def _integrate(spec: RunSpec, land: Landscape, data, factors: list[np.ndarray]) 
                 plateaus.append(_Plateau(t[i], t[j], g[m], W, float(res.loss[m])))
         last_below = bool(g[-1] <= thr)
         last = res
+        series["t"].append(t)
+        series["loss"].append(np.asarray(res.loss, dtype=float))
+        series["grad"].append(np.asarray(g, dtype=float))
+        if U is not None:
+            W_end = res.W
+            series["det"].append(families.compressed_det(W_end, U, land.k))
+            series["defect"].append(families.invariant_defect(W_end, U, land.k))
+            series["dist"].append(float(np.linalg.norm(W_end - U @ U.T)))
         hit = np.flatnonzero(dist <= goal)
         state = res.point if flow == "manifold" else res.factors
         t_now = float(t[-1])
@@ -245,13 +277,15 @@ def _integrate(spec: RunSpec, land: Landscape, data, factors: list[np.ndarray]) 
             t_conv, status = float(t[hit[0]]), "converged"
         elif res.status == "collapsed":
             status = "collapsed"
-        elif res.status == "failed":
-            if res.message.startswith("max_steps"):
-                status = "budget"
+        elif res.status == "failed" and not res.message.startswith("max_steps"):
+            raise RuntimeError(f"{flow} flow failed: {res.message}")
+        elif (res.status == "failed" or t_now >= t_lim * (1 - 1e-12) or steps >= s_lim):
+            if extend and t_lim < EXTEND * spec.t_max * (1 - 1e-12):
+                t_lim = min(2 * t_lim, EXTEND * spec.t_max)
+                s_lim = min(2 * s_lim, EXTEND * spec.max_steps)
+                extensions += 1
             else:
-                raise RuntimeError(f"{flow} flow failed: {res.message}")
-        elif t_now >= spec.t_max * (1 - 1e-12) or steps >= spec.max_steps:
-            status = "budget"
+                status = "budget"
         else:
             if t.size >= 3:
                 first_step = float(t[-2] - t[-3])
@@ -265,7 +299,8 @@ def _integrate(spec: RunSpec, land: Landscape, data, factors: list[np.ndarray]) 
             else:
                 chunk = 2 * chunk
     return dict(status=status, flow=flow, t_conv=t_conv, t_final=t_now, steps=steps,
-                plateaus=plateaus, last=last)
+                plateaus=plateaus, last=last, t_budget=t_lim, extensions=extensions,
+                series=series)
 
 
 def make_start(spec: RunSpec, X: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
@@ -334,8 +369,11 @@ def run(spec: RunSpec) -> dict:
         c47 = starts.condition_47(W0, X, k) if spec.data == "autoencoder" else None
         L0 = data.loss(W0)
         D0 = conserved_quantities(factors)
+        U = starts.top_eigenbasis(X, k)[0] if spec.data == "autoencoder" else None
+        inv = _invariant_start(W0, U, k)
         t_flow = time.perf_counter()
-        out = _integrate(spec, land, data, factors)
+        # a start proved not to converge (invariant set, det < 0) is not continued
+        out = _integrate(spec, land, data, factors, U, extend=not inv["proved"])
         t_book = time.perf_counter()
         last = out["last"]
         W = last.W
@@ -360,6 +398,16 @@ def run(spec: RunSpec) -> dict:
                 lerr.append(abs(p.loss - land.loss_J(J)))
             times.append(p.t1 - p.t0)
         final_gap = float(last.loss[-1]) - L_star
+        ser = out["series"]
+        cert = None
+        if out["status"] == "budget":
+            Jc, _ = land.identify(W)
+            cert = families.critical_certificate(
+                np.concatenate(ser["t"]), np.concatenate(ser["loss"]),
+                np.concatenate(ser["grad"]), Jc,
+                land.loss_J(Jc) if Jc is not None else math.nan, L_star, land.optimal)
+        cex = bool(inv["proved"] and ser["det"] and all(x < 0 for x in ser["det"])
+                   and max(ser["defect"]) <= 1e-8 and min(ser["dist"]) >= 1 - 1e-6)
         row.update(
             status=out["status"],
             flow=out["flow"],
@@ -387,6 +435,20 @@ def run(spec: RunSpec) -> dict:
             saddle_time_total=float(sum(times)),
             max_saddle_index=max(idx, default=0),
             saddle_loss_err=max(lerr, default=0.0),
+            outcome=outcome(out["status"], cex, cert is not None and cert.certified),
+            t_budget=out["t_budget"],
+            extensions=out["extensions"],
+            crit_J="" if cert is None else "{" + ",".join(str(j + 1) for j in cert.J) + "}",
+            crit_loss_rel=math.nan if cert is None else cert.rel_loss_diff,
+            crit_grad_ratio=math.nan if cert is None else cert.grad_ratio,
+            crit_reason="" if cert is None else (cert.reason or "certified"),
+            amended="" if U is None else inv["amended"],
+            in_span="" if U is None else inv["in_span"],
+            det_C0=inv["det"],
+            det_sign_kept="" if not ser["det"] else bool(
+                all(np.sign(x) == np.sign(inv["det"]) for x in ser["det"])),
+            invariant_defect_max=max(ser["defect"], default=math.nan),
+            min_distance=min(ser["dist"], default=math.nan),
             error="",
         )
         t_end = time.perf_counter()
@@ -396,12 +458,40 @@ def run(spec: RunSpec) -> dict:
     return row
 
 
+def outcome(status: str, counterexample: bool, certified: bool) -> str:
+    """A run's outcome from its status: ``converged``; ``counterexample`` (proved: the start
+    lies on the invariant set {U_r M U_r^T} with det M < 0, and along the run W stayed on it
+    (defect <= 1e-8) with det(U_r^T W U_r) < 0 and ||W - U_rU_r^T||_F >= 1 at every chunk end,
+    docs/theory.rst); ``critical`` (budget spent after every extension, certified approaching a
+    critical point W_J other than the minimizer by
+    :func:`~linrank.experiments.families.critical_certificate`: where the run is at its end,
+    not a proof of its limit); ``unresolved`` (budget spent, neither); ``collapsed``."""
+    if status == "converged":
+        return "converged"
+    if counterexample:
+        return "counterexample"
+    if status == "budget":
+        return "critical" if certified else "unresolved"
+    return status
+
+
+def _invariant_start(W0: np.ndarray, U: np.ndarray | None, k: int) -> dict:
+    """The start against the invariant sets: in span U_r (defect <= 1e-12), det C0, whether it
+    is proved not to converge (in span with det C0 < 0), the amended predicate."""
+    if U is None:
+        return {"in_span": False, "det": math.nan, "proved": False, "amended": False}
+    in_span = families.invariant_defect(W0, U, k) <= 1e-12
+    det = families.compressed_det(W0, U, k)
+    return {"in_span": bool(in_span), "det": det, "proved": bool(in_span and det < 0),
+            "amended": families.amended(W0, U, k)}
+
+
 def error_row(spec: RunSpec, exc: BaseException, wall: float = math.nan) -> dict:
     """The row of a run that raised: its spec, status "error" and the error's type and message."""
     row = {c: "" for c in COLUMNS}
     row.update(spec.to_dict())
     msg = " ".join(f"{type(exc).__name__}: {exc}".split())
-    row.update(status="error", reached_global=False, error=msg[:500], wall_s=wall,
+    row.update(status="error", outcome="error", reached_global=False, error=msg[:500], wall_s=wall,
                flow="manifold" if spec.balanced else "factor")
     return row
 

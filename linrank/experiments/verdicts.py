@@ -53,6 +53,7 @@ class Verdict:
     n_unfinished: int = 0
     seeds: list[int] = field(default_factory=list)
     n_counterexamples: int = 0
+    n_critical: int = 0  # certified approaching another critical point, not counterexamples
 
     @property
     def key(self) -> str:
@@ -74,7 +75,8 @@ def _counted(claim: str, hypothesis: str, sel: Sequence[RunRecord],
     done = [r for r in sel if r.status == "completed"]
     ok = [r for r in done if good(r)]
     cex = [r for r in sel if is_counterexample(r)]
-    unf = [r for r in sel if r.status in ("unfinished", "critical") and not is_counterexample(r)]
+    crit = [r for r in sel if r.status == "critical" and not is_counterexample(r)]
+    unf = [r for r in sel if r.status == "unfinished" and not is_counterexample(r)]
     if cex:
         status = "refuted"
     elif not done:
@@ -82,29 +84,39 @@ def _counted(claim: str, hypothesis: str, sel: Sequence[RunRecord],
     elif len(ok) < len(done):
         status = bad_status
     else:
-        status = "inconclusive" if unf else "confirmed"
+        status = "inconclusive" if unf or crit else "confirmed"
     failed = [r.run_id for r in done if not good(r)]
-    tail = (f" Counted: {len(ok)} as claimed, {len(cex)} certified counterexamples, "
-            f"{len(unf)} unresolved, {len(failed)} completed against the claim.")
+    tail = (f" Counted: {len(ok)} as claimed, {len(cex)} counterexamples (proved), "
+            f"{len(crit)} certified approaching another critical point at their end (not a "
+            f"proof of the limit), {len(unf)} unresolved, {len(failed)} completed against the "
+            "claim.")
     if cex:
         tail += " Certified counterexamples: " + "; ".join(_cex_text(r) for r in cex) + "."
-    if unf:
-        tail += (" Unresolved (budget spent; not counted for or against the claim): "
-                 + ", ".join(f"{r.run_id} (error {fmt_number(float(r.error[-1]))} at t = "
-                             f"{r.extra['t_final']:.0f}"
-                             + (f", approaching W_J, J = {_J(r)}" if r.status == "critical"
-                                else "") + ")" for r in unf) + ".")
+    for what, group in (("Certified approaching another critical point (budget spent after "
+                         "the extensions; not counted for or against the claim)", crit),
+                        ("Unresolved (budget spent after the extensions; not counted for or "
+                         "against the claim)", unf)):
+        if group:
+            tail += (f" {what}: " + ", ".join(
+                f"{r.run_id} (error {fmt_number(float(r.error[-1]))} at t = "
+                f"{r.extra['t_final']:.0f}"
+                + (f", approaching W_J, J = {_J(r)}" if r.status == "critical" else
+                   f"; certificate: {r.extra['critical']['reason']}") + ")" for r in group)
+                + ".")
     if failed:
         tail += f" Against the claim: {', '.join(failed)}."
     return Verdict(claim, status, evidence + tail, hypothesis, [r.run_id for r in sel], len(sel),
                    len(done), sum(r.converged for r in sel), len(unf),
-                   sorted({r.seed for r in sel}), len(cex))
+                   sorted({r.seed for r in sel}), len(cex), len(crit))
 
 
 def is_counterexample(r: RunRecord) -> bool:
-    """Certified: approaching a critical point W_J != U_rU_r^T (status "critical") from a start
-    on the invariant set {U_r M U_r^T} with det M < 0, kept along the run (docs/theory.rst)."""
-    return r.status == "critical" and bool(r.extra.get("invariant_certificate"))
+    """Proved: a run that did not converge from a start on the invariant set {U_r M U_r^T} with
+    det M < 0, which stayed on it with the sign of det(U_r^T W U_r) kept and ||W - U_rU_r^T||_F
+    >= 1 at every recorded time (the invariant-set certificate, docs/theory.rst: no t reaches
+    U_rU_r^T). Where it is heading is the critical certificate (status "critical") when that
+    holds too."""
+    return r.status in ("critical", "unfinished") and bool(r.extra.get("invariant_certificate"))
 
 
 def _J(r: RunRecord) -> str:
@@ -116,9 +128,12 @@ def _cex_text(r: RunRecord) -> str:
     return (f"{r.run_id}: det(U_r^T W U_r) from {r.extra['det_C0']:.3g} to "
             f"{r.extra['det_C_final']:.3g} (sign kept at every recorded time), off the "
             f"invariant set at most {fmt_number(r.extra['invariant_defect_max'])}, "
-            f"min_t ||W - U_rU_r^T||_F = {r.extra['min_error']:.4f}; W(t) -> W_J with J = "
-            f"{_J(r)} (loss within {fmt_number(c['rel_loss_diff'])} of L(W_J), gradient ratio "
-            f"over the last chunk {c['grad_ratio']:.3g})")
+            f"min_t ||W - U_rU_r^T||_F = {r.extra['min_error']:.4f}; "
+            + (f"W(t) -> W_J with J = {_J(r)} (loss within {fmt_number(c['rel_loss_diff'])} "
+               f"(L(W_J) - L*) of L(W_J), gradient g(T)/g(T/2) = {c['grad_ratio']:.3g}, "
+               f"decreasing over [T/2, T])" if c["certified"] else
+               f"the critical certificate does not hold ({c['reason']}): where it is heading "
+               "is not certified"))
 
 
 def _converges(r: RunRecord) -> bool:
