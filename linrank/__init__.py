@@ -16,8 +16,13 @@ from .manifold import DeepLinearFixedRank, FactorGradient, FixedRankPoint, Tange
 from .measures import effective_rank, unobserved_error
 from .metric import core_weights, metric_weights, side_weights
 from .network import balanced_factors, conserved_quantities, gaussian_factors, imbalance, product
-from .problems import ambient_problem, autograd_problem, least_squares_problem
-from .problems_factorization import matrix_completion_problem, matrix_sensing_problem
+from .problems import (
+    ambient_problem,
+    autograd_problem,
+    least_squares_problem,
+    matrix_completion_problem,
+    matrix_sensing_problem,
+)
 
 __all__ = [
     "riemannian_hessian",

@@ -115,7 +115,7 @@ def nuclear_norm_completion(
         that fails or ends without a solution ("infeasible", "unbounded" cannot occur for this
         problem, so they mean a numerical failure).
     """
-    from .problems_completion import observed_entries  # the checks of matrix completion
+    from .problems.completion import observed_entries  # the checks of matrix completion
 
     if (not isinstance(shape, (tuple, list)) or len(shape) != 2
             or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1

@@ -18,7 +18,7 @@ from linrank import (
 )
 from linrank.flows.chain import ChainSystem, chain_is_cheaper
 from linrank.flows.manifold_base import parse_start
-from linrank.problem_data import ProblemData
+from linrank.flows.problem_data import ProblemData
 
 TOL = {"rtol": 1e-10, "atol": 1e-13}
 

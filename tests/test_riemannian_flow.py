@@ -25,7 +25,7 @@ from linrank import (
 )
 from linrank.flows.chain import ChainSystem
 from linrank.flows.factored import FactoredSystem
-from linrank.problem_data import ProblemData
+from linrank.flows.problem_data import ProblemData
 
 TOL = {"rtol": 1e-10, "atol": 1e-12}
 

@@ -21,9 +21,9 @@ from linrank import (
 from linrank.data import as_data
 from linrank.flows.jacobians import layer_jvp, loss_hessian_vector
 from linrank.flows.layers import LayerSystem
+from linrank.flows.problem_data import ProblemData
 from linrank.flows.stiff import ROS34PW2, RosenbrockStepper
 from linrank.flows.system import Evaluation, VectorSystem
-from linrank.problem_data import ProblemData
 
 
 class _Linear(VectorSystem):

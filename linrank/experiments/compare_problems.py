@@ -285,7 +285,7 @@ def factorization_instance(name: str, size: str, k: int, make_problem: Callable,
 
 
 def _completion(size: str, seed: int) -> ProblemInstance:
-    from ..problems_factorization import matrix_completion_problem
+    from ..problems import matrix_completion_problem
 
     t0 = time.perf_counter()
     d, k, rng, (u, s, vt), dof = _planted(size, seed, 4)
@@ -302,7 +302,7 @@ def _completion(size: str, seed: int) -> ProblemInstance:
 def _sensing(size: str, seed: int) -> ProblemInstance:
     import scipy.sparse as sp
 
-    from ..problems_factorization import matrix_sensing_problem
+    from ..problems import matrix_sensing_problem
 
     t0 = time.perf_counter()
     d, k, rng, (u, s, vt), dof = _planted(size, seed, 5)

@@ -46,10 +46,10 @@ from scipy.sparse.linalg import LinearOperator, svds
 from ..fixedrank import is_factor_gradient
 from ..manifold import DeepLinearFixedRank, FixedRankPoint
 from ..metric import check_depth
-from ..problem_data import ProblemData
 from .integrator import integrate
 from .manifold_base import parse_start
 from .options import check_t_end, parse_options, positive_number
+from .problem_data import ProblemData
 from .result import FlowResult
 from .riemannian import check_collapse_tol, choose_engine
 from .targets import parse_target

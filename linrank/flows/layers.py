@@ -11,10 +11,10 @@ import pymanopt
 
 from ..data import LinearData, as_data
 from ..network import check_factors, conserved_quantities, product
-from ..problem_data import ProblemData
 from .integrator import integrate
 from .jacobians import layer_jvp, loss_hessian_vector
 from .options import check_option_names, check_t_end, parse_options
+from .problem_data import ProblemData
 from .result import FlowResult
 from .system import Evaluation, StepFailure, VectorSystem, fixed_step_hint, safe_norm
 from .targets import parse_target

@@ -8,12 +8,12 @@ from typing import Any
 
 import pymanopt
 
-from ..problem_data import ProblemData
-from ..problems_base import FactorizationProblem
+from ..problems.base import FactorizationProblem
 from .chain import ChainSystem, chain_is_cheaper
 from .integrator import integrate
 from .manifold_base import parse_start
 from .options import check_option_names, check_t_end, parse_options
+from .problem_data import ProblemData
 from .result import FlowResult
 from .riemannian import check_collapse_tol, choose_engine
 from .targets import parse_target

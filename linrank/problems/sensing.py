@@ -13,8 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
-from .manifold import DeepLinearFixedRank
-from .problems_base import (
+from ..manifold import DeepLinearFixedRank
+from .base import (
     FactorizationProblem,
     check_manifold,
     check_reduction,

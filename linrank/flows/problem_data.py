@@ -28,7 +28,7 @@ import pymanopt
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
-from .manifold import DeepLinearFixedRank, FixedRankPoint
+from ..manifold import DeepLinearFixedRank, FixedRankPoint
 
 __all__ = ["ProblemData"]
 

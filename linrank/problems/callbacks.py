@@ -16,9 +16,9 @@ import autograd.numpy as anp
 import numpy as np
 import pymanopt
 
-from .data import finite_real_matrix
-from .fixedrank import all_finite, real_array
-from .manifold import DeepLinearFixedRank
+from ..data import finite_real_matrix
+from ..fixedrank import all_finite, real_array
+from ..manifold import DeepLinearFixedRank
 
 __all__ = ["AmbientProblem", "ambient_problem", "autograd_problem", "least_squares_problem"]
 

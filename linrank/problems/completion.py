@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .manifold import DeepLinearFixedRank
-from .problems_base import (
+from ..manifold import DeepLinearFixedRank
+from .base import (
     FactorizationProblem,
     check_manifold,
     check_reduction,

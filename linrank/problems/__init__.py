@@ -24,15 +24,20 @@ return a :class:`FactorizationProblem` (:mod:`linrank.problems_base`), a
 
 from __future__ import annotations
 
-from .problems_base import REDUCTIONS, FactorizationProblem
-from .problems_completion import (
+from .base import REDUCTIONS, FactorizationProblem
+from .callbacks import AmbientProblem, ambient_problem, autograd_problem, least_squares_problem
+from .completion import (
     MatrixCompletionProblem,
     matrix_completion_problem,
     observed_entries,
 )
-from .problems_sensing import MatrixSensingProblem, matrix_sensing_problem
+from .sensing import MatrixSensingProblem, matrix_sensing_problem
 
 __all__ = [
+    "AmbientProblem",
+    "ambient_problem",
+    "autograd_problem",
+    "least_squares_problem",
     "REDUCTIONS",
     "FactorizationProblem",
     "MatrixCompletionProblem",

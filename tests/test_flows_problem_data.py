@@ -14,7 +14,7 @@ from linrank import (
     least_squares_problem,
     riemannian_flow,
 )
-from linrank.problem_data import ProblemData
+from linrank.flows.problem_data import ProblemData
 
 X = gaussian_data(5, seed=7)
 RNG = np.random.default_rng(7)

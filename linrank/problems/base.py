@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pymanopt
 
-from .manifold import DeepLinearFixedRank, FixedRankPoint, TangentVector
+from ..manifold import DeepLinearFixedRank, FixedRankPoint, TangentVector
 
 __all__ = ["FactorizationProblem", "LossOverflowError", "REDUCTIONS", "check_manifold",
            "check_reduction", "half_sum_of_squares", "tangent"]
