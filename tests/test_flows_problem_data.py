@@ -1,4 +1,4 @@
-"""linrank.problem_data: what the flows' checkpoint fingerprints cover for a problem."""
+"""linrank.flows.problem_data: what the flows' checkpoint fingerprints cover for a problem."""
 
 from __future__ import annotations
 

@@ -39,10 +39,46 @@ def test_core_layers_import_only_lower_layers():
     assert graph["linrank.network"] <= {"linrank.data", "linrank.fixedrank"}
 
 
+def test_problems_sit_on_the_core_and_the_flows_adapter_inside_flows():
+    graph = layout.scan().graph()
+    problems = {name for name in graph if name.startswith("linrank.problems.")}
+    assert {"linrank.problems.base", "linrank.problems.callbacks", "linrank.problems.autograd",
+            "linrank.problems.least_squares", "linrank.problems.completion",
+            "linrank.problems.sensing"} <= problems
+    allowed = set(layout.PACKAGE_LAYERS["linrank.problems"])
+    for name in problems | {"linrank.problems"}:
+        outside = {t for t in graph[name] if not t.startswith("linrank.problems")}
+        assert outside <= allowed, (name, outside - allowed)
+    assert graph["linrank.flows.problem_data"] <= set(layout.CORE_LAYERS)
+    # the flows use the new modules, not the deprecated aliases at the old paths
+    assert {"linrank.flows.problem_data", "linrank.problems.base"} <= set().union(
+        *(graph[n] for n in graph if n.startswith("linrank.flows."))
+    )
+
+
+def test_checker_finds_a_package_layer_break(tmp_path):
+    scanned = _package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "manifold.py": "",
+            "flows.py": "",
+            "problems/__init__.py": "from .base import B\n",
+            "problems/base.py": "from ..manifold import M\nfrom ..flows import f\nB = 1\n",
+        },
+    )
+    found = layout.violations(scanned, exempt={})
+    assert found == [
+        "linrank.problems.base:2: linrank.problems imports linrank.flows (allowed: its own "
+        "modules, " + ", ".join(layout.PACKAGE_LAYERS["linrank.problems"]) + ")"
+    ]
+
+
 def _package(tmp_path, files):
     root = tmp_path / "linrank"
     root.mkdir()
     for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
     return layout.scan(root)
 

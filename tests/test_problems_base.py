@@ -1,4 +1,4 @@
-"""Tests of what the factorization problems share (linrank.problems_base): reduction="mean"
+"""Tests of what the factorization problems share (linrank.problems.base): reduction="mean"
 against finite differences, overflow refused, and every gradient-based pymanopt optimizer
 stopping cleanly at a zero gradient."""
 

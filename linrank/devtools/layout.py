@@ -21,6 +21,7 @@ __all__ = [
     "MAX_LINES",
     "LINE_LIMIT_EXEMPT",
     "CORE_LAYERS",
+    "PACKAGE_LAYERS",
     "ImportEdge",
     "Layout",
     "scan",
@@ -47,6 +48,13 @@ CORE_LAYERS: tuple[str, ...] = (
     "linrank.connection",
     "linrank.manifold",
 )
+
+#: Packages above the core, each with the linrank modules its modules may import besides its own
+#: (the problems a user builds sit on the manifold; the flows take them through their adapter
+#: linrank.flows.problem_data, and nothing of the problems imports the flows or the applications).
+PACKAGE_LAYERS: dict[str, tuple[str, ...]] = {
+    "linrank.problems": CORE_LAYERS + ("linrank.data",),
+}
 
 
 @dataclass(frozen=True)
@@ -161,6 +169,8 @@ def violations(layout: Layout, exempt: dict[str, str] | None = None) -> list[str
 
     * an import cycle among linrank's modules;
     * a core module (:data:`CORE_LAYERS`) importing a linrank module that is not below it;
+    * a module of a package of :data:`PACKAGE_LAYERS` importing a linrank module outside that
+      package and not listed with it;
     * a module above :data:`MAX_LINES` lines (unless in ``exempt``, default
       :data:`LINE_LIMIT_EXEMPT`);
     * ``from <linrank module> import _name`` in another module (private names stay private).
@@ -178,6 +188,15 @@ def violations(layout: Layout, exempt: dict[str, str] | None = None) -> list[str
                     f"{e.source}:{e.line}: core layer imports {e.target} (allowed: "
                     f"{', '.join(allowed) or 'no linrank module'})"
                 )
+        for package, allowed in PACKAGE_LAYERS.items():
+            source_in, target_in = (
+                name == package or name.startswith(package + ".") for name in (e.source, e.target)
+            )
+            if source_in and not target_in and e.target not in allowed:
+                out.append(
+                    f"{e.source}:{e.line}: {package} imports {e.target} (allowed: its own modules, "
+                    f"{', '.join(allowed)})"
+                )
         private = [n for n in e.names if n.startswith("_") and not n.startswith("__")]
         if private and e.target != e.source:
             out.append(
@@ -194,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     layout = scan()
     graph = layout.graph()
     print("core layers (lowest first): " + " -> ".join(CORE_LAYERS))
+    for package, allowed in PACKAGE_LAYERS.items():
+        print(f"{package} (above the core) may import: {', '.join(allowed)}")
     for name in sorted(graph):
         deps = ", ".join(sorted(graph[name])) or "-"
         print(f"  {name} ({layout.lines[name]} lines): {deps}")

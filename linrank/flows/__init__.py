@@ -77,7 +77,7 @@ Common options (keyword only)
     (in one process; records, events and stop-rule state included); the fingerprint covers the
     data or problem (a problem's declared ``fingerprint()`` / ``fingerprint_arrays()``, else its
     loss and gradient at the start and at two fixed probe points:
-    :meth:`linrank.problem_data.ProblemData.fingerprint_arrays`), the start, the options, the
+    :meth:`linrank.flows.problem_data.ProblemData.fingerprint_arrays`), the start, the options, the
     names of the record callables and the events' ``terminal``/``direction`` (callables cannot
     be hashed: a resume trusts that callables of the same names compute the same); the path is
     checked before integrating (its directory must exist and accept files; an existing file

@@ -111,8 +111,8 @@ class ChainSystem(ManifoldFlowSystem):
     The state is the concatenation of the raveled :math:`W_1` (k x n), :math:`W_2, \dots,
     W_{N-1}` (k x k) and :math:`W_N` (m x k); ``data`` must give the products with the full
     Euclidean gradient at factors that are not orthonormal (a
-    :class:`linrank.problems_base.FactorizationProblem` through
-    :class:`linrank.problem_data.ProblemData`). See the module docstring.
+    :class:`linrank.problems.base.FactorizationProblem` through
+    :class:`linrank.flows.problem_data.ProblemData`). See the module docstring.
     """
 
     engine = "chain"

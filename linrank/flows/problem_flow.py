@@ -1,6 +1,6 @@
 r"""The Riemannian gradient flow of any pymanopt Problem on DeepLinearFixedRank:
 :func:`riemannian_flow`, the engines of :func:`~linrank.flows.manifold_flow` with the problem's
-loss (through :class:`linrank.problem_data.ProblemData`) in place of the data of :math:`L^1`."""
+loss (through :class:`linrank.flows.problem_data.ProblemData`) in place of the data of :math:`L^1`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-r"""The base of the factorization problems (:mod:`linrank.problems_factorization`): a
+r"""The base of the factorization problems (:mod:`linrank.problems`): a
 :class:`pymanopt.Problem` on :class:`~linrank.DeepLinearFixedRank` whose loss is evaluated from the
 factors ``(u, s, vt)`` of the point, with a cached residual and the products the flows need.
 

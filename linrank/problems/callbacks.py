@@ -11,16 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import autograd
-import autograd.numpy as anp
 import numpy as np
 import pymanopt
 
-from ..data import finite_real_matrix
 from ..fixedrank import all_finite, real_array
 from ..manifold import DeepLinearFixedRank
 
-__all__ = ["AmbientProblem", "ambient_problem", "autograd_problem", "least_squares_problem"]
+__all__ = ["AmbientProblem", "ambient_problem", "real_cost"]
 
 
 class AmbientProblem(pymanopt.Problem):
@@ -58,7 +55,7 @@ class AmbientProblem(pymanopt.Problem):
 
         @pymanopt.function.numpy(manifold)
         def _cost(u, s, vt):
-            return _real_cost(cost(to_dense((u, s, vt))))
+            return real_cost(cost(to_dense((u, s, vt))))
 
         super().__init__(manifold, _cost, preconditioner=preconditioner)
         self._dense_cost = cost
@@ -74,7 +71,7 @@ class AmbientProblem(pymanopt.Problem):
     def dense_loss_and_gradient(self, W: np.ndarray) -> tuple[float, Any]:
         """(cost(W), euclidean_gradient(W)) for a dense m x n matrix W of any rank (the callbacks
         as given; used by :func:`linrank.factor_flow` for a loss of the product)."""
-        return _real_cost(self._dense_cost(W)), self._checked_gradient(W)
+        return real_cost(self._dense_cost(W)), self._checked_gradient(W)
 
     def gradient_products(self, point: Any) -> tuple[np.ndarray, np.ndarray, float]:
         """(G v, G^T u, f(W)) at the point (u, s, vt), G the Euclidean gradient at W = u diag(s) vt
@@ -82,7 +79,7 @@ class AmbientProblem(pymanopt.Problem):
         u, _, vt = point
         W = self.manifold.to_dense(point)
         t = self.manifold.projection(point, self._checked_gradient(W))
-        return t.Up + u @ t.M, t.Vp + vt.T @ t.M.T, _real_cost(self._dense_cost(W))
+        return t.Up + u @ t.M, t.Vp + vt.T @ t.M.T, real_cost(self._dense_cost(W))
 
     @property
     def euclidean_gradient(self):
@@ -137,7 +134,7 @@ class AmbientProblem(pymanopt.Problem):
         return hessian
 
 
-def _real_cost(value: Any) -> float:
+def real_cost(value: Any) -> float:
     """The cost callback's value as a float: a real number (Python or numpy scalar, or a 0-d
     array), not NaN; anything else is refused naming the callback and what it returned."""
     what = f"{type(value).__name__} {value!r}" if np.ndim(value) == 0 else (
@@ -196,77 +193,3 @@ def ambient_problem(
     :math:`\\mathcal{A}_W(P_T \\nabla f)` computed by the manifold.
     """
     return AmbientProblem(manifold, cost, euclidean_gradient, euclidean_hessian, preconditioner)
-
-
-def autograd_problem(
-    manifold: DeepLinearFixedRank,
-    cost: Callable[[np.ndarray], float],
-    preconditioner: Callable[[Any, Any], Any] | None = None,
-) -> pymanopt.Problem:
-    """A pymanopt Problem from a cost written with ``autograd.numpy`` on the dense matrix W.
-
-    The Euclidean gradient is ``autograd.grad(cost)`` and the Hessian-vector product is the
-    derivative of ``<grad cost(W), Z>`` in W (forward-over-reverse is not needed: reverse over
-    reverse with a fixed Z). ``preconditioner`` as in :func:`ambient_problem`.
-    """
-    if not callable(cost):
-        raise TypeError("cost must be callable taking the dense m x n matrix W")
-    raw_grad = autograd.grad(cost)
-
-    def grad(W):
-        try:
-            return raw_grad(W)
-        except TypeError as exc:
-            if "real scalar-output" not in str(exc):
-                raise
-            # autograd differentiates only real scalars: name the callback and what it returned
-            _real_cost(cost(np.asarray(W, dtype=float)))
-            raise  # pragma: no cover - a real scalar value does not reach here
-
-    def hvp(W, Z):
-        return autograd.grad(lambda X: anp.sum(grad(X) * Z))(W)
-
-    return AmbientProblem(
-        manifold, cost, lambda W: grad(np.asarray(W, dtype=float)), hvp, preconditioner
-    )
-
-
-def least_squares_problem(
-    manifold: DeepLinearFixedRank,
-    X: np.ndarray,
-    Y: np.ndarray | None = None,
-    preconditioner: Callable[[Any, Any], Any] | None = None,
-) -> pymanopt.Problem:
-    r"""The loss :math:`L^1(W) = \tfrac12\|Y - WX\|_F^2` of the paper on ``manifold``, exactly.
-
-    Gradient :math:`(WX - Y)X^T` and Hessian-vector product :math:`Z XX^T` (dense callbacks of
-    :func:`ambient_problem`); ``Y=None`` is the autoencoder Y = X. X is d_x x n, Y is d_y x n with
-    (d_y, d_x) = (manifold.m, manifold.n). Its global minimizer and minimum are given in closed
-    form by :func:`linrank.data.rank_constrained_minimizer`.
-    """
-    if not isinstance(manifold, DeepLinearFixedRank):
-        raise TypeError(
-            f"manifold must be a linrank.DeepLinearFixedRank, got {type(manifold).__name__}"
-        )
-    X = finite_real_matrix("X", X)
-    Y = X if Y is None else finite_real_matrix("Y", Y)
-    if X.shape[1] != Y.shape[1]:
-        raise ValueError(
-            f"X (d_x x n) and Y (d_y x n) must have equal sample counts, got {X.shape}, {Y.shape}"
-        )
-    if (Y.shape[0], X.shape[0]) != (manifold.m, manifold.n):
-        raise ValueError(
-            f"W = manifold point is {manifold.m} x {manifold.n}, data give {Y.shape[0]} x {X.shape[0]}"
-        )
-    C = X @ X.T
-    B = Y @ X.T
-    problem = ambient_problem(
-        manifold,
-        lambda W: 0.5 * float(np.sum((Y - W @ X) ** 2)),
-        lambda W: W @ C - B,
-        lambda W, Z: Z @ C,
-        preconditioner,
-    )
-    # the data define the loss: what the flows' checkpoint fingerprints cover
-    problem.fingerprint_arrays = lambda: [X, Y]
-    return problem

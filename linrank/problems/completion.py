@@ -3,7 +3,7 @@ r"""Matrix completion on :class:`~linrank.DeepLinearFixedRank`, exactly:
 or :math:`c = 1/|\Omega|` (``"mean"``). W is evaluated on :math:`\Omega` only, as
 :math:`W_{ij} = \sum_l u_{il} s_l v_{jl}`; the gradient is the sparse matrix of residuals on
 :math:`\Omega`; nothing of size m x n is formed. Re-exported by
-:mod:`linrank.problems_factorization`.
+:mod:`linrank.problems`.
 """
 
 from __future__ import annotations

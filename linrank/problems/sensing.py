@@ -1,7 +1,7 @@
 r"""Matrix sensing on :class:`~linrank.DeepLinearFixedRank`:
 :math:`f(W) = \tfrac{c}{2}\|\mathcal{A}(W) - y\|^2` for a linear measurement operator
 :math:`\mathcal{A}: \mathbb{R}^{m\times n} \to \mathbb{R}^p`, c = 1 (``reduction="sum"``) or
-1/p (``"mean"``). Re-exported by :mod:`linrank.problems_factorization`.
+1/p (``"mean"``). Re-exported by :mod:`linrank.problems`.
 """
 
 from __future__ import annotations
