@@ -14,18 +14,18 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from linrank.cli import main  # noqa: E402
-from linrank.experiments import driver, paper  # noqa: E402
-from linrank.experiments.limits import decay_rate, escape_time, special_norm_exact  # noqa: E402
-from linrank.experiments.paper import (  # noqa: E402
+from linrank.experiments.reproduce import driver, paper  # noqa: E402
+from linrank.experiments.reproduce.limits import decay_rate, escape_time, special_norm_exact  # noqa: E402
+from linrank.experiments.reproduce.paper import (  # noqa: E402
     RunSpec,
     Settings,
     make_start,
     paper_data,
     run_spec,
 )
-from linrank.experiments.plan import default_specs, eta_specs  # noqa: E402
-from linrank.experiments.report import SUMMARY_KEYS  # noqa: E402
-from linrank.experiments.starts import condition_47  # noqa: E402
+from linrank.experiments.reproduce.plan import default_specs, eta_specs  # noqa: E402
+from linrank.experiments.reproduce.report import SUMMARY_KEYS  # noqa: E402
+from linrank.experiments.shared.starts import condition_47  # noqa: E402
 from linrank.network import imbalance, product  # noqa: E402
 
 SEED = 3

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from linrank.cli import main
-from linrank.experiments import search as search_mod
-from linrank.experiments.search import SearchError, search
-from linrank.experiments.search_objective import SearchConfig, SearchProblem
-from linrank.experiments.startfile import eigenbasis, parse_matrix
+from linrank.experiments.search import app as search_mod
+from linrank.experiments.search.app import SearchError, search
+from linrank.experiments.search.objective import SearchConfig, SearchProblem
+from linrank.experiments.shared.startfile import eigenbasis, parse_matrix
 from linrank.flows import factor_flow
 from linrank.network import balanced_factors, product
 

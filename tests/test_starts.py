@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from linrank.experiments.starts import (
+from linrank.experiments.shared.starts import (
     condition_47,
     gaussian_start,
     inside_47_start,

@@ -17,9 +17,9 @@
 
 from __future__ import annotations
 
-from .paper import RunRecord, RunSpec, Settings, run_spec
-from .plan import default_specs, perturbation_specs
-from .reproduce import ReproductionResult, reproduce  # noqa: E402
+from .reproduce.app import ReproductionResult, reproduce  # noqa: E402
+from .reproduce.paper import RunRecord, RunSpec, Settings, run_spec
+from .reproduce.plan import default_specs, perturbation_specs
 
 __all__ = [
     "RunRecord",

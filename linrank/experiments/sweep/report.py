@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .sweep import MANIFEST, SweepError, read_rows
+from .app import MANIFEST, SweepError, read_rows
 
 __all__ = ["ReportResult", "write_report", "wilson", "claims", "failure_bound", "data_set",
            "CELL_COLUMNS"]
@@ -294,7 +294,7 @@ def _median_iqr(v: list[float]) -> str:
 
 def _full_grid_cpu(out: str, rows: list[dict]) -> tuple[float, int] | None:
     """(estimated CPU seconds of the whole grid, cells without a finished run) or None."""
-    from .sweep_grid import GridError, load_grid
+    from .grid import GridError, load_grid
 
     try:
         grid = load_grid(os.path.join(out, "grid.toml"))

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..network import balanced_factors
+from ...network import balanced_factors
 
 __all__ = ["COLUMNS", "RESULTS", "MANIFEST", "StartFileError", "format_value", "format_matrix",
            "parse_matrix", "row_checksum", "read_rows", "read_config", "search_starts",

@@ -55,12 +55,12 @@ from typing import Any
 
 import numpy as np
 
-from ..critical import closed_form_spectrum
-from ..data import LinearData
-from ..flows import factor_flow
-from ..network import conserved_quantities, imbalance, product
-from . import families as fam
-from . import starts as st
+from ...critical import closed_form_spectrum
+from ...data import LinearData
+from ...flows import factor_flow
+from ...network import conserved_quantities, imbalance, product
+from ..shared import families as fam
+from ..shared import starts as st
 from .limits import decay_rate, escape_time, figure3_limit, special_norm_exact
 
 __all__ = [

@@ -27,9 +27,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..flows import factor_flow
-from ..network import balanced_factors, product
-from .families import (
+from ...flows import factor_flow
+from ...network import balanced_factors, product
+from ..shared.families import (
     amended,
     amended_det,
     amended_matrix,
@@ -39,7 +39,7 @@ from .families import (
     family_a_matrix,
     invariant_defect,
 )
-from .starts import top_eigenbasis
+from ..shared.starts import top_eigenbasis
 
 __all__ = ["KINDS", "Case", "adversarial_start", "decide", "study"]
 

@@ -44,11 +44,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .outputs import CACHE, LOCK, MANIFEST, OutputDir, OutputError, atomic_write_text
-from .resources import executor
-from .search_objective import SearchConfig, SearchProblem
-from .startfile import COLUMNS, RESULTS, format_value, read_rows, row_checksum
-from .startfile import MANIFEST as CONFIG
+from ..shared.outputs import CACHE, LOCK, MANIFEST, OutputDir, OutputError, atomic_write_text
+from ..shared.resources import executor
+from ..shared.startfile import COLUMNS, RESULTS, format_value, read_rows, row_checksum
+from ..shared.startfile import MANIFEST as CONFIG
+from .objective import SearchConfig, SearchProblem
 
 __all__ = ["SearchError", "SearchResult", "search", "run_unit", "config_key"]
 
@@ -293,7 +293,7 @@ def search(hypothesis: str, d: int, rank: int, depth: int, out: str | os.PathLik
                               counts=dict(Counter(r["status"] for r in final)),
                               elapsed=time.monotonic() - t0)
         if report:
-            from .search_report import report_text
+            from .report import report_text
 
             od.write_text("report.md", report_text(result))
         return result

@@ -40,11 +40,11 @@ import numpy as np
 import pymanopt
 from pymanopt.manifolds import FixedRankEmbedded
 
-from ..data import LinearData
-from ..flows import manifold_flow
-from ..manifold import DeepLinearFixedRank, TangentVector
-from .compare_problems import ProblemInstance
-from .compare_record import Budget, Recorder, RunResult, StopRun, finish_stop
+from ...data import LinearData
+from ...flows import manifold_flow
+from ...manifold import DeepLinearFixedRank, TangentVector
+from .problems import ProblemInstance
+from .record import Budget, Recorder, RunResult, StopRun, finish_stop
 
 __all__ = ["Budget", "RunResult", "SOLVERS", "DEPTH_FREE", "run_solver", "deep_problem"]
 

@@ -38,7 +38,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..network import balanced_factors
+from ...network import balanced_factors
 from .starts import condition_47
 
 __all__ = [
@@ -280,7 +280,7 @@ def certify_run(trajectory: Sequence[Sequence[np.ndarray]], U: np.ndarray, rank:
     (``on_invariant_set``), and along the run the defect stays <= 1e-8, the sign is kept and
     ||W - U_rU_r^T||_F >= 1 - 1e-6 (docs/theory.rst). ``more``: the det series.
     """
-    from ..network import product
+    from ...network import product
 
     g = np.asarray(result.grad_norm, dtype=float)
     crit = critical_certificate(float(result.loss[-1]), lam, rank, float(g[-1]), float(g[0]),

@@ -44,11 +44,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import as_data  # linrank.data after issue 10's split; the package name stays valid
-from ..flows import factor_flow, manifold_flow
-from ..network import conserved_quantities, product
-from . import families, starts
-from .sweep_grid import RunSpec
+from ... import as_data  # linrank.data after issue 10's split; the package name stays valid
+from ...flows import factor_flow, manifold_flow
+from ...network import conserved_quantities, product
+from ..shared import families, starts
+from .grid import RunSpec
 
 __all__ = ["COLUMNS", "TIMING_COLUMNS", "Landscape", "make_data", "run", "run_safe"]
 
@@ -291,7 +291,7 @@ def make_start(spec: RunSpec, X: np.ndarray, rng: np.random.Generator) -> list[n
     if kind == "gaussian":
         return starts.gaussian_start(d, r, N, rng, hw)
     if kind.startswith("search:"):
-        from .startfile import eigenbasis_start, search_starts
+        from ..shared.startfile import eigenbasis_start, search_starts
 
         found = search_starts(kind[7:], d, r)
         return eigenbasis_start(X, found[spec.seed % len(found)], r, N, rng, hw)

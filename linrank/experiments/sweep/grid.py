@@ -48,7 +48,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from .resources import check_memory
+from ..shared.resources import check_memory
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -245,7 +245,7 @@ def _resolve(where: str, cell: dict) -> dict:
                            "cannot have rank r")
     search = c["start"].startswith("search:")
     if search:
-        from .startfile import search_starts
+        from ..shared.startfile import search_starts
 
         try:
             search_starts(c["start"][7:], d, c["rank"])

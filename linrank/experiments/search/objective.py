@@ -52,10 +52,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..data import as_data, gaussian_data
-from ..flows import manifold_flow
-from .hypotheses import HYPOTHESES
-from .startfile import eigenbasis, format_matrix
+from ...data import as_data, gaussian_data
+from ...flows import manifold_flow
+from ..shared.hypotheses import HYPOTHESES
+from ..shared.startfile import eigenbasis, format_matrix
 
 __all__ = ["SearchConfig", "SearchProblem", "APPROACH_TOL", "INVARIANT_TOL"]
 

@@ -40,9 +40,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .resources import executor
-from .sweep_grid import MAX_GRID_RUNS, Grid, GridError, RunSpec, load_grid
-from .sweep_run import COLUMNS, TIMING_COLUMNS, run
+from ..shared.resources import executor
+from .grid import MAX_GRID_RUNS, Grid, GridError, RunSpec, load_grid
+from .run import COLUMNS, TIMING_COLUMNS, run
 
 __all__ = ["SweepError", "SweepResult", "RerunResult", "sweep", "rerun", "read_rows",
            "OUT_FILES", "FILE_COLUMNS", "row_check"]
@@ -310,7 +310,7 @@ def sweep(grid: object, out: str | os.PathLike, *, n_jobs: int = 2, scheduler: o
         raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}")
     out = os.fspath(out)
     man = _check_dir(out)
-    from .. import __version__
+    from ... import __version__
 
     if man is not None and man.get("linrank") != __version__:
         raise SweepError(f"{out} holds a sweep by linrank {man.get('linrank')}, this is linrank "
@@ -318,7 +318,7 @@ def sweep(grid: object, out: str | os.PathLike, *, n_jobs: int = 2, scheduler: o
     if man is not None and man["grid_hash"] != g.hash:
         raise SweepError(f"{out} holds a sweep of another grid (hash {man['grid_hash']}, this "
                          f"grid {g.hash}): choose another --out")
-    from .outputs import OutputError, check_out_parent
+    from ..shared.outputs import OutputError, check_out_parent
 
     try:
         check_out_parent(out)
@@ -380,7 +380,7 @@ def _execute(todo: list[RunSpec], n_jobs: int, scheduler: object, writer: csv.Di
              fh: Any, counts: Counter, bar: Any) -> int:
     from joblib import Parallel, delayed
 
-    from .sweep_run import run_safe
+    from .run import run_safe
 
     ctx, client = _executor(n_jobs, scheduler)
     ran = 0
@@ -447,7 +447,7 @@ def rerun(out: str | os.PathLike, run_id: int) -> RerunResult:
     try:
         new = run(spec)
     except Exception as exc:  # noqa: BLE001 - a failed run reruns as a failed run
-        from .sweep_run import error_row
+        from .run import error_row
 
         new = error_row(spec, exc)
     new_s = {c: _fmt(new.get(c, "")) for c in COLUMNS}
