@@ -25,8 +25,8 @@ import time
 
 import numpy as np
 
-from linrank.experiments.sweep import read_rows, sweep
-from linrank.experiments.sweep_run import COLUMNS
+from linrank.experiments.sweep.app import read_rows, sweep
+from linrank.experiments.sweep.run import COLUMNS
 
 GRID = """
 [sweep]

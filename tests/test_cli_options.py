@@ -92,8 +92,9 @@ def test_saddles_output_parent_rule(tmp_path, capsys):
 @pytest.mark.parametrize("command", ["reproduce", "compare", "sweep"])
 def test_ctrl_c_prints_the_exact_resume_command(tmp_path, capsys, monkeypatch, command):
     """Before: reproduce's Ctrl-C gave no resume hint."""
-    from linrank.experiments import compare as cmp_mod
-    from linrank.experiments import driver, sweep_run
+    from linrank.experiments.compare import app as cmp_mod
+    from linrank.experiments.reproduce import driver
+    from linrank.experiments.sweep import run as sweep_run
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -121,7 +122,7 @@ def test_ctrl_c_prints_the_exact_resume_command(tmp_path, capsys, monkeypatch, c
 
 def test_quick_never_replaces_a_full_reproduction(tmp_path, capsys):
     """Before: reproduce --quick --out results silently replaced a full reproduction."""
-    from linrank.experiments.outputs import OutputDir
+    from linrank.experiments.shared.outputs import OutputDir
 
     out = tmp_path / "results"
     with OutputDir(str(out)) as od:  # what a full reproduction leaves (its summary says so)

@@ -10,7 +10,7 @@ import pytest
 
 from linrank.cli import main
 from linrank.commands import saddles
-from linrank.experiments.outputs import OutputDir, OutputError, atomic_write_text
+from linrank.experiments.shared.outputs import OutputDir, OutputError, atomic_write_text
 
 
 def _err_line(capsys) -> str:
@@ -82,7 +82,7 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError(28, "No space left on device")
 
-    import linrank.experiments.outputs as outputs
+    import linrank.experiments.shared.outputs as outputs
 
     monkeypatch.setattr(outputs.os, "replace", boom)
     with pytest.raises(OSError):

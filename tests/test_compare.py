@@ -12,10 +12,10 @@ import pytest
 
 from linrank import compare, rank_constrained_minimizer
 from linrank.cli import main
-from linrank.experiments.compare import OutputDirError
-from linrank.experiments.compare_problems import build_problem, register_problem
-from linrank.experiments.compare_record import Budget
-from linrank.experiments.compare_solvers import run_solver
+from linrank.experiments.compare.app import OutputDirError
+from linrank.experiments.compare.problems import build_problem, register_problem
+from linrank.experiments.compare.record import Budget
+from linrank.experiments.compare.solvers import run_solver
 
 BUDGET = Budget(max_time=5.0, max_iterations=3000, target_gap=1e-8)
 

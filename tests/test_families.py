@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from linrank.experiments import families as fam
-from linrank.experiments.amended import Case, decide
+from linrank.experiments.reproduce.amended import Case, decide
+from linrank.experiments.shared import families as fam
 from linrank.flows import factor_flow
 from linrank.network import product
 

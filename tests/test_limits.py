@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from linrank.experiments.limits import escape_rate_fit, figure3_limit
-from linrank.experiments.starts import gaussian_start, top_eigenbasis
+from linrank.experiments.reproduce.limits import escape_rate_fit, figure3_limit
+from linrank.experiments.shared.starts import gaussian_start, top_eigenbasis
 from linrank.flows import factor_flow
 from linrank.network import conserved_quantities
 

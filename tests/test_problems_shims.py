@@ -87,7 +87,7 @@ def test_new_paths_and_linrank_import_without_deprecation_warnings():
         "import linrank, linrank.problems, linrank.problems.base, linrank.problems.callbacks, "
         "linrank.problems.autograd, linrank.problems.least_squares, linrank.problems.completion, "
         "linrank.problems.sensing, linrank.flows, linrank.flows.problem_data, linrank.cli, "
-        "linrank.baselines, linrank.experiments.compare_problems"
+        "linrank.baselines, linrank.experiments.compare.problems"
     )
     out = subprocess.run(
         [sys.executable, "-W", "error:linrank:DeprecationWarning", "-c", code],

@@ -14,18 +14,18 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from linrank.cli import main  # noqa: E402
-from linrank.experiments import driver, paper, paper_flow  # noqa: E402
-from linrank.experiments.limits import decay_rate, escape_time, special_norm_exact  # noqa: E402
-from linrank.experiments.paper import (  # noqa: E402
+from linrank.experiments.reproduce import driver, paper, paper_flow  # noqa: E402
+from linrank.experiments.reproduce.limits import decay_rate, escape_time, special_norm_exact  # noqa: E402
+from linrank.experiments.reproduce.paper import (  # noqa: E402
     RunSpec,
     Settings,
     make_start,
     paper_data,
     run_spec,
 )
-from linrank.experiments.plan import default_specs, eta_specs  # noqa: E402
-from linrank.experiments.report import SUMMARY_KEYS  # noqa: E402
-from linrank.experiments.starts import condition_47  # noqa: E402
+from linrank.experiments.reproduce.plan import default_specs, eta_specs  # noqa: E402
+from linrank.experiments.reproduce.report import SUMMARY_KEYS  # noqa: E402
+from linrank.experiments.shared.starts import condition_47  # noqa: E402
 from linrank.network import imbalance, product  # noqa: E402
 
 SEED = 3
@@ -335,7 +335,7 @@ def test_an_unfinished_run_is_extended_from_its_state_until_it_converges():
     """A budget too short leaves the run unfinished; doubling the horizon from its final factors
     converges it, to the closed-form minimizer U_rU_r^T, along the same path."""
     from linrank.data import LinearData
-    from linrank.experiments.starts import top_eigenbasis
+    from linrank.experiments.shared.starts import top_eigenbasis
 
     spec = RunSpec(5, 3, 6, 2, "balanced")
     X = paper.paper_data(6, 0)

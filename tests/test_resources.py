@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from linrank.experiments.resources import check_memory, physical_memory
+from linrank.experiments.shared.resources import check_memory, physical_memory
 
 linux = pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
 
@@ -87,7 +87,7 @@ def test_workers_end_when_the_command_is_sigkilled(tmp_path, command):
 
 
 def test_watchdog_is_a_no_op_in_the_parent():
-    from linrank.experiments.resources import watch_parent
+    from linrank.experiments.shared.resources import watch_parent
 
     watch_parent(None)
     watch_parent(os.getpid())  # the parent itself (jobs = 1 runs in this process)
@@ -129,7 +129,7 @@ def test_sweep_sizes_and_types_refused_in_one_line(tmp_path, capsys, grid, match
 
 
 def test_grid_limit_is_stated_and_overridable(tmp_path):
-    from linrank.experiments.sweep_grid import MAX_GRID_RUNS, GridError, load_grid
+    from linrank.experiments.sweep.grid import MAX_GRID_RUNS, GridError, load_grid
 
     assert MAX_GRID_RUNS == 1_000_000
     text = "[sweep]\nseeds = 30\n[[grid]]\nd = 4\ndepth = [2, 3]\n"
@@ -137,7 +137,7 @@ def test_grid_limit_is_stated_and_overridable(tmp_path):
         load_grid(text, max_runs=50)
     assert len(load_grid(text, max_runs=60).runs) == 60
     assert len(load_grid(text, max_runs=None).runs) == 60
-    from linrank.experiments.sweep import sweep
+    from linrank.experiments.sweep.app import sweep
 
     with pytest.raises(GridError, match="limit of 10"):
         sweep(text, tmp_path / "o", n_jobs=1, progress=False, grid_limit=10)
@@ -147,7 +147,7 @@ def test_reproduce_seed_range_refused_before_expanding(capsys):
     """Before: --seeds 0-100000000000000 raised MemoryError with a traceback."""
     _one_line_exit_2(capsys, ["reproduce", "--seeds", "0-100000000000000"],
                      "expected 1 to 1000 non-negative seeds")
-    from linrank.experiments.reproduce import reproduce
+    from linrank.experiments.reproduce.app import reproduce
 
     with pytest.raises(ValueError, match="at most 1000 seeds"):
         reproduce("unused", seeds=range(10**14))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from linrank.experiments.sealed import CacheMismatch, canonical, read_sealed, write_sealed
+from linrank.experiments.shared.sealed import CacheMismatch, canonical, read_sealed, write_sealed
 
 ID = {"kind": "test", "seed": 3, "opts": {"tol": 1e-8}, "version": [1, "0.1.0"]}
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from linrank.cli import main
-from linrank.experiments import search as search_mod
-from linrank.experiments.search import SearchError, search
-from linrank.experiments.search_objective import SearchConfig, SearchProblem
-from linrank.experiments.startfile import eigenbasis, parse_matrix
+from linrank.experiments.search import app as search_mod
+from linrank.experiments.search.app import SearchError, search
+from linrank.experiments.search.objective import SearchConfig, SearchProblem
+from linrank.experiments.shared.startfile import eigenbasis, parse_matrix
 from linrank.flows import factor_flow
 from linrank.network import balanced_factors, product
 
@@ -180,7 +180,7 @@ def _rewrite(path, edit):
     import csv
     import io
 
-    from linrank.experiments.startfile import COLUMNS, row_checksum
+    from linrank.experiments.shared.startfile import COLUMNS, row_checksum
 
     rows = list(csv.DictReader(io.StringIO(path.read_text())))
     edit(rows[0])
@@ -195,7 +195,7 @@ def _rewrite(path, edit):
 
 def test_rows_carry_their_identity(quick):
     from linrank.experiments.search import config_key
-    from linrank.experiments.startfile import code_identity, code_key
+    from linrank.experiments.shared.startfile import code_identity, code_key
 
     out, res = quick
     ident = code_identity()
@@ -271,7 +271,7 @@ def test_rows_from_a_worker_with_other_code_stop_the_search(tmp_path, monkeypatc
 
 
 def test_search_starts_refuse_stale_rows(quick, tmp_path):
-    from linrank.experiments.startfile import StartFileError, search_starts
+    from linrank.experiments.shared.startfile import StartFileError, search_starts
 
     out, _ = quick
     d = _copy_search(out, tmp_path / "s")
@@ -282,7 +282,7 @@ def test_search_starts_refuse_stale_rows(quick, tmp_path):
 
 
 def test_report_sentences_hold_for_its_rows(quick):
-    from linrank.experiments.search_report import baseline_median, worst_per_restart
+    from linrank.experiments.search.report import baseline_median, worst_per_restart
 
     out, res = quick
     report = (out / "report.md").read_text()

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from linrank.experiments.search import run_unit
-from linrank.experiments.search_objective import SearchConfig, SearchProblem
-from linrank.experiments.search_optim import AWAY, fitness
+from linrank.experiments.search.objective import SearchConfig, SearchProblem
+from linrank.experiments.search.optim import AWAY, fitness
 
 SMALL = dict(d=4, rank=2, depth=3, horizon=20.0, evals=6, random=0)
 

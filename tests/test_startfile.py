@@ -1,11 +1,10 @@
-"""Files of starts (linrank.experiments.startfile) and the sweep's start kind "search:DIR"."""
+"""Files of starts (linrank.experiments.shared.startfile) and the sweep's start kind "search:DIR"."""
 
 import numpy as np
 import pytest
 
-from linrank.experiments import sweep_run
-from linrank.experiments.search import search
-from linrank.experiments.startfile import (
+from linrank.experiments.search.app import search
+from linrank.experiments.shared.startfile import (
     StartFileError,
     eigenbasis,
     eigenbasis_start,
@@ -13,8 +12,9 @@ from linrank.experiments.startfile import (
     parse_matrix,
     search_starts,
 )
-from linrank.experiments.sweep import sweep
-from linrank.experiments.sweep_grid import GridError, load_grid
+from linrank.experiments.sweep import run as sweep_run
+from linrank.experiments.sweep.app import sweep
+from linrank.experiments.sweep.grid import GridError, load_grid
 from linrank.network import product
 
 

@@ -1,11 +1,11 @@
-"""linrank.experiments.starts: the paper's starts, condition (47) and its bookkeeping."""
+"""linrank.experiments.shared.starts: the paper's starts, condition (47) and its bookkeeping."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from linrank.experiments.starts import (
+from linrank.experiments.shared.starts import (
     condition_47,
     gaussian_start,
     inside_47_start,

@@ -11,11 +11,11 @@ import pytest
 
 from linrank import critical_points, rank_constrained_minimizer
 from linrank.cli import main
-from linrank.experiments import sweep_run
-from linrank.experiments.starts import top_eigenbasis
-from linrank.experiments.sweep import SweepError, read_rows, rerun, sweep
-from linrank.experiments.sweep_grid import GridError, RunSpec, load_grid
-from linrank.experiments.sweep_run import COLUMNS, SPEC_COLUMNS, TIMING_COLUMNS, Landscape
+from linrank.experiments.shared.starts import top_eigenbasis
+from linrank.experiments.sweep import run as sweep_run
+from linrank.experiments.sweep.app import SweepError, read_rows, rerun, sweep
+from linrank.experiments.sweep.grid import GridError, RunSpec, load_grid
+from linrank.experiments.sweep.run import COLUMNS, SPEC_COLUMNS, TIMING_COLUMNS, Landscape
 
 SMALL = """
 [sweep]
@@ -256,7 +256,7 @@ def test_out_directory_rules(tmp_path):
     with pytest.raises(SweepError, match=r"did not write \(extra\.csv\)"):
         sweep(grid, out, n_jobs=1, progress=False)
     os.remove(out / "extra.csv")
-    from linrank.experiments.sweep import _Lock
+    from linrank.experiments.sweep.app import _Lock
 
     with _Lock(str(out)):  # another sweep holds the directory
         with pytest.raises(SweepError, match="lock is held"):
@@ -308,7 +308,7 @@ def test_columns_of_a_row():
 
 # ---------------------------------------------------------------------- report, shipped grids
 def test_report_of_a_sweep(tmp_path, capsys):
-    from linrank.experiments.sweep_report import claims, wilson, write_report
+    from linrank.experiments.sweep.report import claims, wilson, write_report
 
     out = tmp_path / "o"
     sweep(SMALL, out, n_jobs=1, progress=False, max_runs=7)
@@ -347,7 +347,7 @@ def test_report_of_a_sweep(tmp_path, capsys):
 
 @pytest.mark.parametrize("name, least", [("sweep_quick.toml", 50), ("conjectures.toml", 1_300)])
 def test_shipped_grids(name, least):
-    from linrank.experiments.sweep_grid import START_KINDS
+    from linrank.experiments.sweep.grid import START_KINDS
 
     g = load_grid(os.path.join(os.path.dirname(__file__), "..", "examples", name))
     assert least <= len(g.runs) <= 1.2 * least
@@ -458,7 +458,7 @@ def test_sweep_of_another_linrank_version_is_not_resumed(tmp_path, monkeypatch):
 
 
 def test_claims_count_outcomes_and_never_hold_with_unresolved_runs():
-    from linrank.experiments.sweep_report import claims
+    from linrank.experiments.sweep.report import claims
 
     base = {"seed": "0", "data": "autoencoder", "d": "8", "samples": "24", "t_rank": "8",
             "noise": "0.1", "flow": "factor", "depth": "3", "condition_47": "True", "rank": "2",
@@ -485,7 +485,7 @@ def test_claims_count_outcomes_and_never_hold_with_unresolved_runs():
 
 
 def test_wilson_interval_is_rounded_outward():
-    from linrank.experiments.sweep_report import _pct, wilson
+    from linrank.experiments.sweep.report import _pct, wilson
 
     for k, n in [(7, 10), (2634, 2636), (40, 200), (0, 5), (5, 5)]:
         lo, hi = wilson(k, n)
@@ -495,7 +495,7 @@ def test_wilson_interval_is_rounded_outward():
 
 
 def test_failure_bound_is_rounded_outward_and_counts_data_sets():
-    from linrank.experiments.sweep_report import data_set, failure_bound
+    from linrank.experiments.sweep.report import data_set, failure_bound
 
     for n in (1, 7, 274, 2397, 10**6):
         exact = 1 - 0.05 ** (1 / n)

@@ -77,7 +77,7 @@ def check_size(d: int, m: int, k: int, points: int = 0) -> None:
     table (``points`` rows are kept: the sample of index sets and the rows); refused above half
     the physical memory.
     """
-    from ..experiments.resources import check_memory
+    from ..experiments.shared.resources import check_memory
 
     dim = (2 * d - k) * k
     check_memory(8 * (d * m + 4 * d * d + (dim * dim if dim <= 1500 else 0))
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     check_size(d, m, k, min(math.comb(d, k), args.max_points))
     target = None
     if args.output:
-        from ..experiments.outputs import check_new_file
+        from ..experiments.shared.outputs import check_new_file
 
         target = check_new_file(args.output, overwrite=args.overwrite)
     rng = np.random.default_rng(args.seed)

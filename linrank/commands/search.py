@@ -42,7 +42,7 @@ def _positive(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..experiments.hypotheses import HYPOTHESES
+    from ..experiments.shared.hypotheses import HYPOTHESES
 
     parser.add_argument("--hypothesis", required=True, choices=list(HYPOTHESES),
                         help="; ".join(f"{k}: {v[1]}" for k, v in HYPOTHESES.items()))
@@ -77,8 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..experiments.search import SearchError, search
-    from ..experiments.startfile import StartFileError
+    from ..experiments.search.app import SearchError, search
+    from ..experiments.shared.startfile import StartFileError
 
     try:
         res = search(args.hypothesis, args.d, args.rank, args.depth, args.out,

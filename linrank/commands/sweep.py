@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="redo runs recorded with status 'error'")
     parser.add_argument("--max-runs", type=non_negative_int, default=None, metavar="N",
                         help="run at most this many missing runs, then stop (resumable)")
-    from ..experiments.sweep_grid import MAX_GRID_RUNS
+    from ..experiments.sweep.grid import MAX_GRID_RUNS
 
     parser.add_argument("--grid-limit", type=positive_int, default=MAX_GRID_RUNS, metavar="N",
                         help="refuse grids of more than N runs, counted before expanding "
@@ -59,8 +59,8 @@ def _fail(msg: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..experiments.sweep import SweepError, rerun, sweep
-    from ..experiments.sweep_grid import GridError
+    from ..experiments.sweep.app import SweepError, rerun, sweep
+    from ..experiments.sweep.grid import GridError
 
     try:
         if args.rerun is not None:
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"row {row_id}: columns differ: {', '.join(res.differences)}")
             return 1
         if args.report is not None:
-            from ..experiments.sweep_report import write_report
+            from ..experiments.sweep.report import write_report
 
             rep = write_report(args.report)
             print(f"linrank sweep: wrote {rep.path} ({rep.n_runs} runs, {rep.n_cells} cells, "
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"linrank sweep: {res.ran} runs now, {res.done_before} before; {res.total} in the "
               f"grid, {state}: {counts} ({res.elapsed:.1f} s) -> {args.out}/runs.csv")
         if args.then_report and res.complete:
-            from ..experiments.sweep_report import write_report
+            from ..experiments.sweep.report import write_report
 
             rep = write_report(args.out)
             print(f"linrank sweep: wrote {rep.path}")

@@ -18,7 +18,7 @@ from collections import Counter
 
 import numpy as np
 
-from .hypotheses import HYPOTHESES
+from ..shared.hypotheses import HYPOTHESES
 
 __all__ = ["report_text", "baseline_median", "worst_per_restart"]
 

@@ -7,9 +7,9 @@ over rank <= r is attained at :math:`U_rU_r^T` (top-r eigenvectors of :math:`XX^
 
 A run (:class:`RunSpec`) is one start integrated by :func:`linrank.flows.factor_flow` (the
 layer-wise flow (5)); the kinds of start (``init``) are those of
-:mod:`linrank.experiments.starts`:
+:mod:`linrank.experiments.shared.starts`:
 
-* ``"balanced"`` -- the paper's start (:func:`~linrank.experiments.starts.paper_start`);
+* ``"balanced"`` -- the paper's start (:func:`~linrank.experiments.shared.starts.paper_start`);
 * ``"inside47"`` / ``"outside47"`` -- the paper's start conditioned on (47) holding / failing;
 * ``"boundary"`` -- near the boundary of (47): :math:`W(0) = (U_r(\varepsilon I + K) +
   U_\perp C)U_r^T`, K skew, C Gaussian (``normal = 1``), so :math:`u_i^TW(0)u_i = \varepsilon`
@@ -18,7 +18,7 @@ layer-wise flow (5)); the kinds of start (``init``) are those of
 * ``"nonbalanced"`` -- every factor N(0, 1/d) (Figure 3 for N = 2);
 * ``"perturbed"`` -- the paper's start plus a perturbation of relative size ``scale``;
 * ``"familyA"`` -- :math:`W(0) = U_rMU_r^T`, diag M > 0, det M < 0: inside (47), on an invariant
-  set where det(U_r^T W U_r) keeps its sign (:mod:`linrank.experiments.families`);
+  set where det(U_r^T W U_r) keeps its sign (:mod:`linrank.experiments.shared.families`);
 * ``"familyB"`` -- family A plus ``scale`` (eta) off the invariant set;
 * ``"negdet"`` -- :math:`W(0) = U_r\operatorname{diag}(1, \dots, 1, -1)U_r^T` (r = d: Theorem 31).
 
@@ -59,11 +59,11 @@ from typing import Any
 
 import numpy as np
 
-from ..critical import closed_form_spectrum
-from ..data import LinearData
-from ..network import conserved_quantities, imbalance, product
-from . import families as fam
-from . import starts as st
+from ...critical import closed_form_spectrum
+from ...data import LinearData
+from ...network import conserved_quantities, imbalance, product
+from ..shared import families as fam
+from ..shared import starts as st
 from .limits import decay_rate, escape_time, figure3_limit, special_norm_exact
 from .paper_flow import EXTEND, integrate_chunks
 
@@ -442,7 +442,7 @@ def euler_step_limit(lam1: float, D: np.ndarray) -> float:
 
     At the limit :math:`W_1 = MU_r^T`, :math:`W_2 = U_rM^{-1}`, the largest Hessian eigenvalue
     of the layer loss is about :math:`\lambda_1(\|W_1\|_2^2 + \|W_2\|_2^2) = \lambda_1(s_{max} +
-    1/s_{min})` with :math:`S = MM^T = f(D)` (:mod:`linrank.experiments.limits`); h_max = 2 / it.
+    1/s_{min})` with :math:`S = MM^T = f(D)` (:mod:`linrank.experiments.reproduce.limits`); h_max = 2 / it.
     """
     delta = np.linalg.eigvalsh(0.5 * (D + D.T))
     s = (np.sqrt(delta * delta + 4.0) - delta) / 2.0

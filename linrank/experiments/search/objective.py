@@ -21,7 +21,7 @@ starts are slow for N >= 3 whatever their direction). For
 hypotheses that contain (47) the map folds x into (47): column i <= r of B is negated where
 :math:`B_{ii} < 0` (:math:`W(0) \to W(0)(I - 2u_iu_i^T)` changes the sign of
 :math:`u_i^TW(0)u_i` and of no other :math:`u_j^TW(0)u_j`), so every x lands in (47) up to a
-null set. The hypothesis itself (:mod:`linrank.experiments.hypotheses`) decides: a start outside
+null set. The hypothesis itself (:mod:`linrank.experiments.shared.hypotheses`) decides: a start outside
 it is not run and scores :math:`-1 + \min(\text{margin}, 0) < 0` (a penalty that points back
 inside).
 
@@ -52,10 +52,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..data import as_data, gaussian_data
-from ..flows import manifold_flow
-from .hypotheses import HYPOTHESES
-from .startfile import eigenbasis, format_matrix
+from ...data import as_data, gaussian_data
+from ...flows import manifold_flow
+from ..shared.hypotheses import HYPOTHESES
+from ..shared.startfile import eigenbasis, format_matrix
 
 __all__ = ["SearchConfig", "SearchProblem", "APPROACH_TOL", "INVARIANT_TOL"]
 
@@ -96,7 +96,7 @@ class SearchConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
-        from .search_optim import OPTIMIZERS
+        from .optim import OPTIMIZERS
 
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got "
@@ -220,7 +220,7 @@ class SearchProblem:
 
     def evaluate(self, x: np.ndarray) -> dict:
         """The row of the start with parameters x (columns of
-        :data:`linrank.experiments.startfile.COLUMNS` but unit, index, of, kind and checksum)."""
+        :data:`linrank.experiments.shared.startfile.COLUMNS` but unit, index, of, kind and checksum)."""
         cfg = self.cfg
         B = self.matrix(x)
         row: dict = dict(hypothesis=cfg.hypothesis, d=cfg.d, rank=cfg.rank, depth=cfg.depth,

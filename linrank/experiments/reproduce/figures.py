@@ -1,7 +1,7 @@
-"""Figures 1-5, drawn from :class:`linrank.experiments.paper.RunRecord` lists (one seed).
+"""Figures 1-5, drawn from :class:`linrank.experiments.reproduce.paper.RunRecord` lists (one seed).
 
 Each function writes one PNG (matplotlib's Agg backend, 120 dpi) through ``out`` (an
-:class:`linrank.experiments.outputs.OutputDir`: atomic, owned files) and returns its name. Quantities
+:class:`linrank.experiments.shared.outputs.OutputDir`: atomic, owned files) and returns its name. Quantities
 that decay are on logarithmic axes; the time axis ends shortly after the slowest run has reached
 the plotted floor (the runs themselves go on to their stopping rule). Legends sit below their
 panel, never over the curves (constrained layout makes room for them); panels of one quantity

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..network import balanced_factors
+from ...network import balanced_factors
 
 __all__ = ["COLUMNS", "RESULTS", "MANIFEST", "StartFileError", "format_value", "format_matrix",
            "parse_matrix", "row_checksum", "read_rows", "read_config", "search_starts",
@@ -98,8 +98,8 @@ def code_identity() -> dict:
     """
     from importlib import metadata
 
+    from ...devtools.layout import scan
     from .. import __version__
-    from ..devtools.layout import scan
 
     layout = scan()
     graph = layout.graph()
@@ -237,7 +237,7 @@ def search_starts(directory: str | os.PathLike, d: int, rank: int) -> list[np.nd
 def eigenbasis(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     r"""``(lam, E)``: eigenvalues of :math:`XX^T` (descending) and orthonormal eigenvectors.
 
-    From the SVD of X (as :func:`linrank.experiments.starts.top_eigenbasis`); the sign of each
+    From the SVD of X (as :func:`linrank.experiments.shared.starts.top_eigenbasis`); the sign of each
     eigenvector is fixed by making its entry of largest modulus positive, so E is a function of
     X alone.
     """

@@ -1,6 +1,6 @@
 r"""Hypotheses on the start W(0) of the autoencoder flow, as named predicates.
 
-Notation as in :mod:`linrank.experiments.starts`: :math:`XX^T = \sum_i \lambda_i u_i u_i^T`,
+Notation as in :mod:`linrank.experiments.shared.starts`: :math:`XX^T = \sum_i \lambda_i u_i u_i^T`,
 :math:`U_r = (u_1, \dots, u_r)`. Every hypothesis is about a *balanced* start (the flow of the
 product is then the manifold flow (31), Corollary 8); the predicates below see the end-to-end
 matrix W(0) only, so balancedness is the caller's part (:func:`linrank.experiments.search`
@@ -9,7 +9,7 @@ always builds balanced factors).
 * ``theorem31`` -- Theorem 31: any balanced start with :math:`W(0) \in \mathcal M_r`
   (rank exactly r).
 * ``conjecture32`` -- Conjecture 32: condition (47), :math:`u_i^T W(0) u_i > 0` for i <= r and
-  :math:`\operatorname{rank} W(0)U_r = r` (:func:`linrank.experiments.starts.condition_47`).
+  :math:`\operatorname{rank} W(0)U_r = r` (:func:`linrank.experiments.shared.starts.condition_47`).
 * ``amended_det`` -- (47) together with :math:`\det(U_r^T W(0) U_r) > 0`. The sign of that
   determinant is conserved on the invariant set :math:`\{U_r M U_r^T\}` (docs/theory.rst), which
   refutes Conjecture 32 as stated; it is not enough for r >= 4 (two family-A blocks on the
@@ -17,14 +17,14 @@ always builds balanced factors).
 * ``amended`` -- the amended conjecture's hypothesis: W(0) in M_r and the symmetric part of
   :math:`C = U_r^T W(0) U_r` positive definite (:math:`x^T W(0) x > 0` for every nonzero x in
   span U_r; implies (47) and det C > 0), the same predicate as
-  :func:`linrank.experiments.families.amended`. Its definition is in :func:`amended` alone, so
+  :func:`linrank.experiments.shared.families.amended`. Its definition is in :func:`amended` alone, so
   that it can be changed in one place.
 
 Each predicate returns a :class:`HypothesisCheck` whose ``margin`` is positive inside and <= 0
 outside, scale-free (quantities divided by powers of :math:`\|W(0)\|_2`), so that a search can use
 it as a penalty. Accuracy: the margins carry an absolute error of a few
 :math:`d\,\varepsilon`; a margin within that of 0 does not decide (the rank tests use the
-tolerance :math:`\max(d, r)\,\varepsilon` of :func:`~linrank.experiments.starts.condition_47`).
+tolerance :math:`\max(d, r)\,\varepsilon` of :func:`~linrank.experiments.shared.starts.condition_47`).
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def _check(W0: object, U_r: object, *, need_47: bool, need_det: bool,
     if need_sym:
         C = U.T @ W @ U
         lo = float(np.linalg.eigvalsh(0.5 * (C + C.T))[0])
-        # the rounding of C: 8 r eps ||C||_2, as in linrank.experiments.families.amended
+        # the rounding of C: 8 r eps ||C||_2, as in linrank.experiments.shared.families.amended
         margins.append((lo - 8 * r * np.finfo(float).eps * np.linalg.norm(C, 2)) / norm)
     margin = min(margins)
     return HypothesisCheck(bool(margin > 0 and (c.holds or not need_47)), margin, c.holds,

@@ -1,6 +1,6 @@
 r"""Counterexample families, the hypothesis predicates, and the certificates that decide a run.
 
-Notation as in :mod:`linrank.experiments.starts`: autoencoder Y = X, :math:`XX^T = \sum_i
+Notation as in :mod:`linrank.experiments.shared.starts`: autoencoder Y = X, :math:`XX^T = \sum_i
 \lambda_i u_i u_i^T`, :math:`U_r = (u_1, \dots, u_r)`, :math:`P = U_rU_r^T`, and the compressed
 matrix :math:`C(W) = U_r^TWU_r` (r x r).
 
@@ -38,7 +38,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..network import balanced_factors
+from ...network import balanced_factors
 from .starts import condition_47
 
 __all__ = [
@@ -349,7 +349,7 @@ def certify_run(trajectory: Sequence[Sequence[np.ndarray]], U_all: np.ndarray, r
     ||W - U_rU_r^T||_F >= 1 - 1e-6 (docs/theory.rst: then no t reaches U_rU_r^T). ``more``: the
     det series.
     """
-    from ..network import product
+    from ...network import product
 
     U_all = np.asarray(U_all, dtype=float)
     U = U_all[:, :rank]

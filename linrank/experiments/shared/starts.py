@@ -46,7 +46,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..network import balanced_factors, product
+from ...network import balanced_factors, product
 
 __all__ = [
     "Condition47",

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .families import fit_eta_exponent, predicted_eta_exponent
+from ..shared.families import fit_eta_exponent, predicted_eta_exponent
 from .limits import escape_rate_fit
 from .paper import CONVERGED, RunRecord
 

@@ -133,7 +133,7 @@ _FIG3 = [
     "1/s - s = delta), and s + 1/s = sqrt(delta^2 + 4). Hence, whatever the orthogonal part of "
     "M, ||W_2 - W_1^T||_F^2 = ||M^(-1) - M^T||_F^2 = tr S^(-1) - 2r + tr S = sum_i "
     "(sqrt(delta_i^2 + 4) - 2) = sum_i delta_i^2 / (sqrt(delta_i^2 + 4) + 2), with delta_i the "
-    "eigenvalues of D (`linrank.experiments.limits.figure3_limit`). It vanishes only for D = 0 "
+    "eigenvalues of D (`linrank.experiments.reproduce.limits.figure3_limit`). It vanishes only for D = 0 "
     "(balanced) and is about ||D||_F / 2 for small D; and W_2 -> W_1^+.", ""]
 
 

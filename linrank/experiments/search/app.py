@@ -1,9 +1,9 @@
 r"""``linrank search``: adversarial starts inside a hypothesis, by a derivative-free optimizer.
 
-:func:`search` maximizes the objective of :mod:`linrank.experiments.search_objective` (time to
+:func:`search` maximizes the objective of :mod:`linrank.experiments.search.objective` (time to
 converge relative to the horizon, or 1 + the distance to :math:`U_rU_r^T` at the horizon) over
 the parametrization of the start described there, by a derivative-free optimizer
-(:mod:`linrank.experiments.search_optim`: CMA-ES by default, or scipy's Nelder-Mead) from random
+(:mod:`linrank.experiments.search.optim`: CMA-ES by default, or scipy's Nelder-Mead) from random
 starts inside the hypothesis, with restarts. Work comes in *units*:
 
 * ``random-NNNN`` -- one random start inside the hypothesis (the baseline whose median time to
@@ -19,12 +19,12 @@ seconds) lasts and until ``restarts`` (a total) is reached; a restart that has s
 its end.
 
 Files (``DIR``): ``search.json`` (the configuration and its key), ``worst.csv`` (one row per
-candidate, columns :data:`linrank.experiments.startfile.COLUMNS`, sorted by objective, worst
+candidate, columns :data:`linrank.experiments.shared.startfile.COLUMNS`, sorted by objective, worst
 first, when the search returns), ``report.md``. Guarantees, as for the sweep:
 
 * Rows are appended (flushed, fsync'ed) when a unit ends; an interrupted unit leaves no row.
 * Every row carries the identity of what computed it (``config``: the configuration's key;
-  ``code``: :func:`linrank.experiments.startfile.code_key`, linrank's version, the source of the
+  ``code``: :func:`linrank.experiments.shared.startfile.code_key`, linrank's version, the source of the
   modules the search runs and the numerical libraries' versions) and a checksum over all its
   values, and is verified on reading: a cut-off or edited (*changed*), *foreign* (another
   configuration) or *stale* (other code) row is named (``SearchResult.problems``, and on stderr
@@ -49,11 +49,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .outputs import CACHE, LOCK, MANIFEST, OutputDir, OutputError, atomic_write_text
-from .resources import executor
-from .search_objective import SearchConfig, SearchProblem
-from .search_optim import run_optimizer
-from .startfile import (
+from ..shared.outputs import CACHE, LOCK, MANIFEST, OutputDir, OutputError, atomic_write_text
+from ..shared.resources import executor
+from ..shared.startfile import (
     COLUMNS,
     RESULTS,
     code_identity,
@@ -62,7 +60,9 @@ from .startfile import (
     read_rows,
     row_checksum,
 )
-from .startfile import MANIFEST as CONFIG
+from ..shared.startfile import MANIFEST as CONFIG
+from .objective import SearchConfig, SearchProblem
+from .optim import run_optimizer
 
 __all__ = ["SearchError", "SearchResult", "search", "run_unit", "config_key"]
 
@@ -236,8 +236,8 @@ def search(hypothesis: str, d: int, rank: int, depth: int, out: str | os.PathLik
     Parameters
     ----------
     hypothesis : "theorem31", "conjecture32", "amended" or "amended_det"
-        (:data:`linrank.experiments.hypotheses.HYPOTHESES`)
-        (:data:`linrank.experiments.hypotheses.HYPOTHESES`).
+        (:data:`linrank.experiments.shared.hypotheses.HYPOTHESES`)
+        (:data:`linrank.experiments.shared.hypotheses.HYPOTHESES`).
     d, rank, depth : data dimension, rank r <= d, depth N >= 2.
     out : output directory (created; resumed if it holds this search).
     budget : wall seconds during which new restarts are started (None: no limit, or 60 s when
@@ -248,7 +248,7 @@ def search(hypothesis: str, d: int, rank: int, depth: int, out: str | os.PathLik
     horizon : flow time of each evaluation; evals : flow evaluations per restart;
     random : random starts of the baseline; tol : convergence when
         ``||W - U_rU_r^T||_F <= tol ||U_rU_r^T||_F``; scale : ``||W(0)||_F`` (default sqrt(r));
-    optimizer : "cma" (CMA-ES, default) or "nelder-mead" (:mod:`.search_optim`).
+    optimizer : "cma" (CMA-ES, default) or "nelder-mead" (:mod:`.optim`).
     rtol, atol, max_steps : of each flow (RK45).
     n_jobs : local worker processes (ignored with a scheduler).
     scheduler : None, a Dask scheduler address or a ``distributed.Client``.
@@ -300,7 +300,7 @@ def search(hypothesis: str, d: int, rank: int, depth: int, out: str | os.PathLik
                               counts=dict(Counter(r["status"] for r in final)),
                               elapsed=time.monotonic() - t0)
         if report:
-            from .search_report import report_text
+            from .report import report_text
 
             od.write_text("report.md", report_text(result))
         return result

@@ -3,7 +3,7 @@ r"""Testing an amended Conjecture 32 with random and adversarial starts.
 :func:`adversarial_start` builds the start kinds below (W(0) = (U_rM + \nu U_\perp G)U_r^T,
 balanced factors), :func:`decide` integrates one start with :func:`linrank.flows.factor_flow`
 (RK45, rtol 1e-9) in chunks until it converges (||W - U_rU_r^T||_F <= ``tol``), is certified as
-approaching another critical point (:func:`~linrank.experiments.families.critical_certificate`),
+approaching another critical point (:func:`~linrank.experiments.shared.families.critical_certificate`),
 or its budget ends (unresolved), and :func:`study` runs a list of cases and counts the outcomes
 per hypothesis.
 
@@ -27,9 +27,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..flows import factor_flow
-from ..network import balanced_factors, product
-from .families import (
+from ...flows import factor_flow
+from ...network import balanced_factors, product
+from ..shared.families import (
     amended,
     amended_det,
     amended_matrix,
@@ -40,7 +40,7 @@ from .families import (
     family_a_matrix,
     invariant_defect,
 )
-from .starts import top_eigenbasis
+from ..shared.starts import top_eigenbasis
 
 __all__ = ["KINDS", "Case", "adversarial_start", "decide", "study"]
 
@@ -114,7 +114,7 @@ def decide(case: Case, t_max: float = 2e4, chunk: float = 500.0, tol: float = 1e
 
     outcome: ``"converged"`` (||W - U_rU_r^T||_F <= tol), ``"critical"`` (certified approaching
     W_J != U_rU_r^T at the end of a chunk by
-    :func:`~linrank.experiments.families.critical_certificate` over the whole run so far: J read
+    :func:`~linrank.experiments.shared.families.critical_certificate` over the whole run so far: J read
     off the state, loss within 1e-3 (L(W_J) - L*) of L(W_J), gradient norm and |L - L(W_J)|
     decreasing over [T/2, T]; where the run is, not a proof of its limit: ``det_end`` and
     ``defect_end`` say whether the invariant-set argument applies), or ``"unresolved"`` (budget

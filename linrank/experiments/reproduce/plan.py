@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..critical import iter_critical_points
-from ..flows import factor_flow, manifold_flow
-from ..network import product
+from ...critical import iter_critical_points
+from ...flows import factor_flow, manifold_flow
+from ...network import product
 from .paper import RunSpec, Settings, make_start, paper_data
 
 __all__ = ["default_specs", "perturbation_specs", "eta_specs", "manifold_comparison",
@@ -90,7 +90,7 @@ def manifold_comparison(settings: Settings, seed: int) -> dict:
     ma = manifold_flow(X, None, product(factors), N, T, rank=spec.rank, **tol)
     if "interrupted" in (fa.status, ma.status):
         raise KeyboardInterrupt("Corollary 8 comparison interrupted")
-    from ..manifold import DeepLinearFixedRank
+    from ...manifold import DeepLinearFixedRank
 
     diff = max(float(np.linalg.norm(product(a) - DeepLinearFixedRank.to_dense(b)))
                for a, b in zip(fa.trajectory, ma.trajectory))

@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ..shared.outputs import CACHE, OutputDir, OutputError
 from .driver import run_tasks
-from .outputs import CACHE, OutputDir, OutputError
 from .paper import RunRecord, Settings
 from .plan import default_specs, eta_specs, perturbation_specs
 from .verdicts import Verdict, verdicts

@@ -5,7 +5,7 @@ in chunks and stops by the reproduction's convergence rule. A run that reaches i
 without converging is continued from its final factors (the same deterministic chunks, nothing
 recomputed) with the horizon doubled, up to ``t_cap`` (the callers use :data:`EXTEND` times the
 first budget); what is still not converged then is handed to the certificates
-(:func:`linrank.experiments.families.certify_run`), and only what they do not certify is
+(:func:`linrank.experiments.shared.families.certify_run`), and only what they do not certify is
 unresolved.
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..data import LinearData
-from ..flows import factor_flow
+from ...data import LinearData
+from ...flows import factor_flow
 
 __all__ = ["EXTEND", "integrate_chunks"]
 

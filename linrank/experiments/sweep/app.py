@@ -1,7 +1,7 @@
 r"""Sweeps: thousands of flow runs over a grid, on local processes or a Dask cluster.
 
-:func:`sweep` expands a grid (:mod:`linrank.experiments.sweep_grid`), runs every run that the
-output directory does not hold yet (:func:`linrank.experiments.sweep_run.run_safe`) and appends
+:func:`sweep` expands a grid (:mod:`linrank.experiments.sweep.grid`), runs every run that the
+output directory does not hold yet (:func:`linrank.experiments.sweep.run.run_safe`) and appends
 one CSV row per finished run to ``OUT/runs.csv`` as runs finish (written, flushed and fsync'ed
 one at a time by the parent process). Local processes (joblib, "loky") by default; with
 ``scheduler`` (an address or a ``distributed.Client``) the same ``joblib.Parallel`` call runs on
@@ -19,7 +19,7 @@ Guarantees
 * Resume: rerunning the same grid into the same OUT skips the runs it holds (failed ones too,
   unless ``retry_failed``). When every run is done, runs.csv is rewritten sorted by run_id
   (atomically), so an interrupted-and-resumed sweep ends with the same file as an uninterrupted
-  one, up to the timing columns (:data:`~linrank.experiments.sweep_run.TIMING_COLUMNS`).
+  one, up to the timing columns (:data:`~linrank.experiments.sweep.run.TIMING_COLUMNS`).
 * Reproducible: each run depends only on its row's spec and seed (BLAS limited to one thread
   inside a run), so the same grid gives the same numbers row for row locally and on a cluster,
   and :func:`rerun` recomputes any row alone.
@@ -40,9 +40,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .resources import executor
-from .sweep_grid import MAX_GRID_RUNS, Grid, GridError, RunSpec, load_grid
-from .sweep_run import COLUMNS, TIMING_COLUMNS, run
+from ..shared.resources import executor
+from .grid import MAX_GRID_RUNS, Grid, GridError, RunSpec, load_grid
+from .run import COLUMNS, TIMING_COLUMNS, run
 
 __all__ = ["SweepError", "SweepResult", "RerunResult", "sweep", "rerun", "read_rows",
            "OUT_FILES", "FILE_COLUMNS", "row_check"]
@@ -310,7 +310,7 @@ def sweep(grid: object, out: str | os.PathLike, *, n_jobs: int = 2, scheduler: o
         raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}")
     out = os.fspath(out)
     man = _check_dir(out)
-    from .. import __version__
+    from ... import __version__
 
     if man is not None and man.get("linrank") != __version__:
         raise SweepError(f"{out} holds a sweep by linrank {man.get('linrank')}, this is linrank "
@@ -318,7 +318,7 @@ def sweep(grid: object, out: str | os.PathLike, *, n_jobs: int = 2, scheduler: o
     if man is not None and man["grid_hash"] != g.hash:
         raise SweepError(f"{out} holds a sweep of another grid (hash {man['grid_hash']}, this "
                          f"grid {g.hash}): choose another --out")
-    from .outputs import OutputError, check_out_parent
+    from ..shared.outputs import OutputError, check_out_parent
 
     try:
         check_out_parent(out)
@@ -380,7 +380,7 @@ def _execute(todo: list[RunSpec], n_jobs: int, scheduler: object, writer: csv.Di
              fh: Any, counts: Counter, bar: Any) -> int:
     from joblib import Parallel, delayed
 
-    from .sweep_run import run_safe
+    from .run import run_safe
 
     ctx, client = _executor(n_jobs, scheduler)
     ran = 0
@@ -447,7 +447,7 @@ def rerun(out: str | os.PathLike, run_id: int) -> RerunResult:
     try:
         new = run(spec)
     except Exception as exc:  # noqa: BLE001 - a failed run reruns as a failed run
-        from .sweep_run import error_row
+        from .run import error_row
 
         new = error_row(spec, exc)
     new_s = {c: _fmt(new.get(c, "")) for c in COLUMNS}

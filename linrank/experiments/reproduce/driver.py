@@ -1,6 +1,6 @@
 """Run many tasks of the reproduction: a cache of finished ones, worker processes, Ctrl-C.
 
-A task is a run (:class:`~linrank.experiments.paper.RunSpec` and a seed) or a side study
+A task is a run (:class:`~linrank.experiments.reproduce.paper.RunSpec` and a seed) or a side study
 (``"manifold"``: Corollary 8, ``"saddles"``: Proposition 30) for a seed. :func:`run_tasks`
 
 * loads finished tasks from the cache directory; each cache file is sealed with the identity
@@ -11,7 +11,7 @@ A task is a run (:class:`~linrank.experiments.paper.RunSpec` and a seed) or a si
   reaches only the parent, which terminates the workers at once and re-raises
   KeyboardInterrupt) or in this process for ``jobs == 1``;
 * stores a task in the cache as soon as it is finished. A run is finished when
-  :func:`~linrank.experiments.paper.run_spec` returned it: an interrupted flow raises, so a
+  :func:`~linrank.experiments.reproduce.paper.run_spec` returned it: an interrupted flow raises, so a
   cut-off run is never stored.
 
 Results do not depend on ``jobs`` or on the order of completion.
@@ -64,7 +64,7 @@ def _compute(task: Task, settings: Settings) -> Any:
 def _identity(task: Task, settings: Settings) -> dict:
     """What a cached task stands for: its kind, run spec, seed, settings and the code version
     (the data and starts are functions of these)."""
-    from .. import __version__
+    from ... import __version__
 
     kind, spec, seed = task
     return {"kind": f"linrank reproduce {kind}", "spec": spec.to_json() if spec is not None
@@ -77,7 +77,7 @@ def _load(path: str, task: Task, settings: Settings) -> Any:
     task's (foreign, stale, cut off, changed or unreadable: see :mod:`.sealed`)."""
     import io
 
-    from .sealed import CacheMismatch, read_sealed
+    from ..shared.sealed import CacheMismatch, read_sealed
 
     payload = read_sealed(path, _identity(task, settings))
     try:
@@ -91,7 +91,7 @@ def _load(path: str, task: Task, settings: Settings) -> Any:
 def _store(path: str, task: Task, settings: Settings, result: Any) -> None:
     import tempfile
 
-    from .sealed import write_sealed
+    from ..shared.sealed import write_sealed
 
     if task[0] == "run":
         with tempfile.TemporaryDirectory(dir=os.path.dirname(path)) as tmp:
@@ -112,7 +112,7 @@ def _cost(task: Task) -> float:
 
 
 def _init_worker(parent: int) -> None:
-    from .resources import watch_parent
+    from ..shared.resources import watch_parent
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     watch_parent(parent)  # ends with the parent, also when it was SIGKILLed

@@ -7,7 +7,7 @@ reported as such, with the number of runs it holds, never as the full grid.
 
 Confidence intervals: for k converged runs out of n, the two-sided 95% Wilson score interval
 (``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``). Runs of one seed share their
-data set (:meth:`~linrank.experiments.sweep_grid.RunSpec.data_key`), so they are not independent
+data set (:meth:`~linrank.experiments.sweep.grid.RunSpec.data_key`), so they are not independent
 samples: for a claim that held in every run, the one-sided 95% Clopper-Pearson bound is taken
 over the n_c distinct data sets (clusters), a failure probability per data set below
 :math:`1 - 0.05^{1/n_c}`, rounded up (outward) to two significant digits. All bounds are on the
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .sweep import MANIFEST, SweepError, read_rows
-from .sweep_run import EXTEND
+from .app import MANIFEST, SweepError, read_rows
+from .run import EXTEND
 
 __all__ = ["ReportResult", "write_report", "wilson", "claims", "failure_bound", "data_set",
            "CELL_COLUMNS"]
@@ -161,7 +161,7 @@ def data_set(row: dict) -> tuple:
 
 
 def is_counterexample(row: dict) -> bool:
-    """Outcome ``counterexample`` (:func:`~linrank.experiments.sweep_run.outcome`): the start
+    """Outcome ``counterexample`` (:func:`~linrank.experiments.sweep.run.outcome`): the start
     lies on the invariant set {U_r M U_r^T} with det M < 0 and the run stayed on it with
     det(U_r^T W U_r) < 0 and ||W - U_rU_r^T||_F >= 1 at every chunk end (docs/theory.rst)."""
     return row.get("outcome") == "counterexample"
@@ -341,7 +341,7 @@ def _median_iqr(v: list[float]) -> str:
 
 def _full_grid_cpu(out: str, rows: list[dict]) -> tuple[float, int] | None:
     """(estimated CPU seconds of the whole grid, cells without a finished run) or None."""
-    from .sweep_grid import GridError, load_grid
+    from .grid import GridError, load_grid
 
     try:
         grid = load_grid(os.path.join(out, "grid.toml"))

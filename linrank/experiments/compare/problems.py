@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
-from ..data import LinearData, gaussian_data, rank_constrained_minimizer
+from ...data import LinearData, gaussian_data, rank_constrained_minimizer
 
 __all__ = [
     "SIZES",
@@ -263,7 +263,7 @@ def factorization_instance(name: str, size: str, k: int, make_problem: Callable,
     u diag(s) vt without needing orthonormal u, vt)."""
     from scipy.sparse.linalg import aslinearoperator
 
-    from ..manifold import DeepLinearFixedRank
+    from ...manifold import DeepLinearFixedRank
 
     u, s, vt = planted
     m, n = u.shape[0], vt.shape[1]
@@ -285,7 +285,7 @@ def factorization_instance(name: str, size: str, k: int, make_problem: Callable,
 
 
 def _completion(size: str, seed: int) -> ProblemInstance:
-    from ..problems import matrix_completion_problem
+    from ...problems import matrix_completion_problem
 
     t0 = time.perf_counter()
     d, k, rng, (u, s, vt), dof = _planted(size, seed, 4)
@@ -302,7 +302,7 @@ def _completion(size: str, seed: int) -> ProblemInstance:
 def _sensing(size: str, seed: int) -> ProblemInstance:
     import scipy.sparse as sp
 
-    from ..problems import matrix_sensing_problem
+    from ...problems import matrix_sensing_problem
 
     t0 = time.perf_counter()
     d, k, rng, (u, s, vt), dof = _planted(size, seed, 5)

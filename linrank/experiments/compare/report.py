@@ -165,9 +165,9 @@ def metric_analysis(result, max_dim: int = 1500) -> dict:
     """Per problem (sizes whose tangent space has dimension <= ``max_dim``) and depth: the
     spread max/min of the metric's weights (w, p) at the optimum and the eigenvalues' range of
     the Riemannian Hessian there (dense, :func:`linrank.diagnostics.hessian_spectrum`)."""
-    from ..diagnostics import hessian_spectrum
-    from ..manifold import DeepLinearFixedRank
-    from .compare_solvers import deep_problem
+    from ...diagnostics import hessian_spectrum
+    from ...manifold import DeepLinearFixedRank
+    from .solvers import deep_problem
 
     depths = sorted({r["depth"] for r in result.rows if r["solver"] in _DEPTH_SOLVERS})
     out = {}

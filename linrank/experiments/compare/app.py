@@ -1,7 +1,7 @@
 r"""``linrank.compare``: optimizers on the fixed-rank manifold, and the effect of the depth metric.
 
-Runs every solver of :mod:`~linrank.experiments.compare_solvers` on every problem of
-:mod:`~linrank.experiments.compare_problems` from the same starts, and writes into a directory:
+Runs every solver of :mod:`~linrank.experiments.compare.solvers` on every problem of
+:mod:`~linrank.experiments.compare.problems` from the same starts, and writes into a directory:
 
 * ``results.csv``: one row per run (problem, size, solver, depth, seed, status and reason,
   iterations, wall and CPU time, cost and gradient evaluations, Hessian-vector products, final
@@ -9,7 +9,7 @@ Runs every solver of :mod:`~linrank.experiments.compare_solvers` on every proble
   the optimum, time/iterations/evaluations to the target gap, layer-gd's step);
 * ``history.csv``: every recorded iterate of every run (time, iteration, cost, gap, distance,
   evaluations);
-* ``report.md`` and ``fig-<problem>-<size>.png`` (see :mod:`~linrank.experiments.compare_report`).
+* ``report.md`` and ``fig-<problem>-<size>.png`` (see :mod:`~linrank.experiments.compare.report`).
 
 Finished runs are cached in ``DIR/.runs`` (one file per run, written atomically after the run
 ended), so an interrupted comparison resumes where it stopped and a cut-off run is never stored.
@@ -28,10 +28,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .compare_problems import SIZES, ProblemInstance, build_problem, problem_names
-from .compare_record import HISTORY_KEYS, Budget, RunResult
-from .compare_report import relative_gap, write_outputs
-from .compare_solvers import DEPTH_FREE, SOLVERS, run_solver
+from .problems import SIZES, ProblemInstance, build_problem, problem_names
+from .record import HISTORY_KEYS, Budget, RunResult
+from .report import relative_gap, write_outputs
+from .solvers import DEPTH_FREE, SOLVERS, run_solver
 
 __all__ = ["compare", "CompareResult", "DEFAULT_DEPTHS", "default_budget", "parse_problems",
            "OutputDirError"]
@@ -124,7 +124,7 @@ def _check_sizes(problems: list[tuple[str, str]], solvers: list[str], depths: li
     """
     if "layer-gd" not in solvers:
         return
-    from .resources import check_memory
+    from ..shared.resources import check_memory
 
     for name, size in problems:
         d, k = SIZES[size]
@@ -151,7 +151,7 @@ def claim_output_dir(out_dir: str) -> str:
     Refused (OutputDirError) when the directory holds a file linrank compare did not write or
     another live process holds the lock.
     """
-    from .outputs import OutputError, check_out_parent
+    from ..shared.outputs import OutputError, check_out_parent
 
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise OutputDirError(f"--out {out_dir!r} exists and is not a directory")
@@ -212,7 +212,7 @@ def instance_fingerprint(inst: ProblemInstance) -> str:
     The data enter through the cost at a fixed probe point (drawn from seed 20190101), which
     every problem has, and the least-squares data where the problem has them.
     """
-    from .sealed import fingerprint
+    from ..shared.sealed import fingerprint
 
     rng = np.random.default_rng(20190101)
     A = rng.standard_normal((inst.m, inst.k))
@@ -229,7 +229,7 @@ def instance_fingerprint(inst: ProblemInstance) -> str:
 
 def _identity(problem: str, size: str, solver: str, depth: int, seed: int, budget: Budget,
               data: str) -> dict:
-    from .. import __version__
+    from ... import __version__
 
     return {"kind": "linrank compare run", "problem": problem, "size": size, "solver": solver,
             "depth": int(depth), "seed": int(seed), "budget": asdict(budget), "data": data,
@@ -239,7 +239,7 @@ def _identity(problem: str, size: str, solver: str, depth: int, seed: int, budge
 def _save_run(path: str, res: RunResult, identity: dict) -> None:
     import io
 
-    from .sealed import write_sealed
+    from ..shared.sealed import write_sealed
 
     meta = json.dumps({"scalars": res.scalars(), "info": res.info}, default=float)
     buf = io.BytesIO()
@@ -252,7 +252,7 @@ def _load_run(path: str, identity: dict) -> RunResult:
     exactly the run of ``identity``, complete and unchanged."""
     import io
 
-    from .sealed import CacheMismatch, read_sealed
+    from ..shared.sealed import CacheMismatch, read_sealed
 
     payload = read_sealed(path, identity)
     try:
@@ -330,7 +330,7 @@ def compare(
     ----------
     problem_spec : "all", "name", "name:size" (comma-separated) or a sequence of those or of
         (name, size) pairs; a bare name means sizes "small" and "large".
-    solvers : names from :data:`~linrank.experiments.compare_solvers.SOLVERS` (default all).
+    solvers : names from :data:`~linrank.experiments.compare.solvers.SOLVERS` (default all).
     depths : positive integers N of DeepLinearFixedRank / the flow / layer-gd (default
         1, 2, 3, 4, 100). pymanopt's FixedRankEmbedded and the direct answer run once.
     seeds : seeds of the random starts (the same start for every solver and depth).

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from .compare_problems import ProblemInstance
+from .problems import ProblemInstance
 
 __all__ = ["Budget", "RunResult", "HISTORY_KEYS", "Recorder", "StopRun", "finish_stop"]
 

@@ -1,6 +1,6 @@
 r"""Solvers of ``linrank compare``: one function per solver, same start, same bookkeeping.
 
-Every solver gets a :class:`~linrank.experiments.compare_problems.ProblemInstance`, a depth, a
+Every solver gets a :class:`~linrank.experiments.compare.problems.ProblemInstance`, a depth, a
 start (u, s, vt) and a :class:`Budget`, and returns a :class:`RunResult`: status, iterations,
 wall and CPU time, cost and gradient evaluations and Hessian-vector products (counted by
 wrapping the problem's callables), final cost and distance to the optimum, and the history
@@ -40,11 +40,11 @@ import numpy as np
 import pymanopt
 from pymanopt.manifolds import FixedRankEmbedded
 
-from ..data import LinearData
-from ..flows import manifold_flow
-from ..manifold import DeepLinearFixedRank, TangentVector
-from .compare_problems import ProblemInstance
-from .compare_record import Budget, Recorder, RunResult, StopRun, finish_stop
+from ...data import LinearData
+from ...flows import manifold_flow
+from ...manifold import DeepLinearFixedRank, TangentVector
+from .problems import ProblemInstance
+from .record import Budget, Recorder, RunResult, StopRun, finish_stop
 
 __all__ = ["Budget", "RunResult", "SOLVERS", "DEPTH_FREE", "run_solver", "deep_problem"]
 

@@ -22,7 +22,7 @@ Cell keys (:data:`CELL_KEYS`):
 * ``data``: "autoencoder" (Y = X) or "regression" (Y = T X + noise Z/sqrt(d), T = A B / d with A
   (d x t_rank) and B (t_rank x d) standard normal, Z standard normal; a stated model with
   ``t_rank`` and ``noise``). X is d x samples with i.i.d. N(0, 1/d) entries, samples = 3 d by
-  default (Section 7). Y is d x samples (the starts of :mod:`linrank.experiments.starts` are
+  default (Section 7). Y is d x samples (the starts of :mod:`linrank.experiments.shared.starts` are
   square).
 * ``d``, ``samples``, ``t_rank`` (default d), ``noise``.
 * ``rank`` r, ``depth`` N >= 2, ``hidden`` (width of every hidden layer, >= r; default r).
@@ -48,7 +48,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from .resources import check_memory
+from ..shared.resources import check_memory
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -245,7 +245,7 @@ def _resolve(where: str, cell: dict) -> dict:
                            "cannot have rank r")
     search = c["start"].startswith("search:")
     if search:
-        from .startfile import search_starts
+        from ..shared.startfile import search_starts
 
         try:
             search_starts(c["start"][7:], d, c["rank"])

@@ -1,6 +1,6 @@
 r"""The optimizers of ``linrank search``: one restart, from its own random start.
 
-Both maximize the objective of :mod:`linrank.experiments.search_objective` over the start's
+Both maximize the objective of :mod:`linrank.experiments.search.objective` over the start's
 parameters x in :math:`\mathbb R^{2dr + 2}` (P, Q and, for r < d, the exponents a, b of the weight
 off :math:`\operatorname{span}U_r`), within ``cfg.evals`` flow evaluations, and return every
 distinct candidate they evaluated, in order.

@@ -1,6 +1,6 @@
 r"""One run of a sweep: data, start, flow until convergence or budget, and its bookkeeping.
 
-:func:`run` turns a :class:`~linrank.experiments.sweep_grid.RunSpec` into one result row (a flat
+:func:`run` turns a :class:`~linrank.experiments.sweep.grid.RunSpec` into one result row (a flat
 dict of :data:`COLUMNS`); the same spec gives the same numbers wherever it runs (BLAS is held to
 one thread, every random draw comes from the spec's seed).
 
@@ -31,7 +31,7 @@ not converged at its budget is continued from its state with both budgets double
 :data:`EXTEND` times them (not a start proved not to converge: on the invariant set
 {U_r M U_r^T} with det M < 0); what is still not converged is then a ``counterexample`` (proved),
 ``critical`` (certified approaching another critical point,
-:func:`~linrank.experiments.families.critical_certificate`) or ``unresolved`` (column
+:func:`~linrank.experiments.shared.families.critical_certificate`) or ``unresolved`` (column
 ``outcome``, :func:`outcome`; docs/theory.rst).
 
 Saddle plateaus: stretches of the run where the gradient norm is below
@@ -50,11 +50,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import as_data  # linrank.data after issue 10's split; the package name stays valid
-from ..flows import factor_flow, manifold_flow
-from ..network import conserved_quantities, product
-from . import families, starts
-from .sweep_grid import RunSpec
+from ... import as_data  # linrank.data after issue 10's split; the package name stays valid
+from ...flows import factor_flow, manifold_flow
+from ...network import conserved_quantities, product
+from ..shared import families, starts
+from .grid import RunSpec
 
 __all__ = ["COLUMNS", "TIMING_COLUMNS", "OUTCOMES", "EXTEND", "Landscape", "make_data", "run",
            "run_safe"]
@@ -304,10 +304,10 @@ def _integrate(spec: RunSpec, land: Landscape, data, factors: list[np.ndarray],
 
 
 def make_start(spec: RunSpec, X: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
-    """The starting factors of a spec, by :mod:`linrank.experiments.starts` (kinds in the grid).
+    """The starting factors of a spec, by :mod:`linrank.experiments.shared.starts` (kinds in the grid).
 
     "nonbalanced" is the paper's start perturbed with relative size ``imbalance`` in each factor
-    (:func:`~linrank.experiments.starts.perturbed_start`); "near_boundary" has margin ``eps``.
+    (:func:`~linrank.experiments.shared.starts.perturbed_start`); "near_boundary" has margin ``eps``.
     """
     d, r, N = spec.d, spec.rank, spec.depth
     hw = [spec.hidden] * (N - 1)
@@ -326,7 +326,7 @@ def make_start(spec: RunSpec, X: np.ndarray, rng: np.random.Generator) -> list[n
     if kind == "gaussian":
         return starts.gaussian_start(d, r, N, rng, hw)
     if kind.startswith("search:"):
-        from .startfile import eigenbasis_start, search_starts
+        from ..shared.startfile import eigenbasis_start, search_starts
 
         found = search_starts(kind[7:], d, r)
         return eigenbasis_start(X, found[spec.seed % len(found)], r, N, rng, hw)
@@ -464,7 +464,7 @@ def outcome(status: str, counterexample: bool, certified: bool) -> str:
     (defect <= 1e-8) with det(U_r^T W U_r) < 0 and ||W - U_rU_r^T||_F >= 1 at every chunk end,
     docs/theory.rst); ``critical`` (budget spent after every extension, certified approaching a
     critical point W_J other than the minimizer by
-    :func:`~linrank.experiments.families.critical_certificate`: where the run is at its end,
+    :func:`~linrank.experiments.shared.families.critical_certificate`: where the run is at its end,
     not a proof of its limit); ``unresolved`` (budget spent, neither); ``collapsed``."""
     if status == "converged":
         return "converged"

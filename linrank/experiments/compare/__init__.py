@@ -1,0 +1,1 @@
+"""The solver comparison (linrank.experiments.compare)."""

@@ -1,0 +1,1 @@
+"""The reproduction of the paper's Section 7 (linrank.experiments.reproduce)."""

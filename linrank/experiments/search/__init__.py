@@ -1,0 +1,1 @@
+"""The adversarial search for starts (linrank.experiments.search)."""

@@ -1,0 +1,1 @@
+"""Pieces shared by the applications (linrank.experiments.shared)."""

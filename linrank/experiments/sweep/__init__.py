@@ -1,0 +1,1 @@
+"""The parameter sweep (linrank.experiments.sweep)."""
