@@ -1,4 +1,4 @@
-"""The hypotheses' predicates against hand-built starts (linrank.experiments.hypotheses)."""
+"""The hypotheses' predicates against hand-built starts (linrank.experiments.shared.hypotheses)."""
 
 import numpy as np
 import pytest
@@ -79,7 +79,7 @@ def test_amended_is_the_positive_definite_symmetric_part_and_agrees_with_familie
     """The two amendments differ: two family-A blocks (r = 4) have det > 0 and (47) but a
     symmetric part with two negative eigenvalues; a large skew part keeps the amended hypothesis
     (x^T C x sees only the symmetric part). The predicate is the one of
-    linrank.experiments.families.amended."""
+    linrank.experiments.shared.families.amended."""
     from linrank.experiments.shared.families import amended as families_amended
 
     E = _basis(6, 5)

@@ -1,4 +1,4 @@
-"""Files of starts (linrank.experiments.startfile) and the sweep's start kind "search:DIR"."""
+"""Files of starts (linrank.experiments.shared.startfile) and the sweep's start kind "search:DIR"."""
 
 import numpy as np
 import pytest

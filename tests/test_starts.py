@@ -1,4 +1,4 @@
-"""linrank.experiments.starts: the paper's starts, condition (47) and its bookkeeping."""
+"""linrank.experiments.shared.starts: the paper's starts, condition (47) and its bookkeeping."""
 
 from __future__ import annotations
 
