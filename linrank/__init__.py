@@ -75,11 +75,11 @@ __all__ = [
 
 #: Names imported on first use: the experiments pull in joblib, scipy.stats and matplotlib.
 _LAZY = {
-    "compare": ("linrank.experiments.compare.app", "compare"),
-    "sweep": ("linrank.experiments.sweep.app", "sweep"),
-    "sweep_rerun": ("linrank.experiments.sweep.app", "rerun"),
-    "sweep_report": ("linrank.experiments.sweep.report", "write_report"),
-    "search": ("linrank.experiments.search.app", "search"),
+    "compare": ("linrank.experiments.compare", "compare"),
+    "sweep": ("linrank.experiments.sweep", "sweep"),
+    "sweep_rerun": ("linrank.experiments.sweep", "rerun"),
+    "sweep_report": ("linrank.experiments.sweep", "write_report"),
+    "search": ("linrank.experiments.search", "search"),
 }
 
 

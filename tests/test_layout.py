@@ -1,6 +1,6 @@
-"""The package layout (issue 10): no import cycle, the core in layers, modules under 600 lines, no
-private names imported across modules. The same check runs on its own as
-``python -m linrank.devtools.layout``."""
+"""The package layout (issues 10 and 20): no import cycle, the core in layers, applications that
+do not import each other, modules under 600 lines, no private names imported across modules.
+The same check runs on its own as ``python -m linrank.devtools.layout``."""
 
 from __future__ import annotations
 
@@ -81,6 +81,70 @@ def _package(tmp_path, files):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
     return layout.scan(root)
+
+
+def test_applications_are_packages_that_do_not_import_each_other():
+    scanned = layout.scan()
+    for app in layout.APPLICATIONS:
+        assert f"linrank.experiments.{app}" in scanned.lines  # a package with an __init__
+        assert f"linrank.commands.{app}" in scanned.lines  # and its command
+        assert layout.application_of(f"linrank.experiments.{app}.app") == app
+    assert layout.application_of(layout.SHARED + ".outputs") is None
+    graph = scanned.graph()
+    shared = [m for m in graph if m.startswith(layout.SHARED)]
+    assert len(shared) >= 7
+    for m in shared:
+        assert all(layout.application_of(t) is None for t in graph[m]), m
+
+
+_APPS = {
+    "__init__.py": "",
+    "linalg.py": "",
+    "experiments/__init__.py": "from .reproduce import run\n",
+    "experiments/shared/__init__.py": "",
+    "experiments/shared/outputs.py": "LOCK = 1\n",
+    "experiments/reproduce/__init__.py": "from .app import run\n",
+    "experiments/reproduce/app.py": "from ..shared.outputs import LOCK\nfrom ...linalg import *\n"
+                                    "def run():\n    return LOCK\n",
+    "experiments/sweep/__init__.py": "",
+    "commands/__init__.py": "",
+    "commands/sweep.py": "from ..experiments.sweep import app\n",
+}
+
+
+def test_checker_accepts_applications_on_the_core_and_shared(tmp_path):
+    files = dict(_APPS, **{"experiments/sweep/app.py": "from ..shared import outputs\n"})
+    assert layout.violations(_package(tmp_path, files), exempt={}) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "text", "message"),
+    [
+        # an application importing another application: relative, absolute, lazy, via commands
+        ("experiments/sweep/app.py", "from ..reproduce.app import run\n",
+         "application sweep imports application reproduce"),
+        ("experiments/sweep/app.py", "def f():\n    import linrank.experiments.reproduce\n",
+         "application sweep imports application reproduce"),
+        ("experiments/sweep/app.py", "from .. import reproduce\n",
+         "application sweep imports application reproduce"),
+        ("commands/compare.py", "from ..experiments.sweep import app\n",
+         "application compare imports application sweep"),
+        # the experiments' facade pulls in the reproduction
+        ("experiments/sweep/app.py", "from .. import shared\nfrom linrank.experiments import run\n",
+         "imports linrank.experiments (import the application"),
+        # shared and the core below the applications
+        ("experiments/shared/locks.py", "from ..sweep import app\n",
+         "linrank.experiments.shared imports application sweep"),
+        ("metric.py", "from .experiments.shared import outputs\n",
+         "core module imports linrank.experiments.shared.outputs"),
+        ("experiments/sweep/app.py", "from ..shared.outputs import _hidden\n",
+         "private name(s) _hidden"),
+    ],
+)
+def test_checker_refuses_an_application_importing_another(tmp_path, path, text, message):
+    files = dict(_APPS, **{"experiments/sweep/app.py": "", path: text})
+    found = layout.violations(_package(tmp_path, files), exempt={})
+    assert any(message in v for v in found), found
 
 
 def test_checker_finds_a_cycle_through_a_lazy_import(tmp_path):

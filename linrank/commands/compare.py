@@ -59,7 +59,7 @@ def interrupted_note(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from ..experiments.compare.app import OutputDirError, compare, default_budget
+    from ..experiments.compare import OutputDirError, compare, default_budget
 
     try:
         depths = _ints(args.depths, "--depths")

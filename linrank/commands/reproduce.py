@@ -23,7 +23,7 @@ HELP = "redo Section 7 (Figures 1-4) over several seeds: figures, summary.json, 
 
 def seed_list(text: str) -> list[int]:
     """Parse ``"0-4"``, ``"0,2,7"`` or ``"3"`` into a list of non-negative seeds."""
-    from ..experiments.reproduce.app import MAX_SEEDS
+    from ..experiments.reproduce import MAX_SEEDS
 
     parts: list[range] = []
     try:
@@ -80,7 +80,7 @@ def interrupted_note(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..experiments import reproduce
+    from ..experiments.reproduce import reproduce
 
     if args.seeds is not None and args.seed is not None:
         raise argparse.ArgumentTypeError("give --seeds or --seed, not both")

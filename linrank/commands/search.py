@@ -77,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..experiments.search.app import SearchError, search
+    from ..experiments.search import SearchError, search
     from ..experiments.shared.startfile import StartFileError
 
     try:

@@ -59,8 +59,7 @@ def _fail(msg: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..experiments.sweep.app import SweepError, rerun, sweep
-    from ..experiments.sweep.grid import GridError
+    from ..experiments.sweep import GridError, SweepError, rerun, sweep
 
     try:
         if args.rerun is not None:
@@ -83,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"row {row_id}: columns differ: {', '.join(res.differences)}")
             return 1
         if args.report is not None:
-            from ..experiments.sweep.report import write_report
+            from ..experiments.sweep import write_report
 
             rep = write_report(args.report)
             print(f"linrank sweep: wrote {rep.path} ({rep.n_runs} runs, {rep.n_cells} cells, "
@@ -99,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"linrank sweep: {res.ran} runs now, {res.done_before} before; {res.total} in the "
               f"grid, {state}: {counts} ({res.elapsed:.1f} s) -> {args.out}/runs.csv")
         if args.then_report and res.complete:
-            from ..experiments.sweep.report import write_report
+            from ..experiments.sweep import write_report
 
             rep = write_report(args.out)
             print(f"linrank sweep: wrote {rep.path}")

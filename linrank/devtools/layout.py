@@ -1,5 +1,5 @@
-"""Check the package layout: import graph without cycles, declared layers, module sizes, no
-private names across modules.
+"""Check the package layout: import graph without cycles, declared layers, applications that do
+not import each other, module sizes, no private names across modules.
 
 Run:  python -m linrank.devtools.layout   (exit status 1 and a list of violations if any)
 
@@ -22,6 +22,11 @@ __all__ = [
     "LINE_LIMIT_EXEMPT",
     "CORE_LAYERS",
     "PACKAGE_LAYERS",
+    "EXPERIMENTS",
+    "SHARED",
+    "APPLICATIONS",
+    "FACADES",
+    "application_of",
     "ImportEdge",
     "Layout",
     "scan",
@@ -55,6 +60,51 @@ CORE_LAYERS: tuple[str, ...] = (
 PACKAGE_LAYERS: dict[str, tuple[str, ...]] = {
     "linrank.problems": CORE_LAYERS + ("linrank.data",),
 }
+#: The package of the applications, and the package of the pieces they share.
+EXPERIMENTS = "linrank.experiments"
+SHARED = "linrank.experiments.shared"
+
+#: The applications (packages below EXPERIMENTS); each may import the core and SHARED, never
+#: another application. ``linrank.commands.<name>`` is the command line of application <name>.
+APPLICATIONS: tuple[str, ...] = ("reproduce", "compare", "sweep", "search")
+
+#: Modules that stand above every application and may import any of them (re-exports and the
+#: deprecated old module paths).
+FACADES: tuple[str, ...] = ("linrank", "linrank.experiments", "linrank.experiments.deprecated",
+                            "linrank.cli")
+
+
+def application_of(module: str) -> str | None:
+    """The application a module belongs to (``linrank.experiments.<app>...`` or
+    ``linrank.commands.<app>``), else None."""
+    for app in APPLICATIONS:
+        for pkg in (f"{EXPERIMENTS}.{app}", f"linrank.commands.{app}"):
+            if module == pkg or module.startswith(pkg + "."):
+                return app
+    return None
+
+
+def _in(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def _application_violation(e: ImportEdge) -> str | None:
+    """The layering on top of the core: None if the import ``e`` is allowed."""
+    if e.source in FACADES or _in(e.source, "linrank.devtools"):
+        return None
+    src, dst = application_of(e.source), application_of(e.target)
+    if src is not None and dst is not None and dst != src:
+        return (f"{e.source}:{e.line}: application {src} imports application {dst} ({e.target}); "
+                f"what both use belongs in {SHARED}")
+    if e.target == EXPERIMENTS:  # its __init__ imports the reproduction: name what you use
+        return f"{e.source}:{e.line}: imports {EXPERIMENTS} (import the application or {SHARED})"
+    if src is None and dst is not None:
+        where = SHARED if _in(e.source, SHARED) else "the core or a core tool"
+        return f"{e.source}:{e.line}: {where} imports application {dst} ({e.target})"
+    if src is None and not _in(e.source, EXPERIMENTS) and not _in(e.source, "linrank.commands") \
+            and _in(e.target, EXPERIMENTS):
+        return f"{e.source}:{e.line}: core module imports {e.target} (the applications sit on top)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -171,6 +221,10 @@ def violations(layout: Layout, exempt: dict[str, str] | None = None) -> list[str
     * a core module (:data:`CORE_LAYERS`) importing a linrank module that is not below it;
     * a module of a package of :data:`PACKAGE_LAYERS` importing a linrank module outside that
       package and not listed with it;
+    * an application (:data:`APPLICATIONS`, in ``experiments/<app>/`` or ``commands/<app>.py``)
+      importing another application; :data:`SHARED` importing an application; a module that is
+      neither an application, a command nor a facade (:data:`FACADES`) importing the
+      experiments;
     * a module above :data:`MAX_LINES` lines (unless in ``exempt``, default
       :data:`LINE_LIMIT_EXEMPT`);
     * ``from <linrank module> import _name`` in another module (private names stay private).
@@ -197,6 +251,9 @@ def violations(layout: Layout, exempt: dict[str, str] | None = None) -> list[str
                     f"{e.source}:{e.line}: {package} imports {e.target} (allowed: its own modules, "
                     f"{', '.join(allowed)})"
                 )
+        bad = _application_violation(e)
+        if bad:
+            out.append(bad)
         private = [n for n in e.names if n.startswith("_") and not n.startswith("__")]
         if private and e.target != e.source:
             out.append(
@@ -215,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     print("core layers (lowest first): " + " -> ".join(CORE_LAYERS))
     for package, allowed in PACKAGE_LAYERS.items():
         print(f"{package} (above the core) may import: {', '.join(allowed)}")
+    print(f"applications (import the core and {SHARED}, never each other): "
+          + ", ".join(f"{EXPERIMENTS}.{a}" for a in APPLICATIONS))
     for name in sorted(graph):
         deps = ", ".join(sorted(graph[name])) or "-"
         print(f"  {name} ({layout.lines[name]} lines): {deps}")

@@ -1,25 +1,41 @@
-"""Reproduction of the experiments of Section 7 of Bah, Rauhut, Terstiege, Westdickenberg (2019).
+"""The applications built on the core, and the pieces they share.
 
-* :mod:`linrank.experiments.starts` -- the paper's starts, starts inside / near the boundary of /
-  outside condition (47), the special start for any depth, non-balanced starts, and
-  :func:`condition_47`.
-* :mod:`linrank.experiments.limits` -- closed forms (the Figure 3 limit from the conserved D, the
-  special start's exact solution) and fitted rates / escape times.
-* :mod:`linrank.experiments.paper` -- set-up, one run (:func:`run_spec`) with its stopping rule.
-* :mod:`linrank.experiments.plan` -- the list of runs, Corollary 8, the strict-saddle table.
-* :mod:`linrank.experiments.driver` -- runs many specs over seeds (cache, processes, Ctrl-C).
-* :mod:`linrank.experiments.verdicts` -- one verdict per claim, resting on a stated run list.
-* :mod:`linrank.experiments.figures` -- fig1.png ... fig5.png.
-* :mod:`linrank.experiments.report` -- summary.json, details.json, report.md.
-* :mod:`linrank.experiments.outputs` -- output-directory lock, ownership and atomic writes.
-* :func:`reproduce` -- all of it into one directory (the ``linrank reproduce`` command).
+Each application is a package with a small API in its ``__init__`` and its entry function in
+``app.py``; ``linrank.commands.<name>`` is its command line. Applications import the core and
+:mod:`linrank.experiments.shared`, never each other (``python -m linrank.devtools.layout``
+checks it).
+
+* :mod:`linrank.experiments.reproduce` -- the reproduction of Section 7 of Bah, Rauhut,
+  Terstiege, Westdickenberg (2019): starts, runs, verdicts, figures, report
+  (:func:`reproduce`, ``linrank reproduce``).
+* :mod:`linrank.experiments.compare` -- optimizers on the fixed-rank manifold compared
+  (``linrank compare``).
+* :mod:`linrank.experiments.sweep` -- flow runs over a grid, locally or on Dask
+  (``linrank sweep``).
+* :mod:`linrank.experiments.search` -- adversarial starts inside a hypothesis
+  (``linrank search``).
+* :mod:`linrank.experiments.shared` -- output directories (locks, manifests, atomic writes),
+  sealed caches, resources, the paper's starts, counterexample families, hypotheses, start files.
+
+The old module paths (``linrank.experiments.starts``, ``.families``, ``.sweep_grid``, ...) work
+for one more version with a DeprecationWarning (:mod:`linrank.experiments.deprecated`).
 """
 
 from __future__ import annotations
 
-from .paper import RunRecord, RunSpec, Settings, run_spec
-from .plan import default_specs, perturbation_specs
-from .reproduce import ReproductionResult, reproduce  # noqa: E402
+from .deprecated import install as _install_old_paths
+from .reproduce import (
+    ReproductionResult,
+    RunRecord,
+    RunSpec,
+    Settings,
+    default_specs,
+    perturbation_specs,
+    reproduce,
+    run_spec,
+)
+
+_install_old_paths()
 
 __all__ = [
     "RunRecord",

@@ -98,8 +98,8 @@ def code_identity() -> dict:
     """
     from importlib import metadata
 
+    from ... import __version__
     from ...devtools.layout import scan
-    from .. import __version__
 
     layout = scan()
     graph = layout.graph()
