@@ -270,15 +270,39 @@ def test_rows_from_a_worker_with_other_code_stop_the_search(tmp_path, monkeypatc
     assert "0000000000000000" not in _text(tmp_path / "w")
 
 
-def test_search_starts_refuse_stale_rows(quick, tmp_path):
-    from linrank.experiments.shared.startfile import StartFileError, search_starts
+def test_search_starts_use_stale_rows_and_refuse_changed_ones(quick, tmp_path):
+    """A start is its matrix B, whatever code measured its objective: rows of other code (with
+    a valid checksum) give the same starts; rows whose checksum fails give none."""
+    import csv
+    import io
+
+    from linrank.experiments.shared.startfile import (
+        COLUMNS,
+        StartFileError,
+        row_checksum,
+        search_starts,
+    )
 
     out, _ = quick
+    fresh = search_starts(out, 3, 3)
     d = _copy_search(out, tmp_path / "s")
-    text = _text(d).replace(_text(d).splitlines()[1].split(",")[-2], "0123456789abcdef")
-    (d / "worst.csv").write_text(text)
+    rows = list(csv.DictReader(io.StringIO(_text(d))))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        r = dict(r, code="0123456789abcdef")
+        r["checksum"] = row_checksum(r)
+        w.writerow(r)
+    (d / "worst.csv").write_text(buf.getvalue())
+    stale = search_starts(d, 3, 3)
+    assert len(stale) == len(fresh) and all(np.array_equal(a, b) for a, b in zip(stale, fresh))
+    # the same code field written without its checksum: every row is "changed"
+    e = _copy_search(out, tmp_path / "e")
+    text = _text(e).replace(_text(e).splitlines()[1].split(",")[-2], "0123456789abcdef")
+    (e / "worst.csv").write_text(text)
     with pytest.raises(StartFileError, match="no row that verifies"):
-        search_starts(d, 3, 3)
+        search_starts(e, 3, 3)
 
 
 def test_report_sentences_hold_for_its_rows(quick):

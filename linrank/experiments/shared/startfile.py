@@ -154,17 +154,19 @@ def read_config(directory: str | os.PathLike) -> dict:
     return man
 
 
-def read_rows(path: str | os.PathLike, key: str,
-              code: str | None = None) -> tuple[list[dict], list[str]]:
+def read_rows(path: str | os.PathLike, key: str, code: str | None = None, *,
+              any_code: bool = False) -> tuple[list[dict], list[str]]:
     """The verified rows of a worst.csv and the problems met (one line each, naming the row).
 
     A row is used only if its checksum matches its values, its ``config`` is ``key`` and its
     ``code`` is ``code`` (default :func:`code_key`, the code running now). Left out and reported
     in ``problems``: a last line without its newline (cut by a kill), a row with the wrong number
     of fields, a changed row (bad checksum), a foreign row (another configuration) and a stale
-    row (other code). A header other than :data:`COLUMNS` raises StartFileError.
+    row (other code). A header other than :data:`COLUMNS` raises StartFileError. With
+    ``any_code=True`` rows of other code are kept (for their starts, which do not depend on the
+    code; their objectives do).
     """
-    code = code_key() if code is None else code
+    code = None if any_code else (code_key() if code is None else code)
     path = os.fspath(path)
     if not os.path.exists(path):
         return [], []
@@ -196,7 +198,7 @@ def read_rows(path: str | os.PathLike, key: str,
         elif row["config"] != key:
             problems.append(f"{where}: foreign (computed for another search, configuration "
                             f"{row['config']}, this one {key}): dropped")
-        elif row["code"] != code:
+        elif code is not None and row["code"] != code:
             problems.append(f"{where}: stale (computed by other code, {row['code']}; this code "
                             f"is {code}): dropped")
         else:
@@ -207,8 +209,11 @@ def read_rows(path: str | os.PathLike, key: str,
 def search_starts(directory: str | os.PathLike, d: int, rank: int) -> list[np.ndarray]:
     """The eigenbasis matrices B of a search's starts inside its hypothesis, worst first.
 
-    Sorted by objective (descending), then unit and index; each B once. Raises StartFileError
-    if the directory holds no search, or one of another d or rank, or no usable start.
+    Sorted by objective (descending), then unit and index; each B once. A start is its matrix B
+    in the eigenbasis of the data, whatever code computed its row: rows of other code (stale for
+    a resumed search) are used too, ranked by the objective that code measured; cut, changed
+    and foreign rows are not. Raises StartFileError if the directory holds no search, or one of
+    another d or rank, or no usable start.
     """
     directory = os.fspath(directory)
     man = read_config(directory)
@@ -216,7 +221,7 @@ def search_starts(directory: str | os.PathLike, d: int, rank: int) -> list[np.nd
     if int(cfg.get("d", -1)) != d or int(cfg.get("rank", -1)) != rank:
         raise StartFileError(f"the search in {directory} has d = {cfg.get('d')}, rank = "
                              f"{cfg.get('rank')}; this run needs d = {d}, rank = {rank}")
-    rows, problems = read_rows(os.path.join(directory, RESULTS), man["key"])
+    rows, problems = read_rows(os.path.join(directory, RESULTS), man["key"], any_code=True)
     if problems and not rows:
         raise StartFileError(f"{directory}/{RESULTS} has no row that verifies ({problems[0]}"
                              + (f"; and {len(problems) - 1} more" if len(problems) > 1 else "")
