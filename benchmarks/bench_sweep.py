@@ -25,8 +25,10 @@ import time
 
 import numpy as np
 
-from linrank.experiments.sweep.app import read_rows, sweep
-from linrank.experiments.sweep.run import COLUMNS
+try:
+    from linrank.experiments.sweep.app import FILE_COLUMNS, read_rows, sweep
+except ModuleNotFoundError:  # before the experiments became packages (to time both layouts)
+    from linrank.experiments.sweep import FILE_COLUMNS, read_rows, sweep  # type: ignore
 
 GRID = """
 [sweep]
@@ -62,7 +64,7 @@ def task_overhead(n: int, client=None) -> float:
 def io_per_row(rows: list[dict], path: str) -> float:
     t = time.perf_counter()
     with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
+        w = csv.DictWriter(fh, fieldnames=FILE_COLUMNS, lineterminator="\n")
         w.writeheader()
         for r in rows:
             w.writerow(r)
