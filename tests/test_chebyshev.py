@@ -17,8 +17,9 @@ from linrank import (
     manifold_flow,
     matrix_completion_problem,
 )
-from linrank.flows.chebyshev import S_MAX, rkc_coefficients, rkc_stages, rkc_step
+from linrank.flows.chebyshev import S_MAX, rkc_coefficients, rkc_stages, rkc_step, set_hermite
 from linrank.flows.system import Evaluation, VectorSystem
+from linrank.flows.tableaux import dense_weights
 
 
 @pytest.mark.parametrize("s", [2, 3, 7, 40, S_MAX])
@@ -89,6 +90,40 @@ def test_rkc_converges_with_order_two_against_expm():
         errs.append(np.linalg.norm(y - exact))
     rates = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
     assert np.all(rates > 1.8), (errs, rates)  # order 2
+
+
+def test_hermite_extension_has_local_error_order_four():
+    """set_hermite from the exact end points and slopes of y' = Ay: the interpolant's error at
+    theta = 0.3 and 0.5 falls like h^4 (the weights of dense_weights("hermite")); from an RKC
+    step it is within a small factor of the step's own local error."""
+    rng = np.random.default_rng(4)
+    Q = np.linalg.qr(rng.standard_normal((6, 6)))[0]
+    A = (Q * -np.geomspace(0.5, 4.0, 6)) @ Q.T
+    sysm = _Linear(A)
+    y0 = rng.standard_normal(6)
+    integ = _Integ(sysm)
+    errs = []
+    for h in (0.2, 0.1, 0.05):
+        y1 = expm(h * A) @ y0
+        set_hermite(integ, y0, h, sysm.rhs(y0), sysm.rhs(y1), y1 - y0)
+        y, hh, evals, kind = integ._dense
+        assert kind == "hermite" and hh == h
+        e = 0.0
+        for th in (0.3, 0.5):
+            u = sysm.advance(y, hh, dense_weights(kind, th), evals)
+            e = max(e, np.linalg.norm(u - expm(th * h * A) @ y0))
+        assert np.allclose(sysm.advance(y, hh, dense_weights(kind, 1.0), evals), y1,
+                           rtol=1e-14, atol=1e-14)
+        errs.append(e)
+    rates = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
+    assert np.all(rates > 3.5), (errs, rates)  # order 4 (measured 3.77, 3.88)
+    h = 0.1
+    y1, _, _ = rkc_step(integ, sysm, y0, sysm.rhs(y0), h, 3, 1e-6, 1e-9)
+    y, hh, evals, kind = integ._dense
+    step_err = np.linalg.norm(y1 - expm(h * A) @ y0)
+    mid_err = np.linalg.norm(sysm.advance(y, hh, dense_weights(kind, 0.5), evals)
+                             - expm(0.5 * h * A) @ y0)
+    assert mid_err <= 2.0 * step_err, (mid_err, step_err)
 
 
 def test_error_estimate_tracks_the_local_error():

@@ -57,8 +57,8 @@ Common options (keyword only)
     stability, and between them by cost; :mod:`linrank.flows.stiff`; not the default, see
     BENCHMARKS.md "Stiff stepping"); the stiff methods are available for factor_flow and for the
     factored engine of manifold_flow / riemannian_flow (depth >= 2), and report their counters
-    in ``FlowResult.stepper``; events and ftol are located at the end of a Rosenbrock or
-    Chebyshev step (no continuous extension);
+    in ``FlowResult.stepper``; events and ftol in a Rosenbrock or Chebyshev step are located on
+    its cubic Hermite interpolant (values and slopes at both ends);
     ``rtol`` (1e-6), ``atol`` (1e-9): as in scipy's solve_ivp (manifold_flow measures the error
     in the Frobenius norm of the product: ``||E||_F <= atol sqrt(d_x d_y) + rtol ||W||_F`` per
     step); ``step``: the step of RK4/Euler (required for them); ``first_step``, ``max_step``,
@@ -89,8 +89,9 @@ Common options (keyword only)
 Stop rules, events and recorders (every flow; :mod:`linrank.flows.events`)
     ``gtol``: stop ("converged") when the gradient norm is <= gtol; ``ftol``: stop ("converged")
     when the loss is <= ftol, at the time located on the step's continuous extension (Brent's
-    method on Dormand-Prince's order-4 interpolant for RK45, RK4's order-3 one; at the iterate
-    for Euler); ``rdtol`` with ``rdwindow`` (default 1.0): stop ("stalled") at the first accepted
+    method on Dormand-Prince's order-4 interpolant for RK45, RK4's order-3 one, the cubic
+    Hermite interpolant of a Rosenbrock or Chebyshev step; at the iterate for Euler);
+    ``rdtol`` with ``rdwindow`` (default 1.0): stop ("stalled") at the first accepted
     t where ``L(t') - L(t) <= rdtol * abs(L(t'))``, t' the latest accepted time <= t - rdwindow
     (never before t = rdwindow); ``events``: a callable g(t, W) or a list of them, in the manner of
     scipy's solve_ivp, with optional attributes ``terminal`` (True or a count of zeros after

@@ -52,7 +52,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["S_MAX", "RKCCoefficients", "rkc_coefficients", "rkc_stages", "rkc_step"]
+__all__ = ["S_MAX", "RKCCoefficients", "rkc_coefficients", "rkc_stages", "rkc_step",
+           "set_hermite"]
 
 S_MAX = 250
 _DAMP = 2.0 / 13.0
@@ -148,7 +149,26 @@ def rkc_step(integ: Any, system: Any, y: Any, ev0: Any, h: float, s: int, rtol: 
         D_prev2, D_prev = D_prev, D
     y_new = system.normalize(system.advance(y, 1.0, [1.0], [_Slope(D_prev)]))
     ev_new = integ._eval(y_new)
+    set_hermite(integ, y, h, ev0, ev_new, D_prev)
     sc = system.error_scale(y, y_new, rtol, atol)
     err = h * system.error_norm(y, [-0.8 / h, 0.4, 0.4],
                                 [_Slope(D_prev), ev0, ev_new], sc)
     return y_new, ev_new, float(err)
+
+
+def set_hermite(integ: Any, y: Any, h: float, ev0: Any, ev1: Any, delta: np.ndarray) -> None:
+    r"""Give the integrator ``integ`` the continuous extension of the step from y of length h:
+    the cubic Hermite interpolant
+
+    .. math::
+
+        u(\theta) = y_n + (3\theta^2 - 2\theta^3)\,\Delta
+            + h(\theta - 2\theta^2 + \theta^3) F_n + h(\theta^3 - \theta^2) F_{n+1},
+
+    :math:`\Delta = y_{n+1} - y_n` (the step's increment before normalization), ``ev0.K`` =
+    :math:`F_n`, ``ev1.K`` = :math:`F_{n+1}` (the slope at the new point, which the next step
+    uses: nothing is evaluated here). It matches values and slopes at both ends, so its local
+    error is :math:`O(h^4)` plus the step's own (for the order-2 RKC and order-3 ROS34PW2 steps,
+    as accurate as the step); events and ``ftol`` are located on it
+    (:func:`linrank.flows.tableaux.dense_weights`, kind ``"hermite"``)."""
+    integ._dense = (y, h, [ev0, ev1, _Slope(delta / h)], "hermite")

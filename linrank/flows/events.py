@@ -11,8 +11,11 @@ r"""Events, recorders and the located stop rules of the flows (used by the integ
   falling ones, 0: both). A zero is an accepted step [t_n, t_n+1] with g(t_n) < 0 <= g(t_n+1)
   (rising) or g(t_n) > 0 >= g(t_n+1) (falling); it is located by Brent's method on the step's
   continuous extension (:func:`linrank.flows.tableaux.dense_weights`: Dormand-Prince's order-4
-  interpolant for RK45, the order-3 one of RK4), so its time is as accurate as the interpolant
-  (the local error of the step), plus 1e-13 of the step in the root finder. Euler is gradient
+  interpolant for RK45, the order-3 one of RK4, and for the Rosenbrock (ROS34PW2) and Chebyshev
+  (RKC) steps of ``method="Rosenbrock"``/``"auto"`` the cubic Hermite interpolant of the step's
+  end points and slopes, :func:`linrank.flows.chebyshev.set_hermite`, local error O(h^4)), so
+  its time is as accurate as the interpolant (the local error of the step), plus 1e-13 of the
+  step in the root finder. Euler is gradient
   descent: its events are the iterates, not points between them (no interpolation).
 * ``ftol``: the event "loss = ftol" (falling, terminal), located the same way on the loss of the
   interpolated state.

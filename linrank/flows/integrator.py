@@ -131,7 +131,7 @@ class Integrator:
         system.run_state = {}  # small per-run numbers of the system (saved in checkpoints)
         self.events = EventMonitor(opts.events, self._item, system.to_array)
         self.window: deque = deque()  # (t, loss) of accepted points, for rdtol
-        self._dense: tuple | None = None  # (y, h, evals) of the last step (continuous extension)
+        self._dense: tuple | None = None  # (y, h, evals, kind) of the last step (dense_weights)
         self.fixed = opts.method in ("Euler", "RK4")
         self.n_fixed = (int(np.floor(t_end / opts.step + _SLACK)) if self.fixed and opts.step
                         else 0)
@@ -257,7 +257,7 @@ class Integrator:
         for row in tab.A[1:]:
             evals.append(self._eval(self.sys.advance(y, h, row, evals), full=False))
         y_new = self.sys.normalize(self.sys.advance(y, h, tab.B, evals))
-        self._dense = (y, h, evals)
+        self._dense = (y, h, evals, self.o.method)
         return y_new, self._eval(y_new), 0.0
 
     def _dp_step(self, y: Any, ev0: Evaluation, h: float):
@@ -275,7 +275,7 @@ class Integrator:
         evals.append(ev_new)
         sc = self.sys.error_scale(y, y_new, self.o.rtol, self.o.atol)
         err = h * self.sys.error_norm(y, DOPRI5.E, evals, sc)
-        self._dense = (y, h, evals)
+        self._dense = (y, h, evals, "RK45")
         return y_new, ev_new, err
 
     def _initial_step(self, y: Any, ev0: Evaluation) -> float:
@@ -325,7 +325,6 @@ class Integrator:
             try:
                 with _quiet():
                     if self.stepper is not None:  # stiff stepper hook
-                        self._dense = None  # a Rosenbrock step has no continuous extension
                         y_new, ev_new, err = self.stepper.step(self, y, ev, h_try)
                     else:
                         y_new, ev_new, err = self._dp_step(y, ev, h_try)
@@ -385,8 +384,8 @@ class Integrator:
     # -------------------------------------------------------------- events and ftol
     def dense_state(self, theta: float) -> Any:
         """The state at the fraction theta of the last step (its continuous extension)."""
-        y, h, evals = self._dense
-        w = dense_weights(self.o.method, theta)
+        y, h, evals, kind = self._dense
+        w = dense_weights(kind, theta)
         with _quiet():
             return self.sys.normalize(self.sys.advance(y, h, w, evals[: len(w)]))
 
@@ -397,7 +396,8 @@ class Integrator:
     def locate_zero(self, g: Any, g0: float, g1: float) -> float:
         """theta of the zero of ``g(state)`` in the last step; Euler (gradient descent) and a
         step without a continuous extension (``self._dense`` None: a step method sets it to
-        (y, h, evals) for :func:`~linrank.flows.tableaux.dense_weights`) give the step's end."""
+        (y, h, evals, kind) for :func:`~linrank.flows.tableaux.dense_weights`) give the step's
+        end."""
         if self.o.method == "Euler" or self._dense is None:
             return 1.0
         try:

@@ -58,7 +58,13 @@ def dense_weights(method: str, theta: float) -> list[float]:
     """The weights b_j(theta) of the continuous extension of ``method`` at the fraction theta of
     a step: Dormand-Prince's (order 4, seven slopes) for RK45, the classical one of RK4 (order 3:
     b_1 = theta - 3 theta^2 / 2 + 2 theta^3 / 3, b_2 = b_3 = theta^2 - 2 theta^3 / 3,
-    b_4 = -theta^2 / 2 + 2 theta^3 / 3); Euler's is linear (b_1 = theta)."""
+    b_4 = -theta^2 / 2 + 2 theta^3 / 3); Euler's is linear (b_1 = theta). ``"hermite"``: the
+    cubic Hermite interpolant of a step (stiff steps, :mod:`linrank.flows.stiff`) from the slopes
+    (F_n, F_{n+1}, Delta/h), Delta = y_{n+1} - y_n: weights (theta - 2 theta^2 + theta^3,
+    theta^3 - theta^2, 3 theta^2 - 2 theta^3), local error O(h^4)."""
+    if method == "hermite":
+        t2, t3 = theta * theta, theta ** 3
+        return [theta - 2.0 * t2 + t3, t3 - t2, 3.0 * t2 - 2.0 * t3]
     if method == "RK45":
         return [sum(c * theta ** (p + 1) for p, c in enumerate(row)) for row in DOPRI5_DENSE]
     if method == "RK4":
