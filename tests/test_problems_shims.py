@@ -125,3 +125,15 @@ def test_linrank_top_level_names_are_the_package_objects():
     for name in ("ambient_problem", "autograd_problem", "least_squares_problem",
                  "matrix_completion_problem", "matrix_sensing_problem"):
         assert getattr(linrank, name) is getattr(problems, name)
+
+
+@pytest.mark.parametrize("old", sorted(OLD_TO_NEW))
+def test_old_path_is_the_new_module_so_monkeypatches_reach_both(old, monkeypatch):
+    new = importlib.import_module(OLD_TO_NEW[old])
+    with pytest.warns(DeprecationWarning):
+        shim = _fresh_import(old, monkeypatch)
+    assert shim is new
+    name = new.__all__[0]
+    sentinel = object()
+    monkeypatch.setattr(shim, name, sentinel)  # patched through the old name ...
+    assert getattr(new, name) is sentinel  # ... is seen through the new one
