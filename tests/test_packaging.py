@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -67,6 +68,14 @@ def test_cli_version(capsys):
         cli.main(["--version"])
     assert exc.value.code == 0
     assert capsys.readouterr().out.strip() == f"linrank {linrank.__version__}"
+
+
+def test_python_dash_m_linrank_is_the_console_script():
+    """``python -m linrank --version`` works as ``linrank --version`` does."""
+    out = subprocess.run([sys.executable, "-m", "linrank", "--version"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"linrank {linrank.__version__}"
 
 
 def test_version_flag_is_top_level_only(capsys):
