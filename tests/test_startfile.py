@@ -79,3 +79,37 @@ start = "search:{found}"
         load_grid(grid.replace("d = 3", "d = 4"))
     with pytest.raises(GridError, match="autoencoder"):
         load_grid(grid.replace("depth = 3", 'depth = 3\ndata = "regression"'))
+
+
+def test_a_changed_search_directory_is_another_grid(found, tmp_path):
+    """The starts a search:DIR gives are part of the grid's identity: after the directory's
+    rows change (here one row dropped by hand, with the others intact), a sweep begun on it is
+    refused on resume instead of reading rows that stood for other starts."""
+    import shutil
+
+    from linrank.experiments.sweep.app import SweepError
+
+    d = tmp_path / "s"
+    shutil.copytree(found, d)
+    grid = f"""
+[sweep]
+seeds = [0]
+t_max = 5.0
+
+[[grid]]
+d = 3
+rank = 3
+depth = 3
+start = "search:{d}"
+"""
+    g = load_grid(grid)
+    assert g.search_digests and load_grid(grid).hash == g.hash
+    sweep(g, tmp_path / "sw", n_jobs=1, progress=False)
+    lines = (d / "worst.csv").read_text().splitlines(keepends=True)
+    assert len(search_starts(d, 3, 3)) > 1
+    (d / "worst.csv").write_text(lines[0] + lines[-1])  # one verified row left
+    assert len(search_starts(d, 3, 3)) == 1
+    g2 = load_grid(grid)
+    assert g2.hash != g.hash
+    with pytest.raises(SweepError, match="another grid"):
+        sweep(g2, tmp_path / "sw", n_jobs=1, progress=False)

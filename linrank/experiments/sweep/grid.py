@@ -45,8 +45,10 @@ import math
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+import numpy as np
 
 from ..shared.resources import check_memory
 
@@ -162,9 +164,16 @@ class Grid:
     runs: list[RunSpec]
     blocks: list[dict]
     source: str
+    #: sha256 of the starts each ``search:DIR`` gives ("DIR d rank" -> digest): part of the
+    #: grid's identity, so a search directory that changed since a sweep began (other rows, other
+    #: order) makes its output directory another grid's, refused on resume, never reported
+    search_digests: dict[str, str] = field(default_factory=dict)
 
     @property
     def canonical(self) -> str:
+        if self.search_digests:
+            return json.dumps({"blocks": self.blocks, "search_starts": self.search_digests},
+                              sort_keys=True)
         return json.dumps(self.blocks, sort_keys=True)
 
     @property
@@ -401,4 +410,20 @@ def load_grid(source: object, name: str | None = None,
                                        "earlier block")
                 seen.add(key)
                 runs.append(spec)
-    return Grid(runs=runs, blocks=norm_blocks, source=text)
+    return Grid(runs=runs, blocks=norm_blocks, source=text, search_digests=_search_digests(runs))
+
+
+def _search_digests(runs: list[RunSpec]) -> dict[str, str]:
+    """The digest of the start list of every ``search:DIR`` start of the runs (see :class:`Grid`)."""
+    from ..shared.startfile import search_starts
+
+    out: dict[str, str] = {}
+    for spec in runs:
+        if spec.start.startswith("search:"):
+            key = f"{spec.start[7:]} {spec.d} {spec.rank}"
+            if key not in out:
+                h = hashlib.sha256()
+                for B in search_starts(spec.start[7:], spec.d, spec.rank):
+                    h.update(np.ascontiguousarray(B, dtype=float).tobytes())
+                out[key] = h.hexdigest()[:16]
+    return out
