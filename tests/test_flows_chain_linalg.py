@@ -181,3 +181,21 @@ def test_chain_orientation_rule_sees_an_inner_factor_crossing():
     assert sysm.normalize(y1) is y1 and sysm.rebalanced == 1
     status, message, info = sysm.check_stop(y1, 1.0)
     assert status == "collapsed" and "det W_j of an inner factor changed sign" in message
+
+
+def test_manifold_flow_refuses_an_explicit_chain_beyond_its_depth_limit():
+    """engine="chain" at N = 10^6 is refused before any work (the chain's cost grows faster
+    than N); engine="auto" there integrates the factored engine, whose cost does not depend on
+    N."""
+    from linrank import manifold_flow
+    from linrank.flows.riemannian import CHAIN_DEPTH_LIMIT
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((5, 10))
+    W0 = rng.standard_normal((5, 2)) @ rng.standard_normal((2, 5))
+    with pytest.raises(ValueError, match="engine='chain' at depth 1000000"):
+        manifold_flow(X, None, W0, 10**6, 0.1, engine="chain")
+    with pytest.raises(ValueError, match="engine='chain'"):
+        manifold_flow(X, None, W0, CHAIN_DEPTH_LIMIT + 1, 0.1, engine="chain")
+    r = manifold_flow(X, None, W0, 10**6, 0.01)
+    assert r.status == "completed"

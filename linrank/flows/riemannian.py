@@ -19,7 +19,7 @@ from .projected import ProjectedSystem
 from .result import FlowResult
 from .targets import parse_target
 
-__all__ = ["CHAIN_MAX_DEPTH", "ENGINES", "OWN", "check_collapse_tol", "check_start_shape",
+__all__ = ["CHAIN_DEPTH_LIMIT", "CHAIN_MAX_DEPTH", "ENGINES", "OWN", "check_collapse_tol", "check_start_shape",
            "choose_engine", "manifold_engine", "manifold_flow"]
 
 #: the engines of manifold_flow by name
@@ -117,6 +117,10 @@ def manifold_flow(
 #: the largest depth at which manifold_flow's engine="auto" integrates the balanced chain
 #: (cost per evaluation growing like N; BENCHMARKS.md "Tiny singular values")
 CHAIN_MAX_DEPTH = 8
+#: the largest depth at which engine="chain" is accepted: the chain holds N - 2 inner k x k
+#: factors and its time grows faster than N (5 x 5 data, k = 2, t_end = 0.2: 0.44 s at N = 100,
+#: 26 s at N = 1000); beyond it the factored engine, whose cost does not depend on N, is the way
+CHAIN_DEPTH_LIMIT = 1000
 
 
 def manifold_engine(engine: object, depth: int, method: str) -> type:
@@ -128,6 +132,10 @@ def manifold_engine(engine: object, depth: int, method: str) -> type:
         if depth < 2:
             raise ValueError("engine='chain' needs depth N >= 2 (a chain of N factors); use "
                              "'projected' or 'auto' for N = 1")
+        if depth > CHAIN_DEPTH_LIMIT:
+            raise ValueError(f"engine='chain' at depth {depth}: the chain of N factors is refused "
+                             f"above N = {CHAIN_DEPTH_LIMIT} (its cost grows faster than N); use "
+                             "engine='factored' or 'auto', whose cost does not depend on N")
         return ChainSystem
     cls = choose_engine(engine, depth)
     if engine == "auto" and 2 <= depth <= CHAIN_MAX_DEPTH and method == "RK45":
